@@ -1,0 +1,399 @@
+//! The node config: a TOML file, parsed and then validated in full before anything starts.
+//!
+//! Every problem is reported as one `ConfigError` that names the key or the file, and `tandemd`
+//! exits with status 2 on it. This module only reads and checks; it opens no sockets and writes
+//! no files. Relative paths are resolved against the config file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::parse_duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The file as written: strings where the validated form has durations and addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: String,
+    #[serde(default = "default_clock_offset")]
+    max_clock_offset: String,
+    node: RawNode,
+    #[serde(default)]
+    listen: RawListen,
+    peer: RawPeer,
+    #[serde(default)]
+    timers: RawTimers,
+    tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    #[serde(default = "default_priority")]
+    priority: u32,
+    #[serde(default = "default_data_dir")]
+    data_dir: String,
+    #[serde(default)]
+    reachability: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawListen {
+    peer: String,
+    client: String,
+    admin: String,
+    http: String,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        RawListen {
+            peer: "0.0.0.0:7400".into(),
+            client: "0.0.0.0:7401".into(),
+            admin: "127.0.0.1:7402".into(),
+            http: "0.0.0.0:7480".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    name: String,
+    address: String,
+    client_address: String,
+    #[serde(default)]
+    extra_addresses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTimers {
+    keepalive_interval: String,
+    warn_after_misses: u32,
+    failover_after_misses: u32,
+    startup_failover_after_misses: u32,
+    min_failover_interval: String,
+}
+
+impl Default for RawTimers {
+    fn default() -> Self {
+        RawTimers {
+            keepalive_interval: "100ms".into(),
+            warn_after_misses: 3,
+            failover_after_misses: 8,
+            startup_failover_after_misses: 50,
+            min_failover_interval: "5m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn default_clock_offset() -> String {
+    "500ms".into()
+}
+
+fn default_priority() -> u32 {
+    100
+}
+
+fn default_data_dir() -> String {
+    "/var/lib/tandem".into()
+}
+
+/// A validated node config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    /// Cluster id; both nodes must agree, and it travels in every heartbeat.
+    pub cluster: String,
+    /// Clock skew to the peer above this raises an event.
+    pub max_clock_offset: Duration,
+    pub node: NodeConfig,
+    pub listen: ListenConfig,
+    pub peer: PeerConfig,
+    pub timers: Timers,
+    pub tls: crate::tls::TlsFiles,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    pub priority: u32,
+    pub data_dir: PathBuf,
+    /// host:port targets; at least one must answer before this node may take over.
+    pub reachability: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenConfig {
+    pub peer: SocketAddr,
+    pub client: SocketAddr,
+    pub admin: SocketAddr,
+    pub http: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub name: String,
+    /// host:port of the peer's peer port (keep-alives).
+    pub address: String,
+    /// host:port of the peer's client port, handed to refused clients and dialled by the fast path.
+    pub client_address: String,
+    /// More keep-alive paths, for a second network card.
+    pub extra_addresses: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timers {
+    pub keepalive_interval: Duration,
+    pub warn_after_misses: u32,
+    pub failover_after_misses: u32,
+    pub startup_failover_after_misses: u32,
+    pub min_failover_interval: Duration,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates `text` as if read from `path` (used for relative paths and messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        Validator { path, base: path.parent().unwrap_or(Path::new(".")) }.validate(raw)
+    }
+
+    /// Digest of the settings both nodes must share; a mismatch raises an event.
+    pub fn digest(&self) -> String {
+        let shared = format!(
+            "{}|{:?}|{:?}",
+            self.cluster, self.max_clock_offset, self.timers
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, shared.as_bytes());
+        digest.as_ref()[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        if raw.cluster.trim().is_empty() {
+            return Err(self.invalid("cluster", "must not be empty"));
+        }
+        let node = self.node(raw.node)?;
+        let peer = self.peer(raw.peer, &node.name)?;
+        let config = Config {
+            path: self.path.to_path_buf(),
+            cluster: raw.cluster,
+            max_clock_offset: self.duration("max_clock_offset", &raw.max_clock_offset)?,
+            listen: self.listen(&raw.listen)?,
+            timers: self.timers(&raw.timers)?,
+            tls: self.tls(&raw.tls)?,
+            node,
+            peer,
+        };
+        Ok(config)
+    }
+
+    fn duration(&self, key: &str, text: &str) -> Result<Duration, ConfigError> {
+        parse_duration(text).map_err(|message| self.invalid(key, message))
+    }
+
+    fn node(&self, raw: RawNode) -> Result<NodeConfig, ConfigError> {
+        check_name(&raw.name).map_err(|message| self.invalid("node.name", message))?;
+        for (index, target) in raw.reachability.iter().enumerate() {
+            check_host_port(target)
+                .map_err(|message| self.invalid(&format!("node.reachability[{index}]"), message))?;
+        }
+        if raw.data_dir.trim().is_empty() {
+            return Err(self.invalid("node.data_dir", "must not be empty"));
+        }
+        Ok(NodeConfig {
+            name: raw.name,
+            priority: raw.priority,
+            data_dir: self.resolve(&raw.data_dir),
+            reachability: raw.reachability,
+        })
+    }
+
+    fn peer(&self, raw: RawPeer, own_name: &str) -> Result<PeerConfig, ConfigError> {
+        check_name(&raw.name).map_err(|message| self.invalid("peer.name", message))?;
+        if raw.name == own_name {
+            return Err(self.invalid(
+                "peer.name",
+                format!("\"{}\" is this node's own name (node.name); name the other node", raw.name),
+            ));
+        }
+        check_host_port(&raw.address).map_err(|message| self.invalid("peer.address", message))?;
+        check_host_port(&raw.client_address)
+            .map_err(|message| self.invalid("peer.client_address", message))?;
+        for (index, address) in raw.extra_addresses.iter().enumerate() {
+            check_host_port(address)
+                .map_err(|message| self.invalid(&format!("peer.extra_addresses[{index}]"), message))?;
+        }
+        Ok(PeerConfig {
+            name: raw.name,
+            address: raw.address,
+            client_address: raw.client_address,
+            extra_addresses: raw.extra_addresses,
+        })
+    }
+
+    fn listen(&self, raw: &RawListen) -> Result<ListenConfig, ConfigError> {
+        let entries = [
+            ("listen.peer", &raw.peer),
+            ("listen.client", &raw.client),
+            ("listen.admin", &raw.admin),
+            ("listen.http", &raw.http),
+        ];
+        let mut parsed: Vec<(&str, SocketAddr)> = Vec::new();
+        for (key, text) in entries {
+            let address: SocketAddr = text.parse().map_err(|_| {
+                self.invalid(key, format!("\"{text}\" is not an address such as \"0.0.0.0:7400\""))
+            })?;
+            if let Some((other, _)) = parsed.iter().find(|(_, seen)| ports_clash(*seen, address)) {
+                return Err(self.invalid(
+                    key,
+                    format!("port {} is already used by {other}", address.port()),
+                ));
+            }
+            parsed.push((key, address));
+        }
+        Ok(ListenConfig {
+            peer: parsed[0].1,
+            client: parsed[1].1,
+            admin: parsed[2].1,
+            http: parsed[3].1,
+        })
+    }
+
+    fn timers(&self, raw: &RawTimers) -> Result<Timers, ConfigError> {
+        let keepalive_interval = self.duration("timers.keepalive_interval", &raw.keepalive_interval)?;
+        if keepalive_interval < Duration::from_millis(10) || keepalive_interval > Duration::from_secs(60) {
+            return Err(self.invalid("timers.keepalive_interval", "must be between 10ms and 60s"));
+        }
+        if raw.warn_after_misses == 0 {
+            return Err(self.invalid("timers.warn_after_misses", "must be at least 1"));
+        }
+        if raw.failover_after_misses < 2 {
+            return Err(self.invalid("timers.failover_after_misses", "must be at least 2"));
+        }
+        if raw.startup_failover_after_misses < raw.failover_after_misses {
+            return Err(self.invalid(
+                "timers.startup_failover_after_misses",
+                "must be at least timers.failover_after_misses",
+            ));
+        }
+        Ok(Timers {
+            keepalive_interval,
+            warn_after_misses: raw.warn_after_misses,
+            failover_after_misses: raw.failover_after_misses,
+            startup_failover_after_misses: raw.startup_failover_after_misses,
+            min_failover_interval: self
+                .duration("timers.min_failover_interval", &raw.min_failover_interval)?,
+        })
+    }
+
+    fn tls(&self, raw: &RawTls) -> Result<crate::tls::TlsFiles, ConfigError> {
+        let file = |key: &str, text: &str| -> Result<PathBuf, ConfigError> {
+            let path = self.resolve(text);
+            if !path.is_file() {
+                return Err(self.invalid(
+                    key,
+                    format!("file {} does not exist (create certificates with `tandemctl certs init`)", path.display()),
+                ));
+            }
+            Ok(path)
+        };
+        Ok(crate::tls::TlsFiles {
+            ca: file("tls.ca", &raw.ca)?,
+            cert: file("tls.cert", &raw.cert)?,
+            key: file("tls.key", &raw.key)?,
+        })
+    }
+
+    fn resolve(&self, text: &str) -> PathBuf {
+        let path = Path::new(text);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+}
+
+/// Two listeners clash when they share a port on the same or an unspecified address.
+fn ports_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("\"{name}\" is not a valid node name: use letters, digits and '-'"))
+    }
+}
+
+fn check_host_port(text: &str) -> Result<(), String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("\"{text}\" is not host:port"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("\"{text}\" is not host:port"));
+    }
+    Ok(())
+}

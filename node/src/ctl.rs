@@ -1,0 +1,394 @@
+//! `tandemctl`: the administrator's command line. It talks gRPC to one node's admin port.
+//!
+//! Exit status: 0 on success, 1 when the command was refused or failed (the message says why),
+//! 2 for usage errors (clap's own exit status for bad arguments).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tandem_proto::admin as pb;
+use tandem_proto::admin::admin_client::AdminClient;
+use tonic::transport::Channel;
+
+use crate::config::Config;
+use crate::status::Status;
+use crate::tls::{self, TlsFiles};
+
+/// The name every node certificate carries, so an administrator can dial any node by address.
+pub const NODE_SERVER_NAME: &str = "tandem-node";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Parser, Debug)]
+#[command(name = "tandemctl", version, about = "Drive a tandem pair")]
+pub struct Cli {
+    /// A node's config file: talk to that node's admin address with its certificate.
+    #[arg(long, global = true, conflicts_with = "node")]
+    pub config: Option<PathBuf>,
+    /// A node's admin address (host:port), for a remote administrator; needs --ca, --cert, --key.
+    #[arg(long, global = true, requires_all = ["ca", "cert", "key"])]
+    pub node: Option<String>,
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub cert: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtlCommand {
+    /// Both nodes, roles, terms and the peer link.
+    Status,
+    /// The terms: who held each one, when, and why.
+    History,
+    /// The event log; --follow keeps printing new events.
+    Events {
+        #[arg(long)]
+        follow: bool,
+        /// How many of the newest events to list.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Hand over from the active node (run against it) to the passive one.
+    Switchover {
+        #[arg(long)]
+        when_idle: bool,
+        #[arg(long)]
+        block_new_calls: bool,
+        #[arg(long)]
+        timeout: Option<String>,
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Run against the passive: take over now (a switchover if the active answers).
+    FailoverNow {
+        /// Take over even with an outdated disk or unreachable targets.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pair-wide automatic failover: suspend, resume or stop (stop also halts replication).
+    Monitoring { mode: MonitoringMode },
+    /// Make this node ineligible to become active (on), or eligible again (off).
+    Maintenance { state: OnOff },
+    /// Certificates for a new pair.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Start a local pair, run a scripted scenario and print what happened.
+    Demo {
+        /// Keep the demo's directory (configs, logs, data) instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// Create the CA, the node certificates and the admin certificate.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node names, comma-separated: a,b
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum MonitoringMode {
+    Suspend,
+    Resume,
+    Stop,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// A failure to report: exit status 1 with this message.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure(error.to_string())
+    }
+}
+
+/// Runs `tandemctl` with the process arguments; returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tandemctl: cannot start: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(Failure(message)) => {
+            eprintln!("tandemctl: {message}");
+            1
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    tls::install_crypto_provider();
+    match &cli.command {
+        CtlCommand::Certs {
+            command: CertsCommand::Init { dir, nodes },
+        } => {
+            let written = crate::certs::init_certs(dir, nodes)?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            return Ok(());
+        }
+        CtlCommand::Demo { keep } => return crate::demo::run(*keep).await.map_err(Failure),
+        _ => {}
+    }
+    let mut client = connect(&cli).await?;
+    match cli.command {
+        CtlCommand::Status => status(&mut client, cli.json).await,
+        CtlCommand::History => history(&mut client, cli.json).await,
+        CtlCommand::Events { follow, limit } => events(&mut client, follow, limit, cli.json).await,
+        CtlCommand::Switchover {
+            when_idle,
+            block_new_calls,
+            timeout,
+            cancel,
+        } => {
+            let timeout_ms = match timeout {
+                Some(text) => {
+                    let duration = crate::duration::parse_duration(&text).map_err(|e| Failure(format!("--timeout: {e}")))?;
+                    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+                }
+                None => 0,
+            };
+            let request = pb::SwitchoverRequest {
+                when_idle,
+                block_new_calls,
+                timeout_ms,
+                cancel,
+            };
+            print_reply(client.switchover(request).await, cli.json)
+        }
+        CtlCommand::FailoverNow { force } => print_reply(client.failover_now(pb::FailoverNowRequest { force }).await, cli.json),
+        CtlCommand::Monitoring { mode } => {
+            let mode = match mode {
+                MonitoringMode::Suspend => "suspended",
+                MonitoringMode::Resume => "on",
+                MonitoringMode::Stop => "stopped",
+            };
+            let request = pb::SetMonitoringRequest { mode: mode.into() };
+            print_reply(client.set_monitoring(request).await, cli.json)
+        }
+        CtlCommand::Maintenance { state } => {
+            let request = pb::SetMaintenanceRequest {
+                on: matches!(state, OnOff::On),
+            };
+            print_reply(client.set_maintenance(request).await, cli.json)
+        }
+        CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
+    }
+}
+
+/// Where to dial and with which files, from --config or from --node/--ca/--cert/--key.
+fn target(cli: &Cli) -> Result<(String, TlsFiles), Failure> {
+    if let Some(path) = &cli.config {
+        let config = Config::load(path)?;
+        let mut admin = config.listen.admin;
+        if admin.ip().is_unspecified() {
+            admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        return Ok((admin.to_string(), config.tls));
+    }
+    match (&cli.node, &cli.ca, &cli.cert, &cli.key) {
+        (Some(node), Some(ca), Some(cert), Some(key)) => Ok((
+            node.clone(),
+            TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        )),
+        _ => Err(Failure(
+            "say which node: --config node.toml, or --node ADDR --ca F --cert F --key F".into(),
+        )),
+    }
+}
+
+pub async fn connect(cli: &Cli) -> Result<AdminClient<Channel>, Failure> {
+    let (address, files) = target(cli)?;
+    connect_admin(&address, &files).await
+}
+
+/// Dials a node's admin port with a cluster-CA client certificate.
+pub async fn connect_admin(address: &str, files: &TlsFiles) -> Result<AdminClient<Channel>, Failure> {
+    let config = tls::client_config(files, true)?;
+    let channel = tls::connect(address, NODE_SERVER_NAME, config, CONNECT_TIMEOUT)
+        .await
+        .map_err(|error| Failure(format!("cannot reach the node's admin port: {error}")))?;
+    Ok(AdminClient::new(channel))
+}
+
+fn rpc_failure(status: tonic::Status) -> Failure {
+    Failure(status.message().to_string())
+}
+
+fn print_reply(result: Result<tonic::Response<pb::CommandReply>, tonic::Status>, json: bool) -> Result<(), Failure> {
+    let message = result.map_err(rpc_failure)?.into_inner().message;
+    if json {
+        println!("{}", serde_json::json!({ "message": message }));
+    } else {
+        println!("{message}");
+    }
+    Ok(())
+}
+
+/// Reads one node's status.
+pub async fn fetch_status(client: &mut AdminClient<Channel>) -> Result<Status, Failure> {
+    let reply = client.status(pb::StatusRequest {}).await.map_err(rpc_failure)?;
+    Ok(crate::status_wire::status_from_pb(reply.into_inner()))
+}
+
+async fn status(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Failure> {
+    let status = fetch_status(client).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render_status(&status));
+    }
+    Ok(())
+}
+
+/// The status as a short table for people.
+pub fn render_status(status: &Status) -> String {
+    let node = &status.node;
+    let peer = &status.peer;
+    let term = node
+        .term
+        .as_ref()
+        .map_or_else(|| "none".to_string(), |term| format!("({}, {})", term.epoch, term.node));
+    let on_off = |flag: bool| if flag { "on" } else { "off" };
+    let mut text = format!("cluster     {}\n", status.cluster);
+    text.push_str(&format!(
+        "this node   {:<8} {:<9} term {term}  epoch {}  priority {}  disk {}  admitting {}\n",
+        node.name,
+        node.role,
+        node.epoch,
+        node.priority,
+        node.disk,
+        if node.admitting { "yes" } else { "no" }
+    ));
+    let last_seen = peer
+        .last_seen_ms
+        .map_or_else(|| "never".to_string(), |ms| format!("{ms} ms ago"));
+    text.push_str(&format!(
+        "peer        {:<8} {:<9} link {}  last seen {last_seen}  missed {}  skew {} ms\n",
+        peer.name,
+        peer.role,
+        peer.state,
+        peer.missed_keepalives,
+        peer.clock_skew_ms.unwrap_or(0)
+    ));
+    text.push_str(&format!(
+        "monitoring  {}   maintenance {} (peer {})   switchover {}\n",
+        node.monitoring,
+        on_off(node.maintenance),
+        on_off(peer.maintenance),
+        status.switchover.state
+    ));
+    if peer.version_mismatch || peer.config_mismatch {
+        text.push_str("warning     the peer's version or shared settings differ (see events)\n");
+    }
+    text
+}
+
+async fn history(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Failure> {
+    let terms = client.history(pb::HistoryRequest {}).await.map_err(rpc_failure)?.into_inner().terms;
+    if json {
+        let rows: Vec<_> = terms
+            .iter()
+            .map(|t| serde_json::json!({"epoch": t.epoch, "node": t.node, "started_at_ms": t.started_at_ms, "reason": t.reason}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:>6}  {:<10} {:<24} reason", "epoch", "node", "started");
+    for term in terms {
+        println!("{:>6}  {:<10} {:<24} {}", term.epoch, term.node, format_time(term.started_at_ms), term.reason);
+    }
+    Ok(())
+}
+
+async fn events(client: &mut AdminClient<Channel>, follow: bool, limit: u32, json: bool) -> Result<(), Failure> {
+    let mut stream = client
+        .events(pb::EventsRequest { follow, limit })
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    while let Some(event) = stream.message().await.map_err(rpc_failure)? {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"id": event.id, "at_ms": event.at_ms, "kind": event.kind, "message": event.message})
+            );
+        } else {
+            println!("{}  {:<20} {}", format_time(event.at_ms), event.kind, event.message);
+        }
+    }
+    Ok(())
+}
+
+/// UTC time of a Unix timestamp in milliseconds, as "2026-11-24 03:04:05.678Z".
+pub fn format_time(at_ms: i64) -> String {
+    let seconds = at_ms.div_euclid(1000);
+    let millis = at_ms.rem_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let time_of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03}Z",
+        time_of_day / 3600,
+        time_of_day % 3600 / 60,
+        time_of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's civil calendar algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = u32::try_from(day_of_year - (153 * month_index + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if month_index < 10 { month_index + 3 } else { month_index - 9 }).unwrap_or(1);
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_milliseconds_as_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00.000Z");
+        assert_eq!(format_time(1_795_000_000_123), "2026-11-18 09:06:40.123Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00.000Z");
+    }
+}

@@ -1,0 +1,215 @@
+//! `tandemd`: start-up, the servers, signal handling and graceful shutdown.
+//!
+//! Start-up order: validate the config (exit 2 on any problem), open `state.db`, bind every
+//! listener (exit 1 naming the address if one is taken), start the servers, the dialers and the
+//! probers, then run the driver until it exits. SIGTERM and SIGINT go to the driver, which on the
+//! active switches over first; the servers then stop and the process exits.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tandem_proto::admin::admin_server::AdminServer;
+use tandem_proto::gateway::gateway_server::GatewayServer;
+use tandem_proto::peer::peer_server::PeerServer;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tonic::transport::Server;
+
+use crate::config::{Config, ConfigError};
+use crate::driver::{Driver, DriverHandle, Input};
+use crate::tls::{self, ClientAuth};
+
+/// Reachability targets are probed this often.
+const REACHABILITY_EVERY: Duration = Duration::from_millis(500);
+/// Largest gRPC message accepted on any port.
+const MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// HTTP/2 pings detect a dead peer connection that sends no RST (a black hole).
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot create data_dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {key} {address}: {source}")]
+    Bind {
+        key: &'static str,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Store(#[from] crate::state_store::StoreError),
+    #[error("{0}")]
+    Driver(#[from] crate::driver::DriverError),
+}
+
+impl DaemonError {
+    /// Exit status: 2 for a bad config, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Config(_) | DaemonError::Tls(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Loads and validates the config; also checks that the TLS files load.
+pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
+    let config = Config::load(path)?;
+    tls::server_config(&config.tls, ClientAuth::Named(config.peer.name.clone()))?;
+    Ok(config)
+}
+
+async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Bind { key, address, source })
+}
+
+/// Runs a node until it is told to stop.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    tls::install_crypto_provider();
+    std::fs::create_dir_all(&config.node.data_dir).map_err(|source| DaemonError::DataDir {
+        path: config.node.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = crate::state_store::StateStore::open(&config.node.data_dir).await?;
+    let peer_listener = bind("listen.peer", config.listen.peer).await?;
+    let client_listener = bind("listen.client", config.listen.client).await?;
+    let admin_listener = bind("listen.admin", config.listen.admin).await?;
+    let (driver, handle) = Driver::new(config.clone(), store.clone()).await?;
+    let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
+    handle.inputs.send(Input::Reachability(reachable)).await.ok();
+    let (stop_servers, servers_stopped) = watch::channel(false);
+    let servers = start_servers(&config, &handle, [peer_listener, client_listener, admin_listener], servers_stopped)?;
+    let dial_tls = tls::client_config(&config.tls, true)?;
+    crate::peer_link::spawn_dialers(&config, dial_tls, &handle);
+    crate::peer_link::spawn_fast_path_prober(&config, handle.clone());
+    crate::peer_link::spawn_reachability_prober(config.node.reachability.clone(), REACHABILITY_EVERY, handle.clone());
+    spawn_signal_forwarder(handle.clone());
+    tracing::info!(node = %config.node.name, "tandemd started");
+    let result = driver.run().await;
+    let _ = stop_servers.send(true);
+    for server in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    }
+    store.close().await;
+    result.map_err(DaemonError::from)
+}
+
+fn start_servers(
+    config: &Config,
+    handle: &DriverHandle,
+    [peer, client, admin]: [TcpListener; 3],
+    stopped: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
+    let peer_tls = tls::server_config(&config.tls, ClientAuth::Named(config.peer.name.clone()))?;
+    let client_tls = tls::server_config(&config.tls, ClientAuth::None)?;
+    let admin_tls = tls::server_config(&config.tls, ClientAuth::AnyClusterCert)?;
+    let peer_service = PeerServer::new(crate::peer_link::PeerService::new(handle.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let gateway = GatewayServer::new(crate::gateway::GatewayService {
+        status: handle.status.clone(),
+        peer_client_address: config.peer.client_address.clone(),
+        own_client_address: config.listen.client.to_string(),
+    })
+    .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let admin_service = AdminServer::new(crate::admin::AdminService { handle: handle.clone() })
+        .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let builder = || Server::builder().http2_keepalive_interval(Some(HTTP2_KEEPALIVE)).http2_keepalive_timeout(Some(HTTP2_KEEPALIVE * 2));
+    let peer_server = builder()
+        .add_service(peer_service)
+        .serve_with_incoming_shutdown(tls::tls_incoming(peer, peer_tls, "peer"), until_stopped(stopped.clone()));
+    let client_server = builder()
+        .add_service(gateway)
+        .serve_with_incoming_shutdown(tls::tls_incoming(client, client_tls, "client"), until_stopped(stopped.clone()));
+    let admin_server = builder()
+        .add_service(admin_service)
+        .serve_with_incoming_shutdown(tls::tls_incoming(admin, admin_tls, "admin"), until_stopped(stopped));
+    Ok(vec![
+        spawn_server("peer", peer_server),
+        spawn_server("client", client_server),
+        spawn_server("admin", admin_server),
+    ])
+}
+
+fn spawn_server(
+    name: &'static str,
+    server: impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(server = name, %error, "server failed");
+        }
+    })
+}
+
+/// SIGTERM and SIGINT ask the driver to stop (on the active: switch over first).
+fn spawn_signal_forwarder(handle: DriverHandle) {
+    tokio::spawn(async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+            }
+            if handle.inputs.send(Input::Shutdown).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[derive(clap::Parser, Debug)]
+#[command(name = "tandemd", version, about = "Run one node of a tandem pair")]
+struct DaemonArgs {
+    /// The node's config file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// `tandemd` with the process arguments; returns the exit status.
+pub fn main() -> u8 {
+    use clap::Parser;
+    let args = DaemonArgs::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tls::install_crypto_provider();
+    let config = match load_config(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tandemd: {error}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tandemd: cannot start the runtime: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("tandemd: {error}");
+            u8::try_from(error.exit_code()).unwrap_or(1)
+        }
+    }
+}

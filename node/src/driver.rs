@@ -1,0 +1,489 @@
+//! The driver: one event loop that feeds the role machine and runs its commands.
+//!
+//! It selects over the keep-alive ticker and one bounded input channel (peer messages, stream
+//! ends, fast-path dials, reachability, admin requests, SIGTERM). For each input it calls
+//! `RoleMachine::step` and runs the returned commands in order, awaiting each: a `Persist` is on
+//! disk before the next command runs. After each step it publishes the node's `Status`.
+//! It is the only writer of `state.db`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tandem_proto::peer as pb;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::role::{
+    AdminRequest, Command, DialOutcome, Event, LogPosition, Role, RoleConfig, RoleMachine,
+    SwitchoverPhase,
+};
+use crate::state_store::{StateStore, StoreError, wall_clock_ms};
+use crate::status::{NodeStatus, PeerStatus, Status, SwitchoverStatus, TermStatus};
+use crate::wire;
+
+/// Inputs queued for the driver beyond this bound make their senders wait.
+pub const INPUT_QUEUE_BOUND: usize = 1024;
+/// Outbound peer messages buffered for the dialers; a slow dialer skips the oldest.
+pub const OUTBOUND_BOUND: usize = 64;
+/// How long a switchover may take before it is aborted.
+const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SIGTERM on the active waits for the hand-over.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub type AdminReply = Result<String, String>;
+
+/// Everything the driver reacts to besides its own ticker.
+#[derive(Debug)]
+pub enum Input {
+    /// A message that arrived on a keep-alive stream from the peer.
+    Peer(Box<pb::PeerMessage>),
+    /// A keep-alive stream to or from the peer ended.
+    PeerStreamEnded,
+    FastPathDial {
+        peer_port: DialOutcome,
+        client_port: DialOutcome,
+    },
+    Reachability(bool),
+    Admin {
+        request: AdminRequest,
+        reply: oneshot::Sender<AdminReply>,
+    },
+    Shutdown,
+}
+
+/// What the servers and tasks around the driver share with it.
+#[derive(Clone)]
+pub struct DriverHandle {
+    pub inputs: mpsc::Sender<Input>,
+    pub status: watch::Receiver<Status>,
+    pub store: StateStore,
+    /// Outbound messages for the dialers.
+    pub outbound: broadcast::Sender<pb::PeerMessage>,
+    /// Set while a fast-path probe should keep dialling (cleared by a heartbeat).
+    pub fast_path_wanted: Arc<AtomicBool>,
+}
+
+/// What the driver knows of the peer beyond the role machine: the edge-only fields.
+#[derive(Default)]
+struct PeerExtras {
+    /// The peer process's incarnation; sequence numbers restart with each one.
+    incarnation: Option<u64>,
+    /// Highest heartbeat sequence received in this incarnation (deduplicates extra paths).
+    last_seq: u64,
+    clock_skew_ms: Option<i64>,
+    skew_alerted: bool,
+    version_mismatch: bool,
+    config_mismatch: bool,
+    cluster_mismatch_reported: bool,
+    maintenance: bool,
+}
+
+pub struct Driver {
+    machine: RoleMachine,
+    store: StateStore,
+    config: Config,
+    inputs: mpsc::Receiver<Input>,
+    outbound: broadcast::Sender<pb::PeerMessage>,
+    status: watch::Sender<Status>,
+    /// Monotonic origin of the machine's `now_ms`.
+    origin: Instant,
+    /// Random per process, sent in heartbeats.
+    incarnation: u64,
+    peer: PeerExtras,
+    /// Admin requests waiting for their `Command::Reply`.
+    pending_admin: HashMap<u64, oneshot::Sender<AdminReply>>,
+    next_admin_id: u64,
+    /// Events the driver feeds back to the machine after the current step (e.g. `CaughtUp`).
+    feedback: VecDeque<Event>,
+    fast_path_wanted: Arc<AtomicBool>,
+    exit: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot persist to state.db: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Driver {
+    /// Builds the driver from the durable record in `store`.
+    pub async fn new(config: Config, store: StateStore) -> Result<(Driver, DriverHandle), DriverError> {
+        let durable = store.load_durable().await?;
+        let log = LogPosition {
+            term: durable.term.clone(),
+            index: 0,
+        };
+        let origin = Instant::now();
+        let machine = RoleMachine::new(role_config(&config), durable, log, 0);
+        let (inputs_tx, inputs) = mpsc::channel(INPUT_QUEUE_BOUND);
+        let (outbound, _) = broadcast::channel(OUTBOUND_BOUND);
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let fast_path_wanted = Arc::new(AtomicBool::new(false));
+        let handle = DriverHandle {
+            inputs: inputs_tx,
+            status: status_rx,
+            store: store.clone(),
+            outbound: outbound.clone(),
+            fast_path_wanted: fast_path_wanted.clone(),
+        };
+        let driver = Driver {
+            machine,
+            store,
+            config,
+            inputs,
+            outbound,
+            status: status_tx,
+            origin,
+            incarnation: random_u64(),
+            peer: PeerExtras::default(),
+            pending_admin: HashMap::new(),
+            next_admin_id: 1,
+            feedback: VecDeque::new(),
+            fast_path_wanted,
+            exit: false,
+        };
+        driver.publish_status();
+        Ok((driver, handle))
+    }
+
+    /// Runs until the machine says `Exit` or every input sender is gone.
+    pub async fn run(mut self) -> Result<(), DriverError> {
+        let mut ticker = tokio::time::interval(self.config.timers.keepalive_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.exit {
+            tokio::select! {
+                biased;
+                _ = ticker.tick() => self.step(Event::Tick).await?,
+                input = self.inputs.recv() => match input {
+                    Some(input) => self.on_input(input).await?,
+                    None => break,
+                },
+            }
+        }
+        tracing::info!("driver stopped");
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn step(&mut self, event: Event) -> Result<(), DriverError> {
+        self.feedback.push_back(event);
+        while let Some(event) = self.feedback.pop_front() {
+            let commands = self.machine.step(event, self.now_ms());
+            for command in commands {
+                self.run_command(command).await?;
+            }
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    async fn on_input(&mut self, input: Input) -> Result<(), DriverError> {
+        match input {
+            Input::Peer(message) => self.on_peer_message(*message).await,
+            Input::PeerStreamEnded => {
+                self.fast_path_wanted.store(true, Ordering::SeqCst);
+                self.step(Event::PeerStreamEnded).await
+            }
+            Input::FastPathDial {
+                peer_port,
+                client_port,
+            } => {
+                self.step(Event::FastPathDial {
+                    peer_port,
+                    client_port,
+                })
+                .await
+            }
+            Input::Reachability(reachable) => {
+                if reachable != self.machine.reachable() {
+                    let message = if reachable {
+                        "reachability targets answer again"
+                    } else {
+                        "reachability targets do not answer"
+                    };
+                    self.record("reachability", message).await?;
+                }
+                self.step(Event::Reachability(reachable)).await
+            }
+            Input::Admin { request, reply } => {
+                let id = self.next_admin_id;
+                self.next_admin_id += 1;
+                self.pending_admin.insert(id, reply);
+                self.step(Event::Admin { id, request }).await
+            }
+            Input::Shutdown => self.step(Event::Shutdown).await,
+        }
+    }
+
+    async fn on_peer_message(&mut self, message: pb::PeerMessage) -> Result<(), DriverError> {
+        use pb::peer_message::Body;
+        match message.body {
+            Some(Body::Heartbeat(heartbeat)) => self.on_heartbeat(heartbeat).await,
+            Some(Body::Handover(request)) => match request.new_term.as_ref().map(wire::term_from_pb) {
+                Some(Ok(new_term)) => self.step(Event::HandoverRequested { new_term }).await,
+                _ => {
+                    tracing::warn!("ignoring a hand-over request without a valid term");
+                    Ok(())
+                }
+            },
+            Some(Body::HandoverReply(reply)) => match reply.new_term.as_ref().map(wire::term_from_pb) {
+                Some(Ok(new_term)) => {
+                    if !reply.accepted {
+                        let message = format!("peer refused the hand-over: {}", reply.reason);
+                        self.record("switchover", &message).await?;
+                    }
+                    let accepted = reply.accepted;
+                    self.step(Event::HandoverReplied { new_term, accepted }).await
+                }
+                _ => {
+                    tracing::warn!("ignoring a hand-over reply without a valid term");
+                    Ok(())
+                }
+            },
+            Some(Body::SwitchoverRequest(_)) => self.step(Event::SwitchoverRequested).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_heartbeat(&mut self, heartbeat: pb::Heartbeat) -> Result<(), DriverError> {
+        if heartbeat.cluster_id != self.config.cluster {
+            if !self.peer.cluster_mismatch_reported {
+                self.peer.cluster_mismatch_reported = true;
+                let message = format!(
+                    "ignoring heartbeats from cluster {:?}; this node is in {:?}",
+                    heartbeat.cluster_id, self.config.cluster
+                );
+                self.record("cluster_mismatch", &message).await?;
+            }
+            return Ok(());
+        }
+        if self.peer.incarnation == Some(heartbeat.incarnation) && heartbeat.seq <= self.peer.last_seq {
+            return Ok(());
+        }
+        if self.peer.incarnation != Some(heartbeat.incarnation) {
+            self.peer.incarnation = Some(heartbeat.incarnation);
+        }
+        self.peer.last_seq = heartbeat.seq;
+        self.peer.maintenance = heartbeat.maintenance;
+        self.fast_path_wanted.store(false, Ordering::SeqCst);
+        self.check_peer_settings(&heartbeat).await?;
+        match wire::heartbeat_from_pb(&heartbeat) {
+            Ok(domain) => self.step(Event::Heartbeat(domain)).await,
+            Err(reason) => {
+                tracing::warn!(%reason, "ignoring a malformed heartbeat");
+                Ok(())
+            }
+        }
+    }
+
+    /// Version, config digest and clock skew: shown in status, recorded as events on change.
+    async fn check_peer_settings(&mut self, heartbeat: &pb::Heartbeat) -> Result<(), DriverError> {
+        let version_mismatch = heartbeat.version != crate::VERSION;
+        if version_mismatch != self.peer.version_mismatch {
+            self.peer.version_mismatch = version_mismatch;
+            if version_mismatch {
+                let message = format!("peer runs version {}, this node {}", heartbeat.version, crate::VERSION);
+                self.record("version_mismatch", &message).await?;
+            }
+        }
+        let config_mismatch = heartbeat.config_digest != self.config.digest();
+        if config_mismatch != self.peer.config_mismatch {
+            self.peer.config_mismatch = config_mismatch;
+            if config_mismatch {
+                let message = "peer's shared settings (cluster, timers, max_clock_offset) differ from this node's";
+                self.record("config_mismatch", message).await?;
+            }
+        }
+        let skew = heartbeat.wall_clock_ms - wall_clock_ms();
+        self.peer.clock_skew_ms = Some(skew);
+        let limit = i64::try_from(self.config.max_clock_offset.as_millis()).unwrap_or(i64::MAX);
+        let skewed = skew.abs() > limit;
+        if skewed && !self.peer.skew_alerted {
+            let message = format!("clock skew to the peer is {skew} ms, above max_clock_offset {limit} ms");
+            self.record("clock_skew", &message).await?;
+        }
+        self.peer.skew_alerted = skewed;
+        Ok(())
+    }
+
+    async fn record(&self, kind: &str, message: &str) -> Result<(), DriverError> {
+        tracing::info!(kind, "{message}");
+        self.store.record_event(kind, message).await?;
+        Ok(())
+    }
+
+    async fn run_command(&mut self, command: Command) -> Result<(), DriverError> {
+        match command {
+            Command::Persist(durable) => self.store.save_durable(&durable).await?,
+            Command::RecordTerm { term, reason } => self.store.record_term(&term, &reason).await?,
+            Command::SetRole { role, reason } => {
+                self.record("role_change", &format!("{} is {}: {reason}", self.config.node.name, role.as_str()))
+                    .await?;
+            }
+            Command::SetAdmission(admit) => {
+                tracing::info!(admit, "admission changed");
+            }
+            Command::SendHeartbeat { seq } => self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq))),
+            Command::SendHandover { new_term } => self.send(pb::peer_message::Body::Handover(pb::HandoverRequest {
+                new_term: Some(wire::term_to_pb(&new_term)),
+                log: Some(wire::log_to_pb(self.machine.log_position())),
+            })),
+            Command::SendHandoverReply {
+                new_term,
+                accepted,
+                reason,
+            } => self.send(pb::peer_message::Body::HandoverReply(pb::HandoverReply {
+                new_term: Some(wire::term_to_pb(&new_term)),
+                accepted,
+                reason,
+            })),
+            Command::SendSwitchoverRequest => self.send(pb::peer_message::Body::SwitchoverRequest(
+                pb::SwitchoverRequest {
+                    reason: "failover-now".into(),
+                },
+            )),
+            // Nothing is replicated yet, so the passive has everything the moment we fence.
+            Command::StartCatchUp => self.feedback.push_back(Event::CaughtUp),
+            Command::FencePeer => {
+                tracing::error!("fence_peer requested but no fence hook is configured");
+                self.feedback.push_back(Event::FenceResult { ok: false });
+            }
+            Command::Record { kind, message } => self.record(kind.as_str(), &message).await?,
+            Command::Reply { id, result } => {
+                if let Some(reply) = self.pending_admin.remove(&id) {
+                    // The admin caller may have gone away; the outcome is in the events.
+                    let _ = reply.send(result);
+                }
+            }
+            Command::Exit => self.exit = true,
+        }
+        Ok(())
+    }
+
+    fn send(&self, body: pb::peer_message::Body) {
+        // No dialer connected is normal while the peer is down.
+        let _ = self.outbound.send(pb::PeerMessage { body: Some(body) });
+    }
+
+    fn heartbeat(&self, seq: u64) -> pb::Heartbeat {
+        let durable = self.machine.durable();
+        pb::Heartbeat {
+            cluster_id: self.config.cluster.clone(),
+            node: self.config.node.name.clone(),
+            version: crate::VERSION.to_string(),
+            schema_version: 0,
+            config_digest: self.config.digest(),
+            role: wire::role_to_pb(self.machine.role()) as i32,
+            term: durable.term.as_ref().map(wire::term_to_pb),
+            max_epoch_seen: durable.max_epoch_seen,
+            disk: wire::disk_to_pb(durable.disk) as i32,
+            log: Some(wire::log_to_pb(self.machine.log_position())),
+            wall_clock_ms: wall_clock_ms(),
+            active_calls: 0,
+            sessions: 0,
+            block_logins: false,
+            block_calls: false,
+            monitoring: wire::monitoring_to_pb(durable.monitoring) as i32,
+            monitoring_stamp: durable.monitoring_stamp,
+            maintenance: durable.maintenance,
+            services: Vec::new(),
+            seq,
+            ack_seq: self.peer.last_seq,
+            fenced: self.machine.fenced(),
+            priority: self.config.node.priority,
+            reachable: self.machine.reachable(),
+            incarnation: self.incarnation,
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = self.build_status();
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+
+    fn build_status(&self) -> Status {
+        let machine = &self.machine;
+        let durable = machine.durable();
+        let peer_heartbeat = machine.peer_heartbeat();
+        let now_ms = self.now_ms();
+        Status {
+            cluster: self.config.cluster.clone(),
+            node: NodeStatus {
+                name: self.config.node.name.clone(),
+                role: machine.role().as_str().to_string(),
+                term: durable.term.as_ref().map(|term| TermStatus {
+                    epoch: term.epoch,
+                    node: term.node().to_string(),
+                }),
+                epoch: durable.max_epoch_seen,
+                priority: self.config.node.priority,
+                disk: durable.disk.as_str().to_string(),
+                monitoring: durable.monitoring.as_str().to_string(),
+                maintenance: durable.maintenance,
+                fenced: machine.role() == Role::Active && machine.fenced(),
+                admitting: machine.admitting(),
+                version: crate::VERSION.to_string(),
+                reachable: machine.reachable(),
+            },
+            peer: PeerStatus {
+                name: self.config.peer.name.clone(),
+                address: self.config.peer.address.clone(),
+                state: machine.peer_view().as_str().to_string(),
+                role: peer_heartbeat.map_or("unknown", |hb| hb.role.as_str()).to_string(),
+                epoch: peer_heartbeat
+                    .and_then(|hb| hb.term.as_ref())
+                    .map_or(0, |term| term.epoch),
+                last_seen_ms: machine.last_heard_ms().map(|heard| now_ms.saturating_sub(heard)),
+                clock_skew_ms: self.peer.clock_skew_ms,
+                missed_keepalives: machine.missed_keepalives(),
+                maintenance: self.peer.maintenance,
+                version_mismatch: self.peer.version_mismatch,
+                config_mismatch: self.peer.config_mismatch,
+            },
+            switchover: SwitchoverStatus {
+                state: match machine.switchover_phase() {
+                    None => "idle",
+                    Some(SwitchoverPhase::CatchingUp) => "catching_up",
+                    Some(SwitchoverPhase::HandingOver) => "handing_over",
+                }
+                .to_string(),
+                waiting_calls: 0,
+            },
+        }
+    }
+}
+
+pub fn role_config(config: &Config) -> RoleConfig {
+    let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    RoleConfig {
+        name: config.node.name.clone(),
+        priority: config.node.priority,
+        peer_name: config.peer.name.clone(),
+        keepalive_interval_ms: millis(config.timers.keepalive_interval),
+        warn_after_misses: config.timers.warn_after_misses,
+        failover_after_misses: config.timers.failover_after_misses,
+        startup_failover_after_misses: config.timers.startup_failover_after_misses,
+        min_failover_interval_ms: millis(config.timers.min_failover_interval),
+        fence_peer: false,
+        switchover_timeout_ms: millis(SWITCHOVER_TIMEOUT),
+        shutdown_timeout_ms: millis(SHUTDOWN_TIMEOUT),
+    }
+}
+
+/// A random 64-bit value from the OS, for the incarnation id.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        return u64::try_from(wall_clock_ms()).unwrap_or(0);
+    }
+    u64::from_le_bytes(bytes)
+}

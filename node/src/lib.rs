@@ -1,0 +1,32 @@
+//! tandem-node: one node of a tandem pair.
+//!
+//! # Layout
+//! - `role`: the sans-IO role machine, `step(event, now) -> Vec<Command>`.
+//! - `config` (with `duration`): the node's TOML config, fully validated at start-up.
+//! - `state_store`: `state.db`, the node-local SQLite file (terms, disk state, events).
+//! - `tls` and `certs`: mTLS for every listener and dialer; `tandemctl certs init`.
+//! - `peer_link`: the keep-alive streams between the two nodes, the fast-path dials, reachability.
+//! - `driver`: the one event loop that feeds the role machine and runs its commands.
+//! - `admin`: the gRPC admin service; `gateway`: the client port; `status` and `wire`,
+//!   `status_wire`: domain types and their protobuf edges.
+//! - `daemon`: `tandemd` start-up and shutdown; `ctl`: the `tandemctl` commands; `demo`.
+
+pub mod admin;
+pub mod certs;
+pub mod config;
+pub mod ctl;
+pub mod daemon;
+pub mod demo;
+pub mod driver;
+pub mod duration;
+pub mod gateway;
+pub mod peer_link;
+pub mod role;
+pub mod state_store;
+pub mod status;
+pub mod status_wire;
+pub mod tls;
+pub mod wire;
+
+/// The version every heartbeat carries; a mismatch between the nodes raises an event.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,335 @@
+//! `state.db`: the node-local SQLite file. Never replicated, never overwritten by a snapshot.
+//!
+//! It holds the durable record of the role machine (epoch, term, disk state, monitoring,
+//! maintenance), the history of terms and the events. Writes use `synchronous=FULL`, so a write
+//! that returned is on disk before the driver acts on it. Only the driver writes; the admin
+//! service reads.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::broadcast;
+
+use crate::role::{DiskState, Durable, Monitoring, Term};
+
+/// Events kept in `state.db`; older ones are deleted as new ones arrive.
+const EVENTS_KEPT: i64 = 100_000;
+/// Followers that fall this far behind re-read from the table.
+const EVENT_BROADCAST_BOUND: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state.db at {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("state.db: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("state.db holds an invalid value in {column}: {value:?}")]
+    Corrupt { column: &'static str, value: String },
+}
+
+/// One row of the events table: the "log window".
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// One row of the terms history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TermRecord {
+    pub epoch: u64,
+    pub node: String,
+    pub started_at_ms: i64,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct StateStore {
+    pool: SqlitePool,
+    /// New events for `tandemctl events --follow`; lagging followers re-read the table.
+    events: broadcast::Sender<EventRecord>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS durable (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    max_epoch_seen INTEGER NOT NULL,
+    term_epoch INTEGER, term_node TEXT, term_priority INTEGER,
+    handing_over_epoch INTEGER, handing_over_node TEXT, handing_over_priority INTEGER,
+    disk TEXT NOT NULL,
+    monitoring TEXT NOT NULL,
+    monitoring_stamp INTEGER NOT NULL,
+    maintenance INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS terms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch INTEGER NOT NULL, node TEXT NOT NULL, started_at_ms INTEGER NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL
+);
+";
+
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl StateStore {
+    /// Opens (or creates) `data_dir/state.db`.
+    pub async fn open(data_dir: &Path) -> Result<StateStore, StoreError> {
+        let path = data_dir.join("state.db");
+        let open_error = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(open_error)?;
+        let (events, _) = broadcast::channel(EVENT_BROADCAST_BOUND);
+        Ok(StateStore { pool, events })
+    }
+
+    /// The durable record, or the defaults of a node that never ran.
+    pub async fn load_durable(&self) -> Result<Durable, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM durable WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(Durable::default());
+        };
+        let disk: String = row.try_get("disk")?;
+        let monitoring: String = row.try_get("monitoring")?;
+        Ok(Durable {
+            max_epoch_seen: u64_column(&row, "max_epoch_seen")?,
+            term: term_columns(&row, "term")?,
+            handing_over: term_columns(&row, "handing_over")?,
+            disk: DiskState::parse(&disk).ok_or(StoreError::Corrupt { column: "disk", value: disk })?,
+            monitoring: Monitoring::parse(&monitoring).ok_or(StoreError::Corrupt {
+                column: "monitoring",
+                value: monitoring,
+            })?,
+            monitoring_stamp: u64_column(&row, "monitoring_stamp")?,
+            maintenance: row.try_get::<i64, _>("maintenance")? != 0,
+        })
+    }
+
+    /// Writes the durable record; returns once it is on disk.
+    pub async fn save_durable(&self, durable: &Durable) -> Result<(), StoreError> {
+        let term = durable.term.as_ref();
+        let handing_over = durable.handing_over.as_ref();
+        sqlx::query(
+            "INSERT OR REPLACE INTO durable (id, max_epoch_seen, term_epoch, term_node, term_priority,
+             handing_over_epoch, handing_over_node, handing_over_priority, disk, monitoring,
+             monitoring_stamp, maintenance) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(to_i64(durable.max_epoch_seen))
+        .bind(term.map(|t| to_i64(t.epoch)))
+        .bind(term.map(|t| t.rank.name.clone()))
+        .bind(term.map(|t| i64::from(t.rank.priority)))
+        .bind(handing_over.map(|t| to_i64(t.epoch)))
+        .bind(handing_over.map(|t| t.rank.name.clone()))
+        .bind(handing_over.map(|t| i64::from(t.rank.priority)))
+        .bind(durable.disk.as_str())
+        .bind(durable.monitoring.as_str())
+        .bind(to_i64(durable.monitoring_stamp))
+        .bind(i64::from(durable.maintenance))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_term(&self, term: &Term, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO terms (epoch, node, started_at_ms, reason) VALUES (?, ?, ?, ?)")
+            .bind(to_i64(term.epoch))
+            .bind(term.node())
+            .bind(wall_clock_ms())
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn history(&self) -> Result<Vec<TermRecord>, StoreError> {
+        let rows = sqlx::query("SELECT epoch, node, started_at_ms, reason FROM terms ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TermRecord {
+                    epoch: u64_column(row, "epoch")?,
+                    node: row.try_get("node")?,
+                    started_at_ms: row.try_get("started_at_ms")?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends an event and tells followers.
+    pub async fn record_event(&self, kind: &str, message: &str) -> Result<EventRecord, StoreError> {
+        let at_ms = wall_clock_ms();
+        let id = sqlx::query("INSERT INTO events (at_ms, kind, message) VALUES (?, ?, ?)")
+            .bind(at_ms)
+            .bind(kind)
+            .bind(message)
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        if id % 1000 == 0 {
+            sqlx::query("DELETE FROM events WHERE id <= ?")
+                .bind(id - EVENTS_KEPT)
+                .execute(&self.pool)
+                .await?;
+        }
+        let record = EventRecord {
+            id,
+            at_ms,
+            kind: kind.to_string(),
+            message: message.to_string(),
+        };
+        // No follower listening is fine: the event is in the table.
+        let _ = self.events.send(record.clone());
+        Ok(record)
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub async fn recent_events(&self, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT id, at_ms, kind, message FROM events ORDER BY id DESC LIMIT ?)
+             ORDER BY id",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Events after `id`, oldest first, at most `limit`.
+    pub async fn events_after(&self, id: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, kind, message FROM events WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.events.subscribe()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn event_row(row: &sqlx::sqlite::SqliteRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        id: row.try_get("id")?,
+        at_ms: row.try_get("at_ms")?,
+        kind: row.try_get("kind")?,
+        message: row.try_get("message")?,
+    })
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn u64_column(row: &sqlx::sqlite::SqliteRow, column: &'static str) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    })
+}
+
+fn term_columns(row: &sqlx::sqlite::SqliteRow, prefix: &'static str) -> Result<Option<Term>, StoreError> {
+    let epoch: Option<i64> = row.try_get(format!("{prefix}_epoch").as_str())?;
+    let node: Option<String> = row.try_get(format!("{prefix}_node").as_str())?;
+    let priority: Option<i64> = row.try_get(format!("{prefix}_priority").as_str())?;
+    match (epoch, node, priority) {
+        (Some(epoch), Some(node), Some(priority)) => Ok(Some(Term::new(
+            u64::try_from(epoch).map_err(|_| StoreError::Corrupt {
+                column: prefix,
+                value: epoch.to_string(),
+            })?,
+            node,
+            u32::try_from(priority).map_err(|_| StoreError::Corrupt {
+                column: prefix,
+                value: priority.to_string(),
+            })?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn durable_record_round_trips_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        assert_eq!(store.load_durable().await.unwrap(), Durable::default());
+        let durable = Durable {
+            max_epoch_seen: 7,
+            term: Some(Term::new(7, "b", 50)),
+            handing_over: Some(Term::new(8, "a", 100)),
+            disk: DiskState::Outdated,
+            monitoring: Monitoring::Suspended,
+            monitoring_stamp: 3,
+            maintenance: true,
+        };
+        store.save_durable(&durable).await.unwrap();
+        store.close().await;
+        let reopened = StateStore::open(dir.path()).await.unwrap();
+        assert_eq!(reopened.load_durable().await.unwrap(), durable);
+    }
+
+    #[tokio::test]
+    async fn events_list_in_order_and_reach_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let mut follower = store.subscribe();
+        for index in 0..5 {
+            store.record_event("test", &format!("event {index}")).await.unwrap();
+        }
+        let recent = store.recent_events(3).await.unwrap();
+        let messages: Vec<_> = recent.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["event 2", "event 3", "event 4"]);
+        assert_eq!(follower.recv().await.unwrap().message, "event 0");
+        let after = store.events_after(recent[0].id, 10).await.unwrap();
+        assert_eq!(after.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn history_keeps_terms_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        store.record_term(&Term::new(1, "a", 100), "start-up election").await.unwrap();
+        store.record_term(&Term::new(2, "b", 50), "failover").await.unwrap();
+        let history = store.history().await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!((history[1].epoch, history[1].node.as_str()), (2, "b"));
+    }
+}

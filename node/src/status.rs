@@ -1,0 +1,68 @@
+//! The status of a node as `tandemctl status --json` prints it (DESIGN.md §9).
+//!
+//! The driver publishes one `Status` after every step; the admin service reads it and converts it
+//! to protobuf; `tandemctl` converts it back and prints it. Fields that later issues add
+//! (replication, files, blocks, calls) join this struct with them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub cluster: String,
+    pub node: NodeStatus,
+    pub peer: PeerStatus,
+    pub switchover: SwitchoverStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TermStatus {
+    pub epoch: u64,
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    /// The term held or followed; absent before the first election.
+    pub term: Option<TermStatus>,
+    /// Highest epoch seen.
+    pub epoch: u64,
+    pub priority: u32,
+    pub disk: String,
+    pub monitoring: String,
+    pub maintenance: bool,
+    /// Active but admitting nothing (a stall or a switchover fence).
+    pub fenced: bool,
+    /// True while this node admits clients.
+    pub admitting: bool,
+    pub version: String,
+    /// The reachability targets answer (true when none are configured).
+    pub reachable: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub address: String,
+    /// "ok" | "suspect" | "failed" | "unknown"
+    pub state: String,
+    /// The peer's role as last heard, or "unknown".
+    pub role: String,
+    pub epoch: u64,
+    /// Milliseconds since the last heartbeat; absent if never heard.
+    pub last_seen_ms: Option<u64>,
+    /// Peer's wall clock minus ours, at the last heartbeat.
+    pub clock_skew_ms: Option<i64>,
+    pub missed_keepalives: u32,
+    pub maintenance: bool,
+    pub version_mismatch: bool,
+    pub config_mismatch: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SwitchoverStatus {
+    /// "idle" | "catching_up" | "handing_over"
+    pub state: String,
+    pub waiting_calls: u32,
+}

@@ -1,0 +1,95 @@
+//! `Status` to and from its protobuf form, for the admin service and `tandemctl`.
+
+use tandem_proto::admin as pb;
+
+use crate::status::{NodeStatus, PeerStatus, Status, SwitchoverStatus, TermStatus};
+
+pub fn status_to_pb(status: &Status) -> pb::StatusReply {
+    let node = &status.node;
+    let peer = &status.peer;
+    pb::StatusReply {
+        cluster: status.cluster.clone(),
+        node: Some(pb::NodeStatus {
+            name: node.name.clone(),
+            role: node.role.clone(),
+            term: node.term.as_ref().map(|term| pb::Term {
+                epoch: term.epoch,
+                node: term.node.clone(),
+            }),
+            epoch: node.epoch,
+            priority: node.priority,
+            disk: node.disk.clone(),
+            monitoring: node.monitoring.clone(),
+            maintenance: node.maintenance,
+            fenced: node.fenced,
+            version: node.version.clone(),
+            admitting: node.admitting,
+            reachable: node.reachable,
+        }),
+        peer: Some(pb::PeerStatus {
+            name: peer.name.clone(),
+            state: peer.state.clone(),
+            role: peer.role.clone(),
+            epoch: peer.epoch,
+            last_seen_ms: peer.last_seen_ms,
+            clock_skew_ms: peer.clock_skew_ms,
+            missed_keepalives: peer.missed_keepalives,
+            rtt_ms: None,
+            version_mismatch: peer.version_mismatch,
+            config_mismatch: peer.config_mismatch,
+            address: peer.address.clone(),
+            maintenance: peer.maintenance,
+        }),
+        switchover: Some(pb::SwitchoverStatus {
+            state: status.switchover.state.clone(),
+            waiting_calls: status.switchover.waiting_calls,
+        }),
+        failback: None,
+        blocks: None,
+        calls_active: 0,
+        sessions: 0,
+    }
+}
+
+pub fn status_from_pb(reply: pb::StatusReply) -> Status {
+    let node = reply.node.unwrap_or_default();
+    let peer = reply.peer.unwrap_or_default();
+    let switchover = reply.switchover.unwrap_or_default();
+    Status {
+        cluster: reply.cluster,
+        node: NodeStatus {
+            name: node.name,
+            role: node.role,
+            term: node.term.map(|term| TermStatus {
+                epoch: term.epoch,
+                node: term.node,
+            }),
+            epoch: node.epoch,
+            priority: node.priority,
+            disk: node.disk,
+            monitoring: node.monitoring,
+            maintenance: node.maintenance,
+            fenced: node.fenced,
+            admitting: node.admitting,
+            version: node.version,
+            reachable: node.reachable,
+        },
+        peer: PeerStatus {
+            name: peer.name,
+            address: peer.address,
+            state: peer.state,
+            role: peer.role,
+            epoch: peer.epoch,
+            last_seen_ms: peer.last_seen_ms,
+            clock_skew_ms: peer.clock_skew_ms,
+            missed_keepalives: peer.missed_keepalives,
+            maintenance: peer.maintenance,
+            version_mismatch: peer.version_mismatch,
+            config_mismatch: peer.config_mismatch,
+        },
+        switchover: SwitchoverStatus {
+            state: switchover.state,
+            waiting_calls: switchover.waiting_calls,
+        },
+    }
+}

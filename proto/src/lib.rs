@@ -1,0 +1,16 @@
+//! Generated gRPC types for tandem: the peer link, the admin service and the clients gateway.
+//!
+//! Only the gRPC edges of the other crates use these types; everything inside converts to domain
+//! types at the boundary (DESIGN.md §2).
+
+pub mod peer {
+    tonic::include_proto!("tandem.peer.v1");
+}
+
+pub mod admin {
+    tonic::include_proto!("tandem.admin.v1");
+}
+
+pub mod gateway {
+    tonic::include_proto!("tandem.gateway.v1");
+}
