@@ -5,6 +5,7 @@ use super::command::{Command, EventKind};
 use super::event::PeerHeartbeat;
 use super::liveness::peer_claims_newer_active_term;
 use super::machine::RoleMachine;
+use super::term::Term;
 use super::types::{DiskState, Role};
 
 impl RoleMachine {
@@ -119,8 +120,45 @@ impl RoleMachine {
         }
     }
 
-    /// Both active: the higher term stays; the lower one stops admitting and demotes.
+    /// An active node resolves a dual-active episode, then renews a term the pair has outgrown.
     pub(super) fn active_sees(&mut self, heartbeat: &PeerHeartbeat) -> Vec<Command> {
+        let mut out = self.resolve_dual_active(heartbeat);
+        if self.role == Role::Active {
+            out.extend(self.renew_outgrown_term());
+        }
+        out
+    }
+
+    /// The peer has seen a newer epoch than the one this active node holds (it held a term of its
+    /// own while partitioned, then restarted and lost the start-up election): take a fresh term,
+    /// or the peer would refuse to follow this node's stale claim, and to apply its entries, for
+    /// ever.
+    fn renew_outgrown_term(&mut self) -> Vec<Command> {
+        let held_epoch = self.durable.term.as_ref().map_or(0, |term| term.epoch);
+        if held_epoch >= self.durable.max_epoch_seen {
+            return Vec::new();
+        }
+        let epoch = self.durable.max_epoch_seen + 1;
+        let term = Term::new(epoch, self.config.name.clone(), self.config.priority);
+        self.durable.max_epoch_seen = epoch;
+        self.durable.term = Some(term.clone());
+        let reason = format!("epoch {} was seen, newer than the term held", epoch - 1);
+        vec![
+            Command::Persist(self.durable.clone()),
+            Command::RecordTerm {
+                term: term.clone(),
+                reason: reason.clone(),
+            },
+            Command::Record {
+                kind: EventKind::Election,
+                message: format!("{} renews its term to {term}: {reason}", self.config.name),
+            },
+            self.next_heartbeat(),
+        ]
+    }
+
+    /// Both active: the higher term stays; the lower one stops admitting and demotes.
+    fn resolve_dual_active(&mut self, heartbeat: &PeerHeartbeat) -> Vec<Command> {
         if heartbeat.role != Role::Active {
             return Vec::new();
         }

@@ -167,7 +167,7 @@ impl RoleMachine {
                 self.log = position;
                 Vec::new()
             }
-            Event::CaughtUp => self.on_caught_up(),
+            Event::CaughtUp => self.on_caught_up(now_ms),
             Event::HandoverRequested { new_term } => self.on_handover_request(new_term),
             Event::HandoverReplied { new_term, accepted } => {
                 self.on_handover_reply(new_term, accepted, now_ms)

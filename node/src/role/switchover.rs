@@ -71,7 +71,7 @@ impl RoleMachine {
     }
 
     /// Phase 4: persist "handing over to epoch e+1", then send the hand-over.
-    pub(super) fn on_caught_up(&mut self) -> Vec<Command> {
+    pub(super) fn on_caught_up(&mut self, now_ms: u64) -> Vec<Command> {
         let Some(peer_priority) = self.peer.last.as_ref().map(|peer| peer.priority) else {
             return Vec::new();
         };
@@ -85,6 +85,8 @@ impl RoleMachine {
         let new_term = Term::new(epoch, self.config.peer_name.clone(), peer_priority);
         switchover.phase = SwitchoverPhase::HandingOver;
         switchover.new_term = Some(new_term.clone());
+        // The resend timer counts from this send, not from the start of the switchover.
+        switchover.last_sent_ms = now_ms;
         self.durable.max_epoch_seen = epoch;
         self.durable.handing_over = Some(new_term.clone());
         self.role = Role::Demoting;

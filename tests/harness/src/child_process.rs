@@ -21,6 +21,13 @@ use std::time::{Duration, Instant};
 /// path of every poll in a test.
 const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How often to retry a spawn that failed with ETXTBSY. A script a test wrote a moment ago can
+/// still be open for writing in a child that another thread forked meanwhile (until that child
+/// execs), and exec refuses a file open for writing. The window is microseconds; after this many
+/// retries [`ETXTBSY_PAUSE`] apart the error is returned.
+const ETXTBSY_ATTEMPTS_MAX: u32 = 50;
+const ETXTBSY_PAUSE: Duration = Duration::from_millis(10);
+
 /// A child to fork, and where to send the result.
 struct SpawnRequest {
     command: Command,
@@ -68,7 +75,7 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
             .name("harness-spawner".to_owned())
             .spawn(move || {
                 for mut request in requests {
-                    let _ = request.reply.send(request.command.spawn());
+                    let _ = request.reply.send(spawn_retrying(&mut request.command));
                 }
             });
         if let Err(error) = spawned {
@@ -79,8 +86,27 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
     })
 }
 
+fn spawn_retrying(command: &mut Command) -> io::Result<Child> {
+    let mut attempts = 1;
+    loop {
+        match command.spawn() {
+            Err(error)
+                if error.raw_os_error() == Some(libc::ETXTBSY)
+                    && attempts < ETXTBSY_ATTEMPTS_MAX =>
+            {
+                attempts += 1;
+                thread::sleep(ETXTBSY_PAUSE);
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Waits until `child` exits, for at most `timeout`. Returns `None` if it is still running.
-pub(crate) fn wait_for_exit(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+pub(crate) fn wait_for_exit(
+    child: &mut Child,
+    timeout: Duration,
+) -> io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -140,8 +166,11 @@ mod tests {
 
     #[test]
     fn output_is_collected() {
-        let output = output_with_timeout(shell("echo out; echo err >&2; exit 3"), Duration::from_secs(10))
-            .unwrap();
+        let output = output_with_timeout(
+            shell("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(output.status.code(), Some(3));
         assert_eq!(output.stdout, b"out\n");
         assert_eq!(output.stderr, b"err\n");
@@ -149,8 +178,8 @@ mod tests {
 
     #[test]
     fn a_hanging_command_is_killed_at_the_timeout() {
-        let error = output_with_timeout(shell("exec sleep 1000"), Duration::from_millis(100))
-            .unwrap_err();
+        let error =
+            output_with_timeout(shell("exec sleep 1000"), Duration::from_millis(100)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }
 
@@ -163,7 +192,10 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(wait_for_exit(&mut child, Duration::from_millis(100)).unwrap(), None);
+        assert_eq!(
+            wait_for_exit(&mut child, Duration::from_millis(100)).unwrap(),
+            None
+        );
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -15,13 +15,14 @@
 //! Talking to the nodes (`status`, `wait_until`, ...) is in `cluster_status.rs`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use tempfile::TempDir;
 
 use crate::binaries::Binaries;
@@ -178,12 +179,7 @@ impl Cluster {
     }
 
     /// Where `from` dials `to`: the proxy between them if there is one.
-    fn peer_dial_addr(
-        &self,
-        from: &str,
-        to: &str,
-        peer_port: std::net::SocketAddr,
-    ) -> std::net::SocketAddr {
+    fn peer_dial_addr(&self, from: &str, to: &str, peer_port: SocketAddr) -> SocketAddr {
         self.proxies
             .get(&(from.to_owned(), to.to_owned()))
             .map_or(peer_port, FaultProxy::listen_addr)
@@ -302,7 +298,10 @@ impl Cluster {
     fn keep_or_explain(&mut self) {
         if std::env::var_os(KEEP_TMP_ENV).is_some() {
             self.dir.disable_cleanup(true);
-            eprintln!("tandem-harness: cluster files kept in {}", self.dir().display());
+            eprintln!(
+                "tandem-harness: cluster files kept in {}",
+                self.dir().display()
+            );
         } else {
             eprintln!(
                 "tandem-harness: set {KEEP_TMP_ENV}=1 to keep a failed test's cluster files \
@@ -338,11 +337,5 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// A one-line reason for a failed `tandemctl` call.
-pub(crate) fn describe_output(output: &std::process::Output) -> anyhow::Error {
-    anyhow!(
-        "exited with {}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    )
-}
+#[cfg(test)]
+mod tests;

@@ -92,25 +92,46 @@ impl NodeConfig {
     fn set_peer(&mut self, inputs: &ConfigInputs<'_>) {
         self.set("peer.name", inputs.peer_name);
         self.set("peer.address", inputs.peer_address.to_string());
-        self.set("peer.client_address", inputs.peer_client_address.to_string());
+        self.set(
+            "peer.client_address",
+            inputs.peer_client_address.to_string(),
+        );
         self.set("peer.extra_addresses", Value::Array(Vec::new()));
     }
 
     fn set_timers(&mut self, timers: &Timers) {
-        self.set("timers.keepalive_interval", toml_duration(timers.keepalive_interval));
-        self.set("timers.warn_after_misses", i64::from(timers.warn_after_misses));
-        self.set("timers.failover_after_misses", i64::from(timers.failover_after_misses));
+        self.set(
+            "timers.keepalive_interval",
+            toml_duration(timers.keepalive_interval),
+        );
+        self.set(
+            "timers.warn_after_misses",
+            i64::from(timers.warn_after_misses),
+        );
+        self.set(
+            "timers.failover_after_misses",
+            i64::from(timers.failover_after_misses),
+        );
         self.set(
             "timers.startup_failover_after_misses",
             i64::from(timers.startup_failover_after_misses),
         );
-        self.set("timers.min_failover_interval", toml_duration(timers.min_failover_interval));
+        self.set(
+            "timers.min_failover_interval",
+            toml_duration(timers.min_failover_interval),
+        );
     }
 
     fn set_tls(&mut self, certs_dir: &Path, name: &str) {
         self.set("tls.ca", path_value(&certs_dir.join("ca.pem")));
-        self.set("tls.cert", path_value(&certs_dir.join(format!("{name}.pem"))));
-        self.set("tls.key", path_value(&certs_dir.join(format!("{name}.key"))));
+        self.set(
+            "tls.cert",
+            path_value(&certs_dir.join(format!("{name}.pem"))),
+        );
+        self.set(
+            "tls.key",
+            path_value(&certs_dir.join(format!("{name}.key"))),
+        );
     }
 
     /// Sets the key at a dotted path (`"cluster"`, `"timers.failover_after_misses"`), creating
@@ -204,5 +225,75 @@ fn path_value(path: &Path) -> Value {
 }
 
 fn strings(values: &[String]) -> Value {
-    Value::Array(values.iter().map(|value| Value::from(value.as_str())).collect())
+    Value::Array(
+        values
+            .iter()
+            .map(|value| Value::from(value.as_str()))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_and_remove_by_dotted_path() {
+        let mut config = NodeConfig::new();
+        config
+            .set("cluster", "x")
+            .set("timers.warn_after_misses", 3);
+        config.set("replication.log_retention.entries", 10);
+        assert_eq!(config.get("cluster"), Some(&Value::from("x")));
+        assert_eq!(
+            config.get("timers.warn_after_misses"),
+            Some(&Value::from(3))
+        );
+        assert_eq!(
+            config.get("replication.log_retention.entries"),
+            Some(&Value::from(10))
+        );
+        assert_eq!(
+            config.remove("timers.warn_after_misses"),
+            Some(Value::from(3))
+        );
+        assert_eq!(config.get("timers.warn_after_misses"), None);
+        assert_eq!(config.remove("nothing.here"), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "cluster is not a table")]
+    fn a_path_through_a_value_is_a_test_bug() {
+        NodeConfig::new()
+            .set("cluster", "x")
+            .set("cluster.name", "y");
+    }
+
+    #[test]
+    fn rendered_config_parses_with_the_extra_snippet() {
+        let mut config = NodeConfig::new();
+        config.set("cluster", "x").set("node.name", "a");
+        config.append_toml("[[service]]\nname = \"pbx\"");
+        config.append_toml("[[service]]\nname = \"fax\"\n");
+        let parsed: Table = config.render().unwrap().parse().unwrap();
+        assert_eq!(parsed["cluster"].as_str(), Some("x"));
+        assert_eq!(parsed["node"]["name"].as_str(), Some("a"));
+        let services = parsed["service"].as_array().unwrap();
+        assert_eq!(services.len(), 2);
+        assert_eq!(services[1]["name"].as_str(), Some("fax"));
+    }
+
+    #[test]
+    fn durations_are_spelled_in_seconds_or_milliseconds() {
+        assert_eq!(toml_duration(Duration::ZERO), Value::from("0s"));
+        assert_eq!(toml_duration(Duration::from_secs(300)), Value::from("300s"));
+        assert_eq!(
+            toml_duration(Duration::from_millis(100)),
+            Value::from("100ms")
+        );
+        assert_eq!(
+            toml_duration(Duration::from_millis(1500)),
+            Value::from("1500ms")
+        );
+    }
 }

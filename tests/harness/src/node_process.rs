@@ -136,7 +136,10 @@ impl NodeProcess {
     /// ended: a restart that silently killed a live node would hide mistakes in a test.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         if self.is_running() {
-            bail!("node {} is still running; kill or terminate it first", self.name);
+            bail!(
+                "node {} is still running; kill or terminate it first",
+                self.name
+            );
         }
         self.spawn()
     }
@@ -146,7 +149,9 @@ impl NodeProcess {
         let Some(child) = self.child.as_mut() else {
             return Ok(self.exit_status);
         };
-        let status = child.try_wait().with_context(|| format!("wait for node {}", self.name))?;
+        let status = child
+            .try_wait()
+            .with_context(|| format!("wait for node {}", self.name))?;
         if let Some(status) = status {
             self.reaped(status);
         }
@@ -182,7 +187,9 @@ impl NodeProcess {
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("open log {}", self.log_path.display()))?;
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         writeln!(
             log,
             "===== harness: start #{} of node {} at unix time {}.{:03} =====",
@@ -262,7 +269,11 @@ mod tests {
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(!node.is_running());
         assert_eq!(node.pid(), None);
-        assert_eq!(proc_state(pid), None, "reaped, so not even a zombie is left");
+        assert_eq!(
+            proc_state(pid),
+            None,
+            "reaped, so not even a zombie is left"
+        );
         assert!(node.signal(libc::SIGTERM).is_err());
         assert_eq!(node.kill().unwrap().signal(), Some(libc::SIGKILL));
     }
@@ -305,10 +316,14 @@ mod tests {
     fn output_is_appended_to_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let script = ["-c", "echo to-stdout; echo to-stderr >&2"];
-        let mut node = NodeProcess::start("b", "/bin/sh", script, dir.path().join("b.log")).unwrap();
+        let mut node =
+            NodeProcess::start("b", "/bin/sh", script, dir.path().join("b.log")).unwrap();
         assert!(node.wait_exit(DEADLINE).unwrap().success());
         let log = std::fs::read_to_string(node.log_path()).unwrap();
-        assert!(log.contains("to-stdout\n") && log.contains("to-stderr\n"), "{log}");
+        assert!(
+            log.contains("to-stdout\n") && log.contains("to-stderr\n"),
+            "{log}"
+        );
     }
 
     #[test]
@@ -325,8 +340,12 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let error = NodeProcess::start("a", "/nonexistent/tandemd", ["x"], dir.path().join("a.log"))
-            .unwrap_err();
-        assert!(format!("{error:#}").contains("/nonexistent/tandemd"), "{error:#}");
+        let error =
+            NodeProcess::start("a", "/nonexistent/tandemd", ["x"], dir.path().join("a.log"))
+                .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("/nonexistent/tandemd"),
+            "{error:#}"
+        );
     }
 }

@@ -49,7 +49,11 @@ pub fn free_port() -> io::Result<u16> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
             .port();
-        if handed_out().lock().map_err(|_| io::Error::other("port registry poisoned"))?.insert(port) {
+        if handed_out()
+            .lock()
+            .map_err(|_| io::Error::other("port registry poisoned"))?
+            .insert(port)
+        {
             return Ok(port);
         }
     }

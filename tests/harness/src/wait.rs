@@ -41,7 +41,9 @@ pub fn wait_until<T>(
 
 fn timed_out(timeout: Duration, what: &str, last_error: Option<anyhow::Error>) -> anyhow::Error {
     match last_error {
-        Some(error) => anyhow!("timed out after {timeout:?} waiting for {what}; last error: {error:#}"),
+        Some(error) => {
+            anyhow!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+        }
         None => anyhow!("timed out after {timeout:?} waiting for {what}; the condition never held"),
     }
 }

@@ -5,10 +5,9 @@
 //! unless bytes were discarded meanwhile: then it is reset, because the stream has a gap.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -46,14 +45,18 @@ pub(crate) async fn serve(mut client: TcpStream, shared: &Shared, refusals: u64)
 }
 
 async fn establish(client: &mut TcpStream, watch: &mut ModeWatch, shared: &Shared) -> Establish {
-    if let Some(held) = hold_while_blackholed(client, watch, shared).await {
-        return held;
-    }
+    let first_bytes = match hold_while_blackholed(client, watch, shared).await {
+        Hold::Proceed(first_bytes) => first_bytes,
+        Hold::End(end) => return end,
+    };
     let delay = match watch.mode() {
         Mode::Delay(delay) => delay,
         _ => Duration::ZERO,
     };
-    match watch.unless_refused(dial(shared.target, delay)).await {
+    match watch
+        .unless_refused(dial(shared, delay, &first_bytes))
+        .await
+    {
         Some(Ok(server)) => Establish::Connected(server),
         Some(Err(error)) => {
             tracing::debug!(%error, target = %shared.target, "fault proxy: dial failed");
@@ -63,39 +66,57 @@ async fn establish(client: &mut TcpStream, watch: &mut ModeWatch, shared: &Share
     }
 }
 
-/// While the mode is `Blackhole`, reads and discards what the client sends. Returns `None` when
-/// the connection may go on to dial the target.
+/// How holding a connection accepted in `Blackhole` ended.
+enum Hold {
+    /// Dial the target and send it these bytes first: they were read just as the mode changed,
+    /// under the new mode.
+    Proceed(Vec<u8>),
+    /// Do not dial.
+    End(Establish),
+}
+
+/// While the mode is `Blackhole`, reads and discards what the client sends.
 async fn hold_while_blackholed(
     client: &mut TcpStream,
     watch: &mut ModeWatch,
     shared: &Shared,
-) -> Option<Establish> {
+) -> Hold {
     let mut buffer = vec![0; HOLD_BUFFER_BYTES];
     let mut gap = false;
     loop {
-        if watch.refused() {
-            return Some(Establish::Reset);
+        if watch.refused() || (gap && watch.mode() != Mode::Blackhole) {
+            return Hold::End(Establish::Reset);
         }
         if watch.mode() != Mode::Blackhole {
-            return gap.then_some(Establish::Reset);
+            return Hold::Proceed(Vec::new());
         }
+        // Biased: a mode change is seen before bytes that arrive with it.
         tokio::select! {
+            biased;
             () = watch.changed() => {}
             read = client.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => return Some(Establish::Gone),
-                Ok(read) => {
+                Ok(0) | Err(_) => return Hold::End(Establish::Gone),
+                Ok(read) if watch.mode() == Mode::Blackhole => {
                     shared.counters.dropped(Direction::ClientToServer, read);
                     gap = true;
                 }
+                Ok(read) if !gap => return Hold::Proceed(buffer[..read].to_vec()),
+                Ok(_) => {}
             },
         }
     }
 }
 
-async fn dial(target: SocketAddr, delay: Duration) -> io::Result<TcpStream> {
+/// Dials the target after `delay` and sends it `first_bytes`.
+async fn dial(shared: &Shared, delay: Duration, first_bytes: &[u8]) -> io::Result<TcpStream> {
     tokio::time::sleep(delay).await;
-    let server = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target)).await??;
+    let connect = TcpStream::connect(shared.target);
+    let mut server = tokio::time::timeout(DIAL_TIMEOUT, connect).await??;
     server.set_nodelay(true)?;
+    server.write_all(first_bytes).await?;
+    shared
+        .counters
+        .forwarded(Direction::ClientToServer, first_bytes.len());
     Ok(server)
 }
 

@@ -80,7 +80,11 @@ impl<'a> Pump<'a> {
         }
     }
 
-    pub(crate) async fn run(mut self, from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf) -> PumpEnd {
+    pub(crate) async fn run(
+        mut self,
+        from: &mut OwnedReadHalf,
+        to: &mut OwnedWriteHalf,
+    ) -> PumpEnd {
         loop {
             let flow = self.watch.flow(self.direction);
             let forwarding = matches!(flow, Flow::Forward(_));
@@ -94,7 +98,7 @@ impl<'a> Pump<'a> {
                 };
             }
             let event = self.next_event(from, to).await;
-            if let Some(end) = self.handle(event, flow) {
+            if let Some(end) = self.handle(event) {
                 return end;
             }
         }
@@ -104,9 +108,14 @@ impl<'a> Pump<'a> {
         let now = Instant::now();
         let due = self.queue.front().map(|chunk| chunk.due);
         let ready = due.is_some_and(|due| due <= now);
-        let unwritten = self.queue.front().map_or(&[][..], |chunk| &chunk.bytes[chunk.written..]);
+        let unwritten = self
+            .queue
+            .front()
+            .map_or(&[][..], |chunk| &chunk.bytes[chunk.written..]);
         let can_read = !self.read_closed && self.queue.len() < QUEUED_CHUNKS_MAX;
+        // Biased: a mode change is seen before bytes that arrive with it.
         tokio::select! {
+            biased;
             () = self.watch.changed() => Event::ModeChanged,
             read = from.read(&mut self.buffer), if can_read => Event::Read(read),
             () = tokio::time::sleep_until(due.unwrap_or(now)), if due.is_some() && !ready => Event::Due,
@@ -115,14 +124,14 @@ impl<'a> Pump<'a> {
     }
 
     /// Applies one event; `Some` ends the pump.
-    fn handle(&mut self, event: Event, flow: Flow) -> Option<PumpEnd> {
+    fn handle(&mut self, event: Event) -> Option<PumpEnd> {
         match event {
             Event::ModeChanged | Event::Due => None,
             Event::Read(Ok(0)) => {
                 self.read_closed = true;
                 None
             }
-            Event::Read(Ok(read)) => self.accept_read(read, flow),
+            Event::Read(Ok(read)) => self.accept_read(read),
             Event::Written(Ok(written)) if written > 0 => {
                 self.mark_written(written);
                 None
@@ -131,8 +140,11 @@ impl<'a> Pump<'a> {
         }
     }
 
-    fn accept_read(&mut self, read: usize, flow: Flow) -> Option<PumpEnd> {
-        match flow {
+    /// Queues or discards what was read, under the mode in force now: a `set_mode` that returned
+    /// before the sender wrote these bytes must apply to them, even if this task has not yet
+    /// looked at the change.
+    fn accept_read(&mut self, read: usize) -> Option<PumpEnd> {
+        match self.watch.flow(self.direction) {
             Flow::Forward(delay) => self.queue.push_back(Chunk {
                 due: Instant::now() + delay,
                 bytes: self.buffer[..read].to_vec(),

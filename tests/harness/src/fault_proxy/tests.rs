@@ -150,7 +150,10 @@ fn assert_reset(stream: &mut TcpStream) {
 }
 
 fn wait_stats(proxy: &FaultProxy, what: &str, condition: impl Fn(&ProxyStats) -> bool) {
-    wait_until(DEADLINE, what, || Ok(condition(&proxy.stats()).then_some(()))).unwrap();
+    wait_until(DEADLINE, what, || {
+        Ok(condition(&proxy.stats()).then_some(()))
+    })
+    .unwrap();
 }
 
 #[test]
@@ -205,11 +208,15 @@ fn blackhole_swallows_bytes_and_heal_resets_only_connections_that_lost_bytes() {
 
     proxy.set_mode(Mode::Blackhole).unwrap();
     talking.write_all(b"lost").unwrap();
-    wait_stats(&proxy, "4 bytes dropped", |s| s.dropped_client_to_server_bytes == 4);
+    wait_stats(&proxy, "4 bytes dropped", |s| {
+        s.dropped_client_to_server_bytes == 4
+    });
     assert_silent(&mut talking);
     let mut new = dial(proxy.listen_addr());
     new.write_all(b"gone").unwrap();
-    wait_stats(&proxy, "8 bytes dropped", |s| s.dropped_client_to_server_bytes == 8);
+    wait_stats(&proxy, "8 bytes dropped", |s| {
+        s.dropped_client_to_server_bytes == 8
+    });
     assert_silent(&mut new);
 
     proxy.set_mode(Mode::Pass).unwrap();
@@ -236,7 +243,9 @@ fn cut_client_to_server_drops_client_bytes_while_server_bytes_flow() {
     let mut client = dial(proxy.listen_addr());
     client.read_exact(&mut [0; 4]).unwrap();
 
-    proxy.set_mode(Mode::Cut(Direction::ClientToServer)).unwrap();
+    proxy
+        .set_mode(Mode::Cut(Direction::ClientToServer))
+        .unwrap();
     let pushed_before = proxy.stats().forwarded_server_to_client_bytes;
     client.write_all(&[7; 100]).unwrap();
     wait_stats(&proxy, "100 client bytes dropped", |s| {
@@ -258,7 +267,9 @@ fn cut_server_to_client_drops_server_bytes_while_client_bytes_flow() {
     let mut client = dial(proxy.listen_addr());
     client.read_exact(&mut [0; 4]).unwrap();
 
-    proxy.set_mode(Mode::Cut(Direction::ServerToClient)).unwrap();
+    proxy
+        .set_mode(Mode::Cut(Direction::ServerToClient))
+        .unwrap();
     client.write_all(&[7; 100]).unwrap();
     wait_until(DEADLINE, "client bytes at the server", || {
         Ok((server.received() == 100).then_some(()))
@@ -306,7 +317,10 @@ fn dropping_the_proxy_closes_its_listener_and_connections() {
     assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
     let read = client.read(&mut [0; 64]);
     assert!(
-        matches!(&read, Ok(0)) || read.as_ref().is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+        matches!(&read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
         "{read:?}"
     );
 }

@@ -1,1 +1,0 @@
-//! Unit tests of the role machine: the exact commands each state emits for each event.
