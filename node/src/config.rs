@@ -397,3 +397,106 @@ fn check_host_port(text: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid config in `dir`, with certificate files present, plus `extra` lines appended.
+    fn write_config(dir: &Path, replace: &[(&str, &str)]) -> PathBuf {
+        let certs = dir.join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        for file in ["ca.pem", "a.pem", "a.key"] {
+            std::fs::write(certs.join(file), "x").unwrap();
+        }
+        let mut text = "cluster = \"t\"\n[node]\nname = \"a\"\ndata_dir = \"data\"\n\
+            [listen]\npeer = \"127.0.0.1:7400\"\nclient = \"127.0.0.1:7401\"\nadmin = \"127.0.0.1:7402\"\nhttp = \"127.0.0.1:7480\"\n\
+            [peer]\nname = \"b\"\naddress = \"10.0.0.2:7400\"\nclient_address = \"10.0.0.2:7401\"\n\
+            [timers]\nkeepalive_interval = \"100ms\"\n\
+            [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/a.pem\"\nkey = \"certs/a.key\"\n"
+            .to_string();
+        for (from, to) in replace {
+            assert!(text.contains(from), "{from}");
+            text = text.replace(from, to);
+        }
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn error_for(replace: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), replace);
+        Config::load(&path).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_config_loads_with_defaults_and_resolved_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&write_config(dir.path(), &[])).unwrap();
+        assert_eq!(config.timers.failover_after_misses, 8);
+        assert_eq!(config.timers.min_failover_interval, Duration::from_secs(300));
+        assert_eq!(config.node.priority, 100);
+        assert_eq!(config.node.data_dir, dir.path().join("data"));
+        assert_eq!(config.tls.ca, dir.path().join("certs/ca.pem"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let error = error_for(&[("[timers]\n", "[timers]\nfailover_aftr_misses = 3\n")]);
+        assert!(error.contains("failover_aftr_misses"), "{error}");
+        assert!(error.contains("node.toml"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_certificate_file_is_named() {
+        let error = error_for(&[("certs/a.key", "certs/missing.key")]);
+        assert!(error.contains("tls.key") && error.contains("missing.key"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_duration_is_named() {
+        let error = error_for(&[("\"100ms\"", "\"fast\"")]);
+        assert!(error.contains("timers.keepalive_interval") && error.contains("\"fast\""), "{error}");
+    }
+
+    #[test]
+    fn a_peer_with_our_own_name_is_refused() {
+        let error = error_for(&[("name = \"b\"", "name = \"a\"")]);
+        assert!(error.contains("peer.name") && error.contains("own name"), "{error}");
+    }
+
+    #[test]
+    fn a_port_clash_names_both_keys() {
+        let error = error_for(&[("127.0.0.1:7402", "127.0.0.1:7400")]);
+        assert!(error.contains("listen.admin") && error.contains("listen.peer"), "{error}");
+        let wildcard = error_for(&[("127.0.0.1:7480", "0.0.0.0:7401")]);
+        assert!(wildcard.contains("listen.http") && wildcard.contains("listen.client"), "{wildcard}");
+    }
+
+    #[test]
+    fn bad_addresses_and_thresholds_are_named() {
+        assert!(error_for(&[("10.0.0.2:7400", "10.0.0.2")]).contains("peer.address"));
+        assert!(error_for(&[("127.0.0.1:7401", "nowhere")]).contains("listen.client"));
+        let error = error_for(&[("[timers]\n", "[timers]\nfailover_after_misses = 60\n")]);
+        assert!(error.contains("startup_failover_after_misses"), "{error}");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_reported_with_the_file() {
+        let error = error_for(&[("cluster = \"t\"", "cluster = ")]);
+        assert!(error.contains("node.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_digest_covers_shared_settings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Config::load(&write_config(dir.path(), &[])).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let renamed = Config::load(&write_config(other_dir.path(), &[("data_dir = \"data\"", "data_dir = \"elsewhere\"")])).unwrap();
+        assert_eq!(a.digest(), renamed.digest());
+        let third = tempfile::tempdir().unwrap();
+        let retimed = Config::load(&write_config(third.path(), &[("\"100ms\"", "\"200ms\"")])).unwrap();
+        assert_ne!(a.digest(), retimed.digest());
+    }
+}

@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn formats_unix_milliseconds_as_utc() {
         assert_eq!(format_time(0), "1970-01-01 00:00:00.000Z");
-        assert_eq!(format_time(1_795_000_000_123), "2026-11-18 09:06:40.123Z");
+        assert_eq!(format_time(1_795_000_000_123), "2026-11-18 11:06:40.123Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00.000Z");
     }
 }

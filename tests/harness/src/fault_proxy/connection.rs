@@ -96,12 +96,13 @@ async fn hold_while_blackholed(
             () = watch.changed() => {}
             read = client.read(&mut buffer) => match read {
                 Ok(0) | Err(_) => return Hold::End(Establish::Gone),
-                Ok(read) if watch.mode() == Mode::Blackhole => {
+                Ok(read) if !gap && watch.mode() != Mode::Blackhole => {
+                    return Hold::Proceed(buffer[..read].to_vec());
+                }
+                Ok(read) => {
                     shared.counters.dropped(Direction::ClientToServer, read);
                     gap = true;
                 }
-                Ok(read) if !gap => return Hold::Proceed(buffer[..read].to_vec()),
-                Ok(_) => {}
             },
         }
     }
