@@ -67,9 +67,21 @@ fn in_one_epoch_the_rank_decides_which_active_stays() {
         priority: 10,
         ..config()
     };
-    let mut node = active_with(low, Durable::default());
+    let mut node = Node::start_with(low, Durable::default(), LogPosition::default());
+    node.tick_quietly_until(5000);
+    assert_eq!(node.durable().term, Some(Term::new(1, "a", 10)));
     let out = node.heartbeat(heartbeat(Role::Active, Some(term(1, "b"))));
-    assert_eq!(out.len(), 5, "demoted: {out:?}");
+    let message = "split brain: peer b is active in the newer term (1, b); demoting";
+    assert_eq!(
+        out,
+        vec![
+            Command::SetAdmission(false),
+            persist(durable(1, Some(term(1, "b")))),
+            set_role(Role::Passive, message),
+            send_heartbeat(52),
+            record(EventKind::SplitBrain, message),
+        ]
+    );
     assert_eq!(node.role(), Role::Passive);
 }
 

@@ -35,6 +35,7 @@ fn a_tick_gap_over_two_intervals_on_the_active_stops_admission() {
 fn a_gap_of_exactly_two_intervals_is_not_a_stall() {
     let mut node = active();
     node.tick();
+    node.step_at(150, Event::Heartbeat(passive_peer_of(&node)));
     assert_eq!(node.step_at(300, Event::Tick), vec![send_heartbeat(3)]);
     assert!(node.machine.admitting());
 }
