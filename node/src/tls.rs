@@ -50,6 +50,18 @@ const ALPN_H2: &[u8] = b"h2";
 /// The URI tonic's channel puts in requests. It is never resolved: the dialer decides where to go.
 const CHANNEL_URI: &str = "http://tandem";
 
+/// HTTP/2 pings on every dialled connection: a connection into a black hole (no RST ever comes)
+/// is closed after `HTTP2_KEEPALIVE_TIMEOUT` without an answer, so the dialer reconnects.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn endpoint() -> Endpoint {
+    Endpoint::from_static(CHANNEL_URI)
+        .http2_keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+}
+
 /// A client that has not finished its handshake by then is dropped, so a slow or silent client
 /// cannot hold one of the handshake slots for long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,7 +253,7 @@ pub async fn connect(
     connect_timeout: Duration,
 ) -> Result<Channel, TlsError> {
     let dialer = Dialer::new(addr, server_name, config, connect_timeout)?;
-    Endpoint::from_static(CHANNEL_URI)
+    endpoint()
         .connect_with_connector(tower::service_fn(move |_: Uri| dialer.clone().dial()))
         .await
         .map_err(|source| TlsError::Connect {
@@ -263,7 +275,7 @@ pub fn connect_lazy(
 ) -> Result<Channel, TlsError> {
     let dialer = Dialer::new(addr, server_name, config, connect_timeout)?;
     let connector = tower::service_fn(move |_: Uri| dialer.clone().dial());
-    Ok(Endpoint::from_static(CHANNEL_URI).connect_with_connector_lazy(connector))
+    Ok(endpoint().connect_with_connector_lazy(connector))
 }
 
 /// True if `err` or any of its sources is an `io::Error` of kind `ConnectionRefused`: nothing

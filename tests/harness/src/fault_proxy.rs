@@ -18,7 +18,7 @@
 //! proxy resets the connection on both sides, as the endpoints of a long partition would
 //! eventually see.
 //!
-//! Limits: at most [`CONNECTIONS_MAX`](accept_loop::CONNECTIONS_MAX) connections at once (further
+//! Limits: at most 128 connections at once (`accept_loop::CONNECTIONS_MAX`; further
 //! dials wait in the kernel backlog), and at most 1 MiB in flight per direction (then the proxy
 //! stops reading and the sender blocks). Through a proxy in `Pass` mode a dead target looks like
 //! "accepted, then reset", not ECONNREFUSED; a test of the refused-dial fast path uses `Refuse`.
