@@ -1,1 +1,59 @@
-fn main(){}
+//! `tandem-bench <scenario> [--runs N] [--json FILE]`: the benchmarks of DESIGN.md §11.
+//!
+//! Each scenario starts a real pair of release-built `tandemd` processes through the test harness,
+//! measures from the outside, prints a table and writes JSON with `scenario`, `runs` and its
+//! figures (units last in the names). "Served" means that the other node answers `status` as
+//! active and admitting, read over a kept-open admin connection polled every 2 ms.
+
+mod probe;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "tandem-bench", about = "tandem's benchmarks")]
+struct Args {
+    scenario: Scenario,
+    /// Runs per scenario (failover-crash, failover-freeze, switchover).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// How long false-failovers runs (e.g. "5m").
+    #[arg(long, default_value = "5m")]
+    duration: String,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Scenario {
+    FailoverCrash,
+    FailoverFreeze,
+    Switchover,
+    FalseFailovers,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bins = scenarios::release_binaries()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let duration: Duration = tandem_node::duration::parse_duration(&args.duration)
+        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let result = match args.scenario {
+        Scenario::FailoverCrash => runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?,
+        Scenario::FailoverFreeze => runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGSTOP))?,
+        Scenario::Switchover => runtime.block_on(scenarios::switchover(&bins, args.runs))?,
+        Scenario::FalseFailovers => runtime.block_on(scenarios::false_failovers(&bins, duration))?,
+    };
+    println!("{}", stats::table(&result));
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
+        println!("wrote {}", path.display());
+    }
+    let failed = result.get("failed").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    std::process::exit(i32::from(failed));
+}

@@ -189,6 +189,7 @@ pub fn main() -> u8 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tls::install_crypto_provider();
     let config = match load_config(&args.config) {

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod demo;
 pub mod driver;
 pub mod duration;
+pub mod gap_meter;
 pub mod gateway;
 pub mod peer_link;
 pub mod role;

@@ -14,8 +14,6 @@ use crate::status::Status;
 
 /// Generous bounds on each step: a step that takes longer failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the gap meter polls each node.
-const GAP_POLL: Duration = Duration::from_millis(2);
 
 struct Report {
     started: Instant,
@@ -144,44 +142,8 @@ async fn switchover_gap(pair: &LocalPair, from: &str, to: &str) -> Result<Durati
     let index = |name: &str| local_pair::NAMES.iter().position(|n| *n == name).unwrap_or(0);
     let mut from_client = pair.nodes[index(from)].client().await?;
     let mut to_client = pair.nodes[index(to)].client().await?;
-    let mut command_client = pair.nodes[index(from)].client().await?;
-    let start = Instant::now();
-    let deadline = start + STEP_TIMEOUT;
-    let mut switchover = tokio::spawn(async move {
-        command_client
-            .switchover(tandem_proto::admin::SwitchoverRequest::default())
-            .await
-            .map(|reply| reply.into_inner().message)
-            .map_err(|status| status.message().to_string())
-    });
-    let mut outcome: Option<String> = None;
-    let mut last_admitted = start;
-    let mut longest = Duration::ZERO;
-    loop {
-        if Instant::now() > deadline {
-            return Err("the switchover did not finish".into());
-        }
-        let (from_status, to_status) = tokio::join!(
-            crate::ctl::fetch_status(&mut from_client),
-            crate::ctl::fetch_status(&mut to_client)
-        );
-        let now = Instant::now();
-        let from_admits = from_status.as_ref().is_ok_and(|s| s.node.admitting);
-        let to_status = to_status.ok();
-        let to_admits = to_status.as_ref().is_some_and(|s| s.node.admitting && s.node.role == "active");
-        if from_admits || to_admits {
-            longest = longest.max(now - last_admitted);
-            last_admitted = now;
-        }
-        if outcome.is_none() && switchover.is_finished() {
-            let finished = (&mut switchover).await.map_err(|e| e.to_string())?;
-            outcome = Some(finished.map_err(|refusal| format!("tandemctl switchover: {refusal}"))?);
-        }
-        if outcome.is_some() && to_admits {
-            break;
-        }
-        tokio::time::sleep(GAP_POLL).await;
-    }
-    println!("  tandemctl switchover: {}", outcome.unwrap_or_default());
-    Ok(longest)
+    let command_client = pair.nodes[index(from)].client().await?;
+    let gap = crate::gap_meter::measure_switchover(&mut from_client, &mut to_client, command_client, STEP_TIMEOUT).await?;
+    println!("  tandemctl switchover: {}", gap.message);
+    Ok(gap.longest_gap)
 }

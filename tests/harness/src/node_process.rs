@@ -170,6 +170,7 @@ impl NodeProcess {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .env("NO_COLOR", "1") // the log is a file: no colour escapes in it
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -1,1 +1,211 @@
+//! `failover-now` on the passive: a switchover when the active answers, an immediate takeover
+//! when it does not; an outdated disk needs `--force`, an inconsistent one never promotes.
+
 use super::*;
+
+fn failover_now(force: bool) -> AdminRequest {
+    AdminRequest::FailoverNow { force }
+}
+
+const NOW_ACTIVE: &str = "a is now active in term (2, a)";
+const BY_ADMIN: &str = "failover-now by an administrator";
+
+#[test]
+fn failover_now_on_the_active_is_refused() {
+    let mut node = active();
+    let out = node.admin(7, failover_now(false));
+    assert_eq!(
+        out,
+        vec![reply_err(7, "failover-now refused: this node is already active")]
+    );
+}
+
+#[test]
+fn with_the_active_answering_it_asks_for_a_switchover_and_the_hand_over_answers() {
+    let mut node = passive();
+    assert_eq!(
+        node.admin(7, failover_now(false)),
+        vec![Command::SendSwitchoverRequest]
+    );
+    assert_eq!(
+        node.admin(8, failover_now(false)),
+        vec![reply_err(8, "failover-now refused: a failover-now is already waiting")]
+    );
+
+    let out = node.step(Event::HandoverRequested {
+        new_term: term(2, "a"),
+    });
+
+    assert_eq!(out.last(), Some(&reply_ok(7, NOW_ACTIVE)));
+    assert_eq!(out.len(), 8, "{out:?}");
+    assert_eq!(node.role(), Role::Active);
+}
+
+#[test]
+fn a_switchover_request_the_active_never_honours_fails_after_the_timeout() {
+    let mut node = passive();
+    node.admin(7, failover_now(false));
+    let b_active = heartbeat(Role::Active, Some(term(1, "b")));
+    for seq in 1..50 {
+        assert_eq!(node.tick_hearing(&b_active), vec![send_heartbeat(seq)]);
+    }
+
+    let out = node.tick_hearing(&b_active);
+
+    assert_eq!(
+        out,
+        vec![
+            send_heartbeat(50),
+            reply_err(
+                7,
+                "failover-now failed: the active b did not hand over in time"
+            ),
+        ]
+    );
+    assert_eq!(node.role(), Role::Passive);
+}
+
+#[test]
+fn with_the_peer_failed_it_promotes_at_once() {
+    // Monitoring is suspended, so the automatic failover did not happen; an administrator may.
+    let start = Durable {
+        monitoring: Monitoring::Suspended,
+        ..durable(1, Some(term(1, "b")))
+    };
+    let mut node = passive_with(config(), start.clone());
+    node.tick_quietly_until(800);
+
+    let out = node.admin(7, failover_now(false));
+
+    let mut expected = promotion(
+        Durable {
+            max_epoch_seen: 2,
+            term: Some(term(2, "a")),
+            ..start
+        },
+        EventKind::Failover,
+        BY_ADMIN,
+        9,
+    );
+    expected.push(reply_ok(7, NOW_ACTIVE));
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn with_fence_peer_and_the_peer_not_ok_it_fences_first() {
+    let mut node = passive_with(fencing_config(), durable(1, Some(term(1, "b"))));
+    node.tick_quietly_until(300);
+
+    let out = node.admin(7, failover_now(false));
+    assert_eq!(
+        out,
+        vec![set_role(Role::Promoting, BY_ADMIN), Command::FencePeer]
+    );
+
+    let out = node.step(Event::FenceResult { ok: true });
+    let mut expected = promotion(
+        durable(2, Some(term(2, "a"))),
+        EventKind::Failover,
+        "peer b fenced",
+        4,
+    );
+    expected.push(reply_ok(7, NOW_ACTIVE));
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn a_failed_fence_answers_the_failover_now_with_the_error() {
+    let mut node = passive_with(fencing_config(), durable(1, Some(term(1, "b"))));
+    node.tick_quietly_until(300);
+    node.admin(7, failover_now(false));
+
+    let out = node.step(Event::FenceResult { ok: false });
+
+    assert_eq!(
+        out,
+        vec![
+            set_role(Role::Passive, "fence_peer failed"),
+            record(EventKind::Fence, "fence_peer failed: not taking over"),
+            reply_err(7, "fence_peer failed: not taking over"),
+        ]
+    );
+}
+
+#[test]
+fn an_outdated_disk_takes_over_only_with_force() {
+    let start = Durable {
+        disk: DiskState::Outdated,
+        ..durable(1, Some(term(1, "b")))
+    };
+    let mut node = passive_with(config(), start.clone());
+    node.tick_quietly_until(800);
+    assert_eq!(
+        node.admin(7, failover_now(false)),
+        vec![reply_err(
+            7,
+            "failover-now refused: disk state is outdated; --force takes over anyway"
+        )]
+    );
+
+    let out = node.admin(8, failover_now(true));
+
+    let mut expected = promotion(
+        Durable {
+            max_epoch_seen: 2,
+            term: Some(term(2, "a")),
+            ..start
+        },
+        EventKind::Failover,
+        BY_ADMIN,
+        9,
+    );
+    expected.push(reply_ok(8, NOW_ACTIVE));
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn unreachable_targets_take_over_only_with_force() {
+    let mut node = passive();
+    node.step(Event::Reachability(false));
+    node.tick_quietly_until(800);
+    assert_eq!(
+        node.admin(7, failover_now(false)),
+        vec![reply_err(
+            7,
+            "failover-now refused: reachability targets do not answer; --force takes over anyway"
+        )]
+    );
+    let out = node.admin(8, failover_now(true));
+    assert_eq!(out.last(), Some(&reply_ok(8, NOW_ACTIVE)));
+}
+
+#[test]
+fn an_inconsistent_disk_never_takes_over() {
+    let inconsistent = Durable {
+        disk: DiskState::Inconsistent,
+        ..Durable::default()
+    };
+    let mut node = Node::start(inconsistent);
+    assert_eq!(
+        node.admin(7, failover_now(true)),
+        vec![reply_err(7, "failover-now refused: disk state is inconsistent")]
+    );
+    node.heartbeat(heartbeat(Role::Starting, None));
+    assert_eq!(
+        node.admin(8, failover_now(true)),
+        vec![reply_err(8, "failover-now refused: this node is fault")]
+    );
+}
+
+#[test]
+fn a_node_in_maintenance_refuses_failover_now() {
+    let start = Durable {
+        maintenance: true,
+        ..durable(1, Some(term(1, "b")))
+    };
+    let mut node = passive_with(config(), start);
+    assert_eq!(
+        node.admin(7, failover_now(true)),
+        vec![reply_err(7, "failover-now refused: this node is in maintenance")]
+    );
+}
