@@ -350,6 +350,13 @@ impl Acceptor {
             match handshake(&tls, tcp).await {
                 // A send error means the server has stopped; dropping the stream closes it.
                 Ok(stream) => drop(established.send(Ok(stream)).await),
+                // A connection closed before it sent anything is a port probe (the peer's fast
+                // path, a health check), not an attack: keep it out of the warnings.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => tracing::debug!(
+                    listener = label,
+                    remote = %remote,
+                    "connection closed before the TLS handshake"
+                ),
                 Err(e) => tracing::warn!(
                     listener = label,
                     remote = %remote,

@@ -247,13 +247,12 @@ fn without_a_crash_the_switchover_leaves_b_active_in_epoch_2() {
 fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_active_in_an_epoch()
 {
     let (_, [a_commands, b_commands]) = switchover_run(None);
-    let (reference, _) = {
-        let mut pair = Pair::new(None);
-        for _ in 0..3 {
-            pair.round();
-        }
-        (pair.executed, ())
-    };
+    let mut set_up = Pair::new(None);
+    for _ in 0..3 {
+        set_up.round();
+    }
+    let reference = set_up.executed;
+    let mut runs = 0;
     for (node, commands) in [(0, a_commands), (1, b_commands)] {
         // The first commands of the switchover: the crash points that matter, and some after.
         for offset in 1..=commands.min(40) {
@@ -264,6 +263,8 @@ fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_acti
                     down_intervals,
                 };
                 let (pair, _) = switchover_run(Some(crash));
+                assert!(pair.restart_at_ms.is_some(), "{crash:?} did not happen");
+                runs += 1;
                 // The checks ran at every step; the pair also settles with one active.
                 let actives = pair
                     .roles()
@@ -280,4 +281,5 @@ fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_acti
             }
         }
     }
+    assert!(runs >= 40, "only {runs} crash points");
 }

@@ -1,0 +1,134 @@
+//! mTLS refusals and bad configs: a peer from another CA is refused and logged; admin calls need
+//! a cluster certificate; each bad config stops `tandemd` with exit status 2 and a message that
+//! names the key or file.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use tandem_harness::{Cluster, ClusterSpec};
+
+fn other_ca(cluster: &Cluster) -> anyhow::Result<std::path::PathBuf> {
+    let dir = cluster.dir().join("other-ca");
+    let status = Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(&dir)
+        .args(["--nodes", "a,b"])
+        .output()?;
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    Ok(dir)
+}
+
+#[test]
+fn a_peer_from_another_ca_is_refused_and_logged() -> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
+    let other = other_ca(&cluster)?;
+    phase("b presents a certificate named b, but from another CA");
+    cluster.update_config("b", |config| {
+        config.set("tls.ca", other.join("ca.pem").display().to_string());
+        config.set("tls.cert", other.join("b.pem").display().to_string());
+        config.set("tls.key", other.join("b.key").display().to_string());
+    })?;
+    cluster.start_node("a")?;
+    cluster.start_node("b")?;
+    cluster.wait_until(WAIT, "a to log the refused handshake", |c| {
+        Ok(log_contains(c, "a", "TLS handshake refused").then_some(()))
+    })?;
+    let a = cluster.status("a")?;
+    assert_eq!(a["peer"]["state"], "unknown", "a never accepted b: {}", brief(&a));
+    Ok(())
+}
+
+#[test]
+fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
+    let _serial = serial();
+    let cluster = Cluster::start(ClusterSpec::new(), &bins())?;
+    wait_steady(&cluster, "a")?;
+    let other = other_ca(&cluster)?;
+    let admin = cluster.addrs("a").admin.to_string();
+    let certs = cluster.certs_dir();
+    let run = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
+        Command::new(bins().tandemctl)
+            .args(["--node", &admin, "--ca"])
+            .arg(ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("status")
+            .output()
+    };
+    phase("the cluster's admin certificate works");
+    let ok = run(&certs.join("ca.pem"), &certs.join("admin.pem"), &certs.join("admin.key"))?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("active"));
+    phase("an admin certificate from another CA is refused");
+    let refused = run(&certs.join("ca.pem"), &other.join("admin.pem"), &other.join("admin.key"))?;
+    assert_eq!(refused.status.code(), Some(1));
+    Ok(())
+}
+
+/// Runs tandemd on `name`'s config after `change`, expecting exit 2 and `needles` in stderr.
+fn expect_config_error(
+    cluster: &Cluster,
+    change: impl FnOnce(&mut tandem_harness::NodeConfig),
+    needles: &[&str],
+) -> anyhow::Result<()> {
+    let mut config = cluster.config("a").clone();
+    change(&mut config);
+    let path = cluster.dir().join("bad.toml");
+    config.write(&path)?;
+    let output = Command::new(bins().tandemd).arg("--config").arg(&path).output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    }
+    assert_eq!(stderr.trim().lines().count() <= 6, true, "one clear message: {stderr}");
+    Ok(())
+}
+
+#[test]
+fn each_bad_config_gets_exit_status_2_and_a_message_naming_it() -> anyhow::Result<()> {
+    let _serial = serial();
+    let cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
+    phase("an unknown key");
+    expect_config_error(&cluster, |c| { c.set("timers.failover_aftr_misses", 3); }, &["failover_aftr_misses"])?;
+    phase("a missing certificate file");
+    expect_config_error(&cluster, |c| { c.set("tls.cert", "/nonexistent/a.pem"); }, &["tls.cert", "/nonexistent/a.pem"])?;
+    phase("a duration that does not parse");
+    expect_config_error(&cluster, |c| { c.set("timers.keepalive_interval", "soon"); }, &["timers.keepalive_interval", "\"soon\""])?;
+    phase("a peer with the node's own name");
+    expect_config_error(&cluster, |c| { c.set("peer.name", "a"); }, &["peer.name", "own name"])?;
+    phase("a port clash");
+    let peer_port = cluster.addrs("a").peer.to_string();
+    expect_config_error(&cluster, |c| { c.set("listen.admin", peer_port.clone()); }, &["listen.admin", "listen.peer"])?;
+    phase("a file that is not TOML");
+    expect_config_error(&cluster, |c| { c.append_toml("this is = = not toml"); }, &["bad.toml"])?;
+    Ok(())
+}
+
+#[test]
+fn the_deploy_examples_are_valid_configs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let certs = dir.path().join("certs");
+    let output = Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(&certs)
+        .args(["--nodes", "a,b"])
+        .output()?;
+    assert!(output.status.success());
+    for name in ["a.toml", "b.toml"] {
+        let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name))?;
+        let path = dir.path().join(name);
+        std::fs::write(&path, text)?;
+        // `tandemctl --config` loads and validates the config before it dials; nothing listens,
+        // so it fails at the dial, not at the config.
+        let output = Command::new(bins().tandemctl).arg("--config").arg(&path).arg("status").output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cannot reach the node's admin port"), "{name}: {stderr}");
+    }
+    Ok(())
+}

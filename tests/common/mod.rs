@@ -1,0 +1,120 @@
+//! Shared helpers of the end-to-end tests: the binaries under test, one cluster at a time per
+//! test binary, and waits on status conditions.
+#![allow(dead_code)]
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use serde_json::Value;
+use tandem_harness::{Binaries, Cluster};
+
+/// Generous deadline for one condition: CI machines are small and shared.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn bins() -> Binaries {
+    Binaries::new(env!("CARGO_BIN_EXE_tandemd"), env!("CARGO_BIN_EXE_tandemctl"))
+}
+
+/// Tests in one binary run one pair at a time: two pairs on two cores would starve each other's
+/// keep-alives and turn timing into flakiness.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Prints a phase marker, so a failing test's output reads as a story.
+pub fn phase(text: &str) {
+    eprintln!("--- {text}");
+}
+
+pub fn role(status: &Value) -> &str {
+    status["node"]["role"].as_str().unwrap_or("?")
+}
+
+pub fn epoch(status: &Value) -> u64 {
+    status["node"]["epoch"].as_u64().unwrap_or(0)
+}
+
+pub fn term_epoch(status: &Value) -> u64 {
+    status["node"]["term"]["epoch"].as_u64().unwrap_or(0)
+}
+
+pub fn other(name: &str) -> &'static str {
+    if name == "a" { "b" } else { "a" }
+}
+
+/// Waits until `active` serves and the other node is passive, each seeing the other over the
+/// link. Returns both statuses.
+pub fn wait_steady(cluster: &Cluster, active: &str) -> anyhow::Result<(Value, Value)> {
+    let passive = other(active);
+    cluster.wait_until(WAIT, &format!("{active} active and {passive} passive, link up"), |c| {
+        let (a, p) = (c.status(active)?, c.status(passive)?);
+        let ok = role(&a) == "active"
+            && a["node"]["admitting"] == true
+            && role(&p) == "passive"
+            && a["peer"]["state"] == "ok"
+            && p["peer"]["state"] == "ok"
+            && a["peer"]["role"] == "passive"
+            && p["peer"]["role"] == "active";
+        if ok {
+            Ok(Some((a, p)))
+        } else {
+            Err(anyhow!("{active}: {} / {passive}: {}", brief(&a), brief(&p)))
+        }
+    })
+}
+
+/// Waits until `name` is active and admitting (its peer may be gone).
+pub fn wait_serving(cluster: &Cluster, name: &str) -> anyhow::Result<Value> {
+    cluster.wait_until(WAIT, &format!("{name} to serve"), |c| {
+        let status = c.status(name)?;
+        if role(&status) == "active" && status["node"]["admitting"] == true {
+            Ok(Some(status))
+        } else {
+            Err(anyhow!("{name}: {}", brief(&status)))
+        }
+    })
+}
+
+/// One line of a status: role, term, admission and the peer view.
+pub fn brief(status: &Value) -> String {
+    format!(
+        "role {} term {} admitting {} peer {} ({})",
+        role(status),
+        status["node"]["term"],
+        status["node"]["admitting"],
+        status["peer"]["state"],
+        status["peer"]["role"]
+    )
+}
+
+/// The node's events as (kind, message) pairs, oldest first.
+pub fn events(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let text = cluster.ctl_ok(name, &["events", "--json", "--limit", "1000"])?;
+    text.lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line)?;
+            Ok((
+                event["kind"].as_str().unwrap_or_default().to_string(),
+                event["message"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits until `name` has recorded an event of `kind` whose message contains `needle`.
+pub fn wait_event(cluster: &Cluster, name: &str, kind: &str, needle: &str) -> anyhow::Result<String> {
+    cluster.wait_until(WAIT, &format!("{name} to record {kind} event with {needle:?}"), |c| {
+        let found = events(c, name)?
+            .into_iter()
+            .find(|(k, message)| k == kind && message.contains(needle))
+            .map(|(_, message)| message);
+        Ok(found)
+    })
+}
+
+/// Whether `name`'s log contains `needle`.
+pub fn log_contains(cluster: &Cluster, name: &str, needle: &str) -> bool {
+    std::fs::read_to_string(cluster.log_path(name)).is_ok_and(|log| log.contains(needle))
+}
