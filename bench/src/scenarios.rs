@@ -19,14 +19,15 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(2);
 const NAMES: [&str; 2] = ["a", "b"];
 
-/// Builds the release binaries and returns their paths.
+/// Builds the release binaries and returns their paths. It builds `tandem-bench` too, so that
+/// feature unification matches `cargo run -p tandem-bench` and nothing is rebuilt twice.
 pub fn release_binaries() -> anyhow::Result<Binaries> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("bench/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "tandem", "--bins"])
+        .args(["build", "--release", "-p", "tandem", "-p", "tandem-bench", "--bins"])
         .current_dir(workspace)
         .status()
         .context("cannot run cargo to build tandemd and tandemctl")?;
