@@ -20,6 +20,7 @@ use crate::tls::{self, TlsFiles};
 
 /// The name every node certificate carries, so an administrator can dial any node by address.
 pub const NODE_SERVER_NAME: &str = "tandem-node";
+const NO_TARGET: &str = "say which node: --config node.toml, or --node ADDR --ca F --cert F --key F";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Parser, Debug)]
@@ -130,6 +131,11 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// Runs `tandemctl` with the process arguments; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let needs_node = !matches!(cli.command, CtlCommand::Certs { .. } | CtlCommand::Demo { .. });
+    if needs_node && cli.config.is_none() && cli.node.is_none() {
+        eprintln!("tandemctl: {NO_TARGET}");
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -226,9 +232,7 @@ fn target(cli: &Cli) -> Result<(String, TlsFiles), Failure> {
                 key: key.clone(),
             },
         )),
-        _ => Err(Failure(
-            "say which node: --config node.toml, or --node ADDR --ca F --cert F --key F".into(),
-        )),
+        _ => Err(Failure(NO_TARGET.into())),
     }
 }
 
