@@ -86,7 +86,7 @@ fn expect_config_error(
     for needle in needles {
         assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
     }
-    assert_eq!(stderr.trim().lines().count() <= 6, true, "one clear message: {stderr}");
+    assert!(stderr.trim().lines().count() <= 6, "one clear message: {stderr}");
     Ok(())
 }
 

@@ -98,7 +98,10 @@ impl pb::admin_server::Admin for AdminService {
                     return;
                 }
             }
-            while follow {
+            if !follow {
+                return;
+            }
+            loop {
                 let events = match follower.recv().await {
                     Ok(event) => vec![event],
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
