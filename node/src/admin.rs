@@ -60,7 +60,9 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
-        let status = self.handle.status.borrow().clone();
+        let mut status = self.handle.status.borrow().clone();
+        // The gate, not the last published status: it is exact at this instant.
+        status.node.admitting = self.handle.admission.admits();
         Ok(Response::new(crate::status_wire::status_to_pb(&status)))
     }
 
@@ -102,7 +104,12 @@ impl pb::admin_server::Admin for AdminService {
                 return;
             }
             loop {
-                let events = match follower.recv().await {
+                let received = tokio::select! {
+                    received = follower.recv() => received,
+                    // The caller went away: stop now, not at the next event.
+                    () = sender.closed() => return,
+                };
+                let events = match received {
                     Ok(event) => vec![event],
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         match store.events_after(last_id, MAX_EVENT_LIMIT).await {

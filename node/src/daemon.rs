@@ -25,6 +25,12 @@ use crate::tls::{self, ClientAuth};
 const REACHABILITY_EVERY: Duration = Duration::from_millis(500);
 /// Largest gRPC message accepted on any port.
 const MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Requests served at once on one connection, and HTTP/2 streams open on one connection.
+const CONCURRENT_REQUESTS_PER_CONNECTION: usize = 64;
+const CONCURRENT_STREAMS_PER_CONNECTION: u32 = 128;
+/// How long the servers get to finish after the driver stopped. Long-lived streams
+/// (keep-alives, `events --follow`) never finish by themselves, so this is a short grace.
+const SERVERS_GRACE: Duration = Duration::from_millis(500);
 /// HTTP/2 pings detect a dead peer connection that sends no RST (a black hole).
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(1);
 
@@ -95,9 +101,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!(node = %config.node.name, "tandemd started");
     let result = driver.run().await;
     let _ = stop_servers.send(true);
-    for server in servers {
-        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    }
+    let _ = tokio::time::timeout(SERVERS_GRACE, futures::future::join_all(servers)).await;
     store.close().await;
     result.map_err(DaemonError::from)
 }
@@ -114,6 +118,7 @@ fn start_servers(
     let peer_service = PeerServer::new(crate::peer_link::PeerService::new(handle.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let gateway = GatewayServer::new(crate::gateway::GatewayService {
+        watchers: crate::gateway::watchers(),
         status: handle.status.clone(),
         peer_client_address: config.peer.client_address.clone(),
         own_client_address: config.listen.client.to_string(),
@@ -124,7 +129,13 @@ fn start_servers(
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let builder = || Server::builder().http2_keepalive_interval(Some(HTTP2_KEEPALIVE)).http2_keepalive_timeout(Some(HTTP2_KEEPALIVE * 2));
+    let builder = || {
+        Server::builder()
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE * 2))
+            .concurrency_limit_per_connection(CONCURRENT_REQUESTS_PER_CONNECTION)
+            .max_concurrent_streams(Some(CONCURRENT_STREAMS_PER_CONNECTION))
+    };
     let peer_server = builder()
         .add_service(peer_service)
         .serve_with_incoming_shutdown(tls::tls_incoming(peer, peer_tls, "peer"), until_stopped(stopped.clone()));

@@ -8,12 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tandem_proto::peer as pb;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::role::{
     AdminRequest, Command, DialOutcome, Event, LogPosition, Role, RoleConfig, RoleMachine,
@@ -31,6 +32,13 @@ pub const OUTBOUND_BOUND: usize = 64;
 const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SIGTERM on the active waits for the hand-over.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Admin requests waiting for an answer at once; more are refused as busy.
+const PENDING_ADMIN_MAX: usize = 64;
+/// The admission lease, in keep-alive intervals: renewed on every tick while admitting.
+const ADMISSION_LEASE_INTERVALS: u32 = 3;
+/// Consecutive heartbeats beyond `max_clock_offset` before a clock-skew event: a single late
+/// heartbeat (queued during a stall) is not skew.
+const SKEW_SAMPLES: u32 = 3;
 
 pub type AdminReply = Result<String, String>;
 
@@ -44,6 +52,8 @@ pub enum Input {
     FastPathDial {
         peer_port: DialOutcome,
         client_port: DialOutcome,
+        /// The stream end this round belongs to; rounds of an older one are dropped.
+        generation: u64,
     },
     Reachability(bool),
     Admin {
@@ -61,8 +71,12 @@ pub struct DriverHandle {
     pub store: StateStore,
     /// Outbound messages for the dialers.
     pub outbound: broadcast::Sender<pb::PeerMessage>,
-    /// Set while a fast-path probe should keep dialling (cleared by a heartbeat).
+    /// Set while a fast-path probe should keep dialling; only the driver writes it.
     pub fast_path_wanted: Arc<AtomicBool>,
+    /// Bumped by the driver at every stream end; tags the prober's rounds.
+    pub fast_path_generation: Arc<AtomicU64>,
+    /// Whether this node admits clients now; the gateway and the admin status read it.
+    pub admission: Arc<Admission>,
 }
 
 /// What the driver knows of the peer beyond the role machine: the edge-only fields.
@@ -73,11 +87,12 @@ struct PeerExtras {
     /// Highest heartbeat sequence received in this incarnation (deduplicates extra paths).
     last_seq: u64,
     clock_skew_ms: Option<i64>,
+    /// Consecutive heartbeats whose skew exceeded `max_clock_offset`.
+    skewed_samples: u32,
     skew_alerted: bool,
     version_mismatch: bool,
     config_mismatch: bool,
     cluster_mismatch_reported: bool,
-    maintenance: bool,
 }
 
 pub struct Driver {
@@ -98,6 +113,8 @@ pub struct Driver {
     /// Events the driver feeds back to the machine after the current step (e.g. `CaughtUp`).
     feedback: VecDeque<Event>,
     fast_path_wanted: Arc<AtomicBool>,
+    fast_path_generation: Arc<AtomicU64>,
+    admission: Arc<Admission>,
     exit: bool,
 }
 
@@ -121,12 +138,16 @@ impl Driver {
         let (outbound, _) = broadcast::channel(OUTBOUND_BOUND);
         let (status_tx, status_rx) = watch::channel(Status::default());
         let fast_path_wanted = Arc::new(AtomicBool::new(false));
+        let fast_path_generation = Arc::new(AtomicU64::new(0));
+        let admission = Arc::new(Admission::default());
         let handle = DriverHandle {
             inputs: inputs_tx,
             status: status_rx,
             store: store.clone(),
             outbound: outbound.clone(),
             fast_path_wanted: fast_path_wanted.clone(),
+            fast_path_generation: fast_path_generation.clone(),
+            admission: admission.clone(),
         };
         let driver = Driver {
             machine,
@@ -142,6 +163,8 @@ impl Driver {
             next_admin_id: 1,
             feedback: VecDeque::new(),
             fast_path_wanted,
+            fast_path_generation,
+            admission,
             exit: false,
         };
         driver.publish_status();
@@ -155,14 +178,32 @@ impl Driver {
         while !self.exit {
             tokio::select! {
                 biased;
-                _ = ticker.tick() => self.step(Event::Tick).await?,
+                _ = ticker.tick() => self.on_tick().await?,
                 input = self.inputs.recv() => match input {
                     Some(input) => self.on_input(input).await?,
                     None => break,
                 },
             }
         }
+        for (_, reply) in self.pending_admin.drain() {
+            let _ = reply.send(Err("the node is stopping".into()));
+        }
         tracing::info!("driver stopped");
+        Ok(())
+    }
+
+    fn admission_lease(&self) -> Duration {
+        self.config.timers.keepalive_interval * ADMISSION_LEASE_INTERVALS
+    }
+
+    /// A tick: the machine first (it may close the gate after a stall), then renew the lease.
+    async fn on_tick(&mut self) -> Result<(), DriverError> {
+        self.step(Event::Tick).await?;
+        if self.machine.admitting() {
+            self.admission.renew(self.admission_lease());
+        }
+        // Callers that gave up waiting leave a closed channel behind.
+        self.pending_admin.retain(|_, reply| !reply.is_closed());
         Ok(())
     }
 
@@ -186,13 +227,21 @@ impl Driver {
         match input {
             Input::Peer(message) => self.on_peer_message(*message).await,
             Input::PeerStreamEnded => {
+                self.fast_path_generation.fetch_add(1, Ordering::SeqCst);
                 self.fast_path_wanted.store(true, Ordering::SeqCst);
                 self.step(Event::PeerStreamEnded).await
             }
             Input::FastPathDial {
                 peer_port,
                 client_port,
+                generation,
             } => {
+                if generation != self.fast_path_generation.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                if peer_port == DialOutcome::Connected || client_port == DialOutcome::Connected {
+                    self.fast_path_wanted.store(false, Ordering::SeqCst);
+                }
                 self.step(Event::FastPathDial {
                     peer_port,
                     client_port,
@@ -211,6 +260,10 @@ impl Driver {
                 self.step(Event::Reachability(reachable)).await
             }
             Input::Admin { request, reply } => {
+                if self.pending_admin.len() >= PENDING_ADMIN_MAX {
+                    let _ = reply.send(Err("busy: too many admin commands waiting".into()));
+                    return Ok(());
+                }
                 let id = self.next_admin_id;
                 self.next_admin_id += 1;
                 self.pending_admin.insert(id, reply);
@@ -265,20 +318,18 @@ impl Driver {
         if self.peer.incarnation == Some(heartbeat.incarnation) && heartbeat.seq <= self.peer.last_seq {
             return Ok(());
         }
-        if self.peer.incarnation != Some(heartbeat.incarnation) {
-            self.peer.incarnation = Some(heartbeat.incarnation);
-        }
-        self.peer.last_seq = heartbeat.seq;
-        self.peer.maintenance = heartbeat.maintenance;
-        self.fast_path_wanted.store(false, Ordering::SeqCst);
-        self.check_peer_settings(&heartbeat).await?;
-        match wire::heartbeat_from_pb(&heartbeat) {
-            Ok(domain) => self.step(Event::Heartbeat(domain)).await,
+        let domain = match wire::heartbeat_from_pb(&heartbeat) {
+            Ok(domain) => domain,
             Err(reason) => {
                 tracing::warn!(%reason, "ignoring a malformed heartbeat");
-                Ok(())
+                return Ok(());
             }
-        }
+        };
+        self.peer.incarnation = Some(heartbeat.incarnation);
+        self.peer.last_seq = heartbeat.seq;
+        self.fast_path_wanted.store(false, Ordering::SeqCst);
+        self.check_peer_settings(&heartbeat).await?;
+        self.step(Event::Heartbeat(domain)).await
     }
 
     /// Version, config digest and clock skew: shown in status, recorded as events on change.
@@ -299,15 +350,20 @@ impl Driver {
                 self.record("config_mismatch", message).await?;
             }
         }
-        let skew = heartbeat.wall_clock_ms - wall_clock_ms();
+        let skew = heartbeat.wall_clock_ms.saturating_sub(wall_clock_ms());
         self.peer.clock_skew_ms = Some(skew);
-        let limit = i64::try_from(self.config.max_clock_offset.as_millis()).unwrap_or(i64::MAX);
-        let skewed = skew.abs() > limit;
-        if skewed && !self.peer.skew_alerted {
+        let limit = u64::try_from(self.config.max_clock_offset.as_millis()).unwrap_or(u64::MAX);
+        if skew.unsigned_abs() <= limit {
+            self.peer.skewed_samples = 0;
+            self.peer.skew_alerted = false;
+            return Ok(());
+        }
+        self.peer.skewed_samples = self.peer.skewed_samples.saturating_add(1);
+        if self.peer.skewed_samples >= SKEW_SAMPLES && !self.peer.skew_alerted {
+            self.peer.skew_alerted = true;
             let message = format!("clock skew to the peer is {skew} ms, above max_clock_offset {limit} ms");
             self.record("clock_skew", &message).await?;
         }
-        self.peer.skew_alerted = skewed;
         Ok(())
     }
 
@@ -326,6 +382,7 @@ impl Driver {
                     .await?;
             }
             Command::SetAdmission(admit) => {
+                self.admission.set(admit, self.admission_lease());
                 tracing::info!(admit, "admission changed");
             }
             Command::SendHeartbeat { seq } => self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq))),
@@ -430,7 +487,7 @@ impl Driver {
                 monitoring: durable.monitoring.as_str().to_string(),
                 maintenance: durable.maintenance,
                 fenced: machine.role() == Role::Active && machine.fenced(),
-                admitting: machine.admitting(),
+                admitting: self.admission.admits(),
                 version: crate::VERSION.to_string(),
                 reachable: machine.reachable(),
             },
@@ -445,7 +502,7 @@ impl Driver {
                 last_seen_ms: machine.last_heard_ms().map(|heard| now_ms.saturating_sub(heard)),
                 clock_skew_ms: self.peer.clock_skew_ms,
                 missed_keepalives: machine.missed_keepalives(),
-                maintenance: self.peer.maintenance,
+                maintenance: peer_heartbeat.is_some_and(|hb| hb.maintenance),
                 version_mismatch: self.peer.version_mismatch,
                 config_mismatch: self.peer.config_mismatch,
             },

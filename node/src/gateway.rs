@@ -10,7 +10,12 @@ use tonic::{Request, Response, Status};
 
 use crate::status::Status as NodeStatus;
 
+/// `WatchRole` streams open at once; more are refused (the client port needs no certificate).
+const WATCHERS_MAX: usize = 4096;
+
 pub struct GatewayService {
+    /// Bounds the `WatchRole` streams.
+    pub watchers: std::sync::Arc<tokio::sync::Semaphore>,
     pub status: watch::Receiver<NodeStatus>,
     /// The peer's client address, handed to clients while the peer is active.
     pub peer_client_address: String,
@@ -42,11 +47,15 @@ impl pb::gateway_server::Gateway for GatewayService {
     type WatchRoleStream = RoleStream;
 
     async fn watch_role(&self, _: Request<pb::WatchRoleRequest>) -> Result<Response<RoleStream>, Status> {
+        let Ok(permit) = self.watchers.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted("too many WatchRole streams"));
+        };
         let mut status = self.status.clone();
         let own = self.own_client_address.clone();
         let peer = self.peer_client_address.clone();
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            let _permit = permit;
             let mut last: Option<pb::RoleUpdate> = None;
             loop {
                 let update = role_update(&status.borrow_and_update(), &own, &peer);
@@ -56,11 +65,17 @@ impl pb::gateway_server::Gateway for GatewayService {
                     }
                     last = Some(update);
                 }
-                if status.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return },
+                    () = sender.closed() => return,
                 }
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
+}
+
+/// The semaphore that bounds `WatchRole` streams.
+pub fn watchers() -> std::sync::Arc<tokio::sync::Semaphore> {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(WATCHERS_MAX))
 }

@@ -6,12 +6,14 @@
 //! - `state_store`: `state.db`, the node-local SQLite file (terms, disk state, events).
 //! - `tls` and `certs`: mTLS for every listener and dialer; `tandemctl certs init`.
 //! - `peer_link`: the keep-alive streams between the two nodes, the fast-path dials, reachability.
-//! - `driver`: the one event loop that feeds the role machine and runs its commands.
+//! - `driver`: the one event loop that feeds the role machine and runs its commands;
+//!   `admission`: the gate it opens and closes for clients.
 //! - `admin`: the gRPC admin service; `gateway`: the client port; `status` and `wire`,
 //!   `status_wire`: domain types and their protobuf edges.
 //! - `daemon`: `tandemd` start-up and shutdown; `ctl`: the `tandemctl` commands; `demo`.
 
 pub mod admin;
+pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod ctl;

@@ -155,18 +155,25 @@ impl Dialer {
 }
 
 /// Dials the peer port and the client port in rounds while the driver wants the fast path,
-/// reporting each round. Runs as one task; `fast_path_wanted` stops it.
+/// reporting each round tagged with the stream end it belongs to. Runs as one task; it only
+/// reads `fast_path_wanted` (the driver clears it) and dials at most `FAST_PATH_ROUNDS_MAX`
+/// rounds per stream end.
 pub fn spawn_fast_path_prober(config: &Config, handle: DriverHandle) {
     let peer_address = config.peer.address.clone();
     let client_address = config.peer.client_address.clone();
     tokio::spawn(async move {
         let mut rounds_left = 0u32;
+        let mut last_generation = None;
         let mut ticker = tokio::time::interval(FAST_PATH_ROUND);
         loop {
             ticker.tick().await;
             if !handle.fast_path_wanted.load(Ordering::SeqCst) {
-                rounds_left = FAST_PATH_ROUNDS_MAX;
                 continue;
+            }
+            let generation = handle.fast_path_generation.load(Ordering::SeqCst);
+            if last_generation != Some(generation) {
+                last_generation = Some(generation);
+                rounds_left = FAST_PATH_ROUNDS_MAX;
             }
             if rounds_left == 0 {
                 continue;
@@ -174,10 +181,11 @@ pub fn spawn_fast_path_prober(config: &Config, handle: DriverHandle) {
             rounds_left -= 1;
             let (peer_port, client_port) =
                 tokio::join!(dial(&peer_address), dial(&client_address));
-            if peer_port == DialOutcome::Connected || client_port == DialOutcome::Connected {
-                handle.fast_path_wanted.store(false, Ordering::SeqCst);
-            }
-            let input = Input::FastPathDial { peer_port, client_port };
+            let input = Input::FastPathDial {
+                peer_port,
+                client_port,
+                generation,
+            };
             if handle.inputs.send(input).await.is_err() {
                 return;
             }

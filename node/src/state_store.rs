@@ -16,6 +16,9 @@ use crate::role::{DiskState, Durable, Monitoring, Term};
 
 /// Events kept in `state.db`; older ones are deleted as new ones arrive.
 const EVENTS_KEPT: i64 = 100_000;
+/// Admin readers at once; more wait up to `READER_ACQUIRE_TIMEOUT`, then get an error.
+const READERS_MAX: u32 = 2;
+const READER_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Followers that fall this far behind re-read from the table.
 const EVENT_BROADCAST_BOUND: usize = 256;
 
@@ -49,7 +52,10 @@ pub struct TermRecord {
 
 #[derive(Clone)]
 pub struct StateStore {
-    pool: SqlitePool,
+    /// The driver's one connection: writes never wait behind an admin read.
+    writer: SqlitePool,
+    /// Read-only connections for the admin service; a slow reader waits here, never the driver.
+    reader: SqlitePool,
     /// New events for `tandemctl events --follow`; lagging followers re-read the table.
     events: broadcast::Sender<EventRecord>,
 }
@@ -95,20 +101,30 @@ impl StateStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(open_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&writer).await.map_err(open_error)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS_MAX)
+            .acquire_timeout(READER_ACQUIRE_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_error)?;
         let (events, _) = broadcast::channel(EVENT_BROADCAST_BOUND);
-        Ok(StateStore { pool, events })
+        Ok(StateStore {
+            writer,
+            reader,
+            events,
+        })
     }
 
     /// The durable record, or the defaults of a node that never ran.
     pub async fn load_durable(&self) -> Result<Durable, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM durable WHERE id = 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?
         else {
             return Ok(Durable::default());
@@ -149,7 +165,7 @@ impl StateStore {
         .bind(durable.monitoring.as_str())
         .bind(to_i64(durable.monitoring_stamp))
         .bind(i64::from(durable.maintenance))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -160,14 +176,14 @@ impl StateStore {
             .bind(term.node())
             .bind(wall_clock_ms())
             .bind(reason)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     pub async fn history(&self) -> Result<Vec<TermRecord>, StoreError> {
         let rows = sqlx::query("SELECT epoch, node, started_at_ms, reason FROM terms ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter()
             .map(|row| {
@@ -188,13 +204,13 @@ impl StateStore {
             .bind(at_ms)
             .bind(kind)
             .bind(message)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .last_insert_rowid();
         if id % 1000 == 0 {
             sqlx::query("DELETE FROM events WHERE id <= ?")
                 .bind(id - EVENTS_KEPT)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         let record = EventRecord {
@@ -215,7 +231,7 @@ impl StateStore {
              ORDER BY id",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(event_row).collect()
     }
@@ -227,7 +243,7 @@ impl StateStore {
         )
         .bind(id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(event_row).collect()
     }
@@ -237,7 +253,8 @@ impl StateStore {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -250,8 +267,10 @@ fn event_row(row: &sqlx::sqlite::SqliteRow) -> Result<EventRecord, StoreError> {
     })
 }
 
+/// SQLite integers are signed; the wire layer refuses epochs and stamps above `i64::MAX`, so
+/// this conversion never clamps what the node acted on.
 fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+    i64::try_from(value).expect("epochs and stamps are bounded to i64::MAX at the wire")
 }
 
 fn u64_column(row: &sqlx::sqlite::SqliteRow, column: &'static str) -> Result<u64, StoreError> {

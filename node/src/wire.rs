@@ -70,10 +70,22 @@ pub fn term_to_pb(term: &Term) -> pb::Term {
     }
 }
 
+/// Largest epoch or stamp accepted from the wire. Far beyond any real pair's lifetime, and low
+/// enough that `+ 1` can never overflow or leave SQLite's signed integers.
+pub const WIRE_COUNTER_MAX: u64 = 1 << 62;
+
+fn bounded(what: &str, value: u64) -> Result<u64, String> {
+    if value > WIRE_COUNTER_MAX {
+        return Err(format!("{what} {value} is out of range"));
+    }
+    Ok(value)
+}
+
 pub fn term_from_pb(term: &pb::Term) -> Result<Term, String> {
     if term.node.is_empty() {
         return Err("term without a node".into());
     }
+    bounded("term epoch", term.epoch)?;
     Ok(Term::new(term.epoch, term.node.clone(), term.priority))
 }
 
@@ -95,7 +107,7 @@ pub fn heartbeat_from_pb(heartbeat: &pb::Heartbeat) -> Result<PeerHeartbeat, Str
     Ok(PeerHeartbeat {
         role: role_from_pb(heartbeat.role)?,
         term: optional_term(heartbeat.term.as_ref())?,
-        max_epoch_seen: heartbeat.max_epoch_seen,
+        max_epoch_seen: bounded("max_epoch_seen", heartbeat.max_epoch_seen)?,
         priority: heartbeat.priority,
         disk: disk_from_pb(heartbeat.disk)?,
         log: LogPosition {
@@ -103,7 +115,7 @@ pub fn heartbeat_from_pb(heartbeat: &pb::Heartbeat) -> Result<PeerHeartbeat, Str
             index: log.map_or(0, |log| log.index),
         },
         monitoring: monitoring_from_pb(heartbeat.monitoring)?,
-        monitoring_stamp: heartbeat.monitoring_stamp,
+        monitoring_stamp: bounded("monitoring_stamp", heartbeat.monitoring_stamp)?,
         maintenance: heartbeat.maintenance,
         reachable: heartbeat.reachable,
         seq: heartbeat.seq,
@@ -121,6 +133,28 @@ mod tests {
         assert!(role_from_pb(0).is_err());
         assert!(disk_from_pb(42).is_err());
         assert!(monitoring_from_pb(-1).is_err());
+    }
+
+    #[test]
+    fn counters_beyond_the_wire_bound_are_refused() {
+        let heartbeat = pb::Heartbeat {
+            role: pb::Role::Active as i32,
+            term: Some(pb::Term {
+                epoch: u64::MAX,
+                node: "b".into(),
+                priority: 1,
+            }),
+            disk: pb::DiskState::Consistent as i32,
+            monitoring: pb::Monitoring::On as i32,
+            ..Default::default()
+        };
+        assert!(heartbeat_from_pb(&heartbeat).unwrap_err().contains("out of range"));
+        let stamped = pb::Heartbeat {
+            term: None,
+            monitoring_stamp: u64::MAX,
+            ..heartbeat
+        };
+        assert!(heartbeat_from_pb(&stamped).is_err());
     }
 
     #[test]

@@ -129,10 +129,10 @@ impl RoleMachine {
         out
     }
 
-    /// The peer has seen a newer epoch than the one this active node holds (it held a term of its
-    /// own while partitioned, then restarted and lost the start-up election): take a fresh term,
-    /// or the peer would refuse to follow this node's stale claim, and to apply its entries, for
-    /// ever.
+    /// The peer has seen a newer epoch than the one this active node holds (say it held a term of
+    /// its own while partitioned, then restarted and lost the start-up election; or this node took
+    /// a late copy of a hand-over that its peer had already given up): take a fresh term, or the
+    /// peer would never follow this node's stale claim, nor apply its entries.
     fn renew_outgrown_term(&mut self) -> Vec<Command> {
         let held_epoch = self.durable.term.as_ref().map_or(0, |term| term.epoch);
         if held_epoch >= self.durable.max_epoch_seen {

@@ -18,13 +18,23 @@ impl RoleMachine {
         self.last_tick_ms = Some(now_ms);
         if let Some(gap) = stalled_ms {
             self.on_stall(gap, now_ms, &mut out);
-            out.push(self.next_heartbeat());
-            self.stall_seq = self.stall_seq.map(|_| self.seq);
         } else {
-            out.push(self.next_heartbeat());
             self.count_misses(now_ms, &mut out);
         }
         self.check_deadlines(now_ms, &mut out);
+        // The tick's heartbeat goes last: the driver builds it from the machine as it is after
+        // this step, so all it announces (a new term, say) must be persisted by an earlier
+        // command. A rule that already sent one (a promotion) stands for it; an exit sends none.
+        let sent = out
+            .iter()
+            .any(|command| matches!(command, Command::SendHeartbeat { .. }));
+        if !sent && out.last() != Some(&Command::Exit) {
+            out.push(self.next_heartbeat());
+        }
+        if stalled_ms.is_some() && self.stall_seq.is_some() {
+            // The round trip that lifts the stall fence must answer a heartbeat sent after it.
+            self.stall_seq = Some(self.seq);
+        }
         out
     }
 

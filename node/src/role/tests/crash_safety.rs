@@ -85,7 +85,11 @@ impl Pair {
         let became = (machine.role(), machine.durable().term.clone());
         if became.0 == Role::Active && became != was {
             let term = became.1.expect("an active node holds a term");
-            assert_eq!(term.node(), self.hosts[node].config.name, "holds its own term");
+            assert_eq!(
+                term.node(),
+                self.hosts[node].config.name,
+                "holds its own term"
+            );
             assert!(
                 self.taken.insert(term.clone()),
                 "{term} taken twice ({:?})",
@@ -205,7 +209,11 @@ impl Pair {
             .filter_map(|machine| machine.durable().term.as_ref())
             .collect();
         if let [first, second] = actives.as_slice() {
-            assert_ne!(first.epoch, second.epoch, "two actives in one epoch: {:?}", self.crash);
+            assert_ne!(
+                first.epoch, second.epoch,
+                "two actives in one epoch: {:?}",
+                self.crash
+            );
         }
     }
 }
@@ -244,8 +252,7 @@ fn without_a_crash_the_switchover_leaves_b_active_in_epoch_2() {
 }
 
 #[test]
-fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_active_in_an_epoch()
-{
+fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_active_in_an_epoch() {
     let (_, [a_commands, b_commands]) = switchover_run(None);
     let mut set_up = Pair::new(None);
     for _ in 0..3 {
@@ -277,7 +284,10 @@ fn a_crash_of_either_node_at_any_point_of_a_switchover_never_makes_a_second_acti
                     .iter()
                     .map(|host| host.machine.as_ref().unwrap().durable().term.clone())
                     .collect();
-                assert_eq!(terms[0], terms[1], "{crash:?}: the passive follows the active");
+                assert_eq!(
+                    terms[0], terms[1],
+                    "{crash:?}: the passive follows the active"
+                );
             }
         }
     }

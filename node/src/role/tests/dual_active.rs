@@ -78,7 +78,7 @@ fn in_one_epoch_the_rank_decides_which_active_stays() {
             Command::SetAdmission(false),
             persist(durable(1, Some(term(1, "b")))),
             set_role(Role::Passive, message),
-            send_heartbeat(52),
+            send_heartbeat(51),
             record(EventKind::SplitBrain, message),
         ]
     );
@@ -117,7 +117,12 @@ fn a_starting_node_holds_an_election_instead_of_following_a_stale_active_claim()
     let reason = "start-up election: won against b (last log term, index, then rank)";
     assert_eq!(
         out,
-        promotion(durable(4, Some(term(4, "a"))), EventKind::Election, reason, 1)
+        promotion(
+            durable(4, Some(term(4, "a"))),
+            EventKind::Election,
+            reason,
+            1
+        )
     );
 }
 
@@ -137,7 +142,10 @@ fn an_active_node_renews_a_term_its_peer_has_outgrown() {
             persist(durable(2, Some(term(1, "a")))),
             persist(durable(3, Some(term(3, "a")))),
             record_term(term(3, "a"), reason),
-            record(EventKind::Election, &format!("a renews its term to (3, a): {reason}")),
+            record(
+                EventKind::Election,
+                &format!("a renews its term to (3, a): {reason}")
+            ),
             send_heartbeat(2),
         ]
     );
@@ -169,7 +177,11 @@ fn after_a_lost_election_the_stale_active_renews_and_the_peer_follows_it() {
 
     b.heartbeat(a_says(&a));
     assert_eq!(b.role(), Role::Passive);
-    assert_eq!(b.durable().term, Some(term(2, "b")), "a's claim is stale for b");
+    assert_eq!(
+        b.durable().term,
+        Some(term(2, "b")),
+        "a's claim is stale for b"
+    );
 
     a.heartbeat(PeerHeartbeat {
         max_epoch_seen: 2,

@@ -13,23 +13,30 @@ fn warns_once_at_warn_after_misses_and_fails_over_at_failover_after_misses() {
     assert_eq!(
         node.tick(),
         vec![
+            record(
+                EventKind::PeerSuspect,
+                "peer b suspect: 3 keep-alives missed"
+            ),
             send_heartbeat(3),
-            record(EventKind::PeerSuspect, "peer b suspect: 3 keep-alives missed"),
         ]
     );
     assert_eq!(node.machine.peer_view(), PeerView::Suspect);
     for seq in 4..8 {
-        assert_eq!(node.tick(), vec![send_heartbeat(seq)], "suspect is recorded once");
+        assert_eq!(
+            node.tick(),
+            vec![send_heartbeat(seq)],
+            "suspect is recorded once"
+        );
     }
 
     let out = node.tick();
 
-    let mut expected = vec![send_heartbeat(8), record(EventKind::PeerFailed, MISSED_8)];
+    let mut expected = vec![record(EventKind::PeerFailed, MISSED_8)];
     expected.extend(promotion(
         durable(2, Some(term(2, "a"))),
         EventKind::Failover,
         MISSED_8,
-        9,
+        8,
     ));
     assert_eq!(out, expected);
     assert_eq!(node.machine.missed_keepalives(), 8);
@@ -43,12 +50,18 @@ fn a_heartbeat_after_a_suspicion_records_the_recovery_and_restarts_the_count() {
 
     let out = node.heartbeat(heartbeat(Role::Active, Some(term(1, "b"))));
 
-    assert_eq!(out, vec![record(EventKind::PeerRecovered, "peer b answers again")]);
+    assert_eq!(
+        out,
+        vec![record(EventKind::PeerRecovered, "peer b answers again")]
+    );
     assert_eq!(node.machine.peer_view(), PeerView::Ok);
     assert_eq!(node.machine.missed_keepalives(), 0);
-    // Eight fresh misses are needed again.
-    let out = node.tick_quietly_until(300 + 200);
-    assert_eq!(out, vec![send_heartbeat(5)]);
+    // Eight fresh misses are needed again: none at 1000 ms (7 missed), at 1100 ms it fails over.
+    let out = node.tick_quietly_until(1000);
+    assert_eq!(out, vec![send_heartbeat(10)]);
+    assert_eq!(node.role(), Role::Passive);
+    node.tick();
+    assert_eq!(node.role(), Role::Active);
 }
 
 /// Misses the peer until `failover_after_misses`, and checks the failover is suppressed for
@@ -58,12 +71,12 @@ fn failover_blocked(mut node: Node, blocker: &str) -> Node {
     assert_eq!(
         out,
         vec![
-            send_heartbeat(8),
             record(EventKind::PeerFailed, MISSED_8),
             record(
                 EventKind::FailoverSuppressed,
                 &format!("not taking over ({MISSED_8}): {blocker}")
             ),
+            send_heartbeat(8),
         ]
     );
     // Still failed twenty ticks later: nothing more is recorded, and nothing promotes.
@@ -121,14 +134,15 @@ fn unreachable_targets_block_the_failover_until_they_answer() {
     let out = node.tick();
 
     let reason = "peer b missed 29 keep-alives";
-    let mut expected = vec![send_heartbeat(29)];
-    expected.extend(promotion(
-        durable(2, Some(term(2, "a"))),
-        EventKind::Failover,
-        reason,
-        30,
-    ));
-    assert_eq!(out, expected);
+    assert_eq!(
+        out,
+        promotion(
+            durable(2, Some(term(2, "a"))),
+            EventKind::Failover,
+            reason,
+            29
+        )
+    );
 }
 
 #[test]
@@ -136,7 +150,7 @@ fn min_failover_interval_damps_a_second_failover_and_says_so_once() {
     let mut node = passive();
     node.tick_quietly_until(800);
     assert_eq!(node.durable().term, Some(term(2, "a")));
-    // `b` comes back active in a newer term at once; `a` demotes (heartbeat 10)...
+    // `b` comes back active in a newer term at once; `a` demotes (heartbeat 9)...
     node.heartbeat(heartbeat(Role::Active, Some(term(3, "b"))));
     assert_eq!(node.role(), Role::Passive);
     // ...and `b` vanishes again.
@@ -145,12 +159,12 @@ fn min_failover_interval_damps_a_second_failover_and_says_so_once() {
     assert_eq!(
         out,
         vec![
-            send_heartbeat(18),
             record(EventKind::PeerFailed, MISSED_8),
             record(
                 EventKind::FailoverSuppressed,
                 &format!("not taking over ({MISSED_8}): {blocker}")
             ),
+            send_heartbeat(17),
         ]
     );
 
@@ -159,14 +173,15 @@ fn min_failover_interval_damps_a_second_failover_and_says_so_once() {
     let out = node.tick_quietly_until(800 + 300_000);
 
     let reason = "peer b missed 3000 keep-alives";
-    let mut expected = vec![send_heartbeat(3010)];
-    expected.extend(promotion(
-        durable(4, Some(term(4, "a"))),
-        EventKind::Failover,
-        reason,
-        3011,
-    ));
-    assert_eq!(out, expected);
+    assert_eq!(
+        out,
+        promotion(
+            durable(4, Some(term(4, "a"))),
+            EventKind::Failover,
+            reason,
+            3009
+        )
+    );
 }
 
 #[test]
@@ -176,10 +191,10 @@ fn with_fence_peer_the_failover_waits_for_the_fence_then_promotes() {
     assert_eq!(
         out,
         vec![
-            send_heartbeat(8),
             record(EventKind::PeerFailed, MISSED_8),
             set_role(Role::Promoting, MISSED_8),
             Command::FencePeer,
+            send_heartbeat(8),
         ]
     );
     // Waiting for the hook: the next tick does not fence again.
@@ -212,15 +227,19 @@ fn a_failed_fence_leaves_the_node_passive_and_retries_only_after_the_back_off() 
             record(EventKind::Fence, "fence_peer failed: not taking over"),
         ]
     );
-    assert_eq!(node.durable(), durable(1, Some(term(1, "b"))), "nothing taken");
+    assert_eq!(
+        node.durable(),
+        durable(1, Some(term(1, "b"))),
+        "nothing taken"
+    );
     assert_eq!(
         node.tick(),
         vec![
-            send_heartbeat(9),
             record(
                 EventKind::FailoverSuppressed,
                 "not taking over (peer b missed 9 keep-alives): fence_peer failed; waiting before trying again"
             ),
+            send_heartbeat(9),
         ]
     );
     // The back-off is failover_after_misses intervals: the fence runs again at 800 + 800 ms.
@@ -228,9 +247,9 @@ fn a_failed_fence_leaves_the_node_passive_and_retries_only_after_the_back_off() 
     assert_eq!(
         out,
         vec![
-            send_heartbeat(16),
             set_role(Role::Promoting, "peer b missed 16 keep-alives"),
             Command::FencePeer,
+            send_heartbeat(16),
         ]
     );
 }
@@ -268,8 +287,31 @@ fn an_active_node_that_misses_its_peer_only_records_it() {
     let out = node.tick_quietly_until(800);
     assert_eq!(
         out,
-        vec![send_heartbeat(9), record(EventKind::PeerFailed, MISSED_8)]
+        vec![record(EventKind::PeerFailed, MISSED_8), send_heartbeat(9)]
     );
     assert_eq!(node.tick(), vec![send_heartbeat(10)]);
     assert_eq!(node.role(), Role::Active);
+}
+
+/// The driver builds a heartbeat from the machine as it is after the step, so the tick's
+/// heartbeat must not run before the `Persist` of a term taken in the same tick: a crash between
+/// the two would have announced a term that the restarted node does not know it took.
+#[test]
+fn a_tick_that_promotes_announces_the_new_term_only_after_persisting_it() {
+    let mut node = passive();
+    let out = node.tick_quietly_until(800);
+
+    let persisted_at = out.iter().position(|c| matches!(c, Command::Persist(_)));
+    let first_heartbeat_at = out
+        .iter()
+        .position(|c| matches!(c, Command::SendHeartbeat { .. }));
+    assert!(persisted_at < first_heartbeat_at, "{out:?}");
+    let heartbeats = out
+        .iter()
+        .filter(|c| matches!(c, Command::SendHeartbeat { .. }))
+        .count();
+    assert_eq!(
+        heartbeats, 1,
+        "the promotion's heartbeat stands for the tick's"
+    );
 }

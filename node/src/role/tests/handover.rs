@@ -33,7 +33,10 @@ fn a_passive_node_takes_the_offered_term_and_becomes_active() {
             set_role(Role::Active, FROM_B),
             Command::SetAdmission(true),
             accepted(2),
-            record(EventKind::Switchover, "a is active in term (2, a): switchover from b"),
+            record(
+                EventKind::Switchover,
+                "a is active in term (2, a): switchover from b"
+            ),
             send_heartbeat(1),
         ]
     );
@@ -75,10 +78,18 @@ fn refused(mut node: Node, new_term: Term, why: &str) {
 
 #[test]
 fn a_hand_over_with_a_stale_epoch_is_refused() {
-    refused(passive(), term(1, "a"), "epoch 1 is not newer than 1 already seen");
+    refused(
+        passive(),
+        term(1, "a"),
+        "epoch 1 is not newer than 1 already seen",
+    );
     let mut node = passive();
     node.heartbeat(heartbeat(Role::Active, Some(term(4, "b"))));
-    refused(node, term(3, "a"), "epoch 3 is not newer than 4 already seen");
+    refused(
+        node,
+        term(3, "a"),
+        "epoch 3 is not newer than 4 already seen",
+    );
 }
 
 #[test]

@@ -203,11 +203,11 @@ impl Node {
                     out.as_slice(),
                     [Command::SendHeartbeat { .. }]
                         | [
-                            Command::SendHeartbeat { .. },
                             Command::Record {
                                 kind: EventKind::PeerSuspect,
                                 ..
-                            }
+                            },
+                            Command::SendHeartbeat { .. }
                         ]
                 ),
                 "unexpected commands at {} ms: {out:?}",
@@ -220,8 +220,16 @@ impl Node {
     /// The peer's heartbeat arrives just before the next tick, and then the tick fires: the
     /// commands of the tick, with the heartbeat's (asserted empty) left out.
     pub fn tick_hearing(&mut self, heartbeat: &PeerHeartbeat) -> Vec<Command> {
-        let heard = self.step_at(self.now_ms + INTERVAL_MS - 1, Event::Heartbeat(heartbeat.clone()));
-        assert_eq!(heard, vec![], "the heartbeat at {} ms changed something", self.now_ms);
+        let heard = self.step_at(
+            self.now_ms + INTERVAL_MS - 1,
+            Event::Heartbeat(heartbeat.clone()),
+        );
+        assert_eq!(
+            heard,
+            vec![],
+            "the heartbeat at {} ms changed something",
+            self.now_ms
+        );
         self.step_at(self.now_ms + 1, Event::Tick)
     }
 

@@ -93,7 +93,10 @@ fn on_equal_stamps_the_setting_of_the_higher_ranked_node_wins() {
         priority: A_PRIORITY,
         ..heartbeat(Role::Active, Some(term(1, "a")))
     });
-    assert_eq!(out[0], record(EventKind::Monitoring, "monitoring stopped (set on a)"));
+    assert_eq!(
+        out[0],
+        record(EventKind::Monitoring, "monitoring stopped (set on a)")
+    );
     assert_eq!(b.durable().monitoring, Monitoring::Stopped);
 }
 
