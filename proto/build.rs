@@ -1,6 +1,10 @@
 //! Compiles the .proto files with protox (a pure-Rust protobuf compiler), so no system protoc.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/peer.proto", "proto/admin.proto", "proto/gateway.proto"];
+    let files = [
+        "proto/peer.proto",
+        "proto/admin.proto",
+        "proto/gateway.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

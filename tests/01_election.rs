@@ -30,7 +30,8 @@ fn the_preferred_node_wins_when_it_starts_second() -> anyhow::Result<()> {
 }
 
 #[test]
-fn a_node_alone_becomes_active_after_the_startup_wait_and_the_peer_joins_as_passive() -> anyhow::Result<()> {
+fn a_node_alone_becomes_active_after_the_startup_wait_and_the_peer_joins_as_passive()
+-> anyhow::Result<()> {
     let _serial = serial();
     let mut cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
     phase("only b runs: it waits startup_failover_after_misses intervals, then takes over alone");
@@ -38,7 +39,10 @@ fn a_node_alone_becomes_active_after_the_startup_wait_and_the_peer_joins_as_pass
     let status = wait_serving(&cluster, "b")?;
     assert_eq!(status["peer"]["state"], "unknown");
     let events = events(&cluster, "b")?;
-    assert!(events.iter().any(|(_, m)| m.contains("peer absent")), "{events:?}");
+    assert!(
+        events.iter().any(|(_, m)| m.contains("peer absent")),
+        "{events:?}"
+    );
 
     phase("a arrives: b is active, so a joins as passive despite its higher priority");
     cluster.start_node("a")?;

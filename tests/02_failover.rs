@@ -7,7 +7,8 @@ use common::*;
 use tandem_harness::{Cluster, ClusterSpec, libc};
 
 #[test]
-fn sigkill_of_the_active_fails_over_through_the_fast_path_and_the_node_rejoins_passive() -> anyhow::Result<()> {
+fn sigkill_of_the_active_fails_over_through_the_fast_path_and_the_node_rejoins_passive()
+-> anyhow::Result<()> {
     let _serial = serial();
     let mut cluster = Cluster::start(ClusterSpec::new(), &bins())?;
     let (before, _) = wait_steady(&cluster, "a")?;
@@ -15,7 +16,10 @@ fn sigkill_of_the_active_fails_over_through_the_fast_path_and_the_node_rejoins_p
     phase("SIGKILL a");
     cluster.node_mut("a").kill()?;
     let after = wait_serving(&cluster, "b")?;
-    assert!(term_epoch(&after) > term_epoch(&before), "b took a newer term");
+    assert!(
+        term_epoch(&after) > term_epoch(&before),
+        "b took a newer term"
+    );
     let reason = wait_event(&cluster, "b", "failover", "process gone")?;
     assert!(reason.contains("dials refused on both ports"), "{reason}");
 
@@ -28,7 +32,8 @@ fn sigkill_of_the_active_fails_over_through_the_fast_path_and_the_node_rejoins_p
 }
 
 #[test]
-fn sigstop_of_the_active_fails_over_and_the_stale_node_demotes_after_sigcont() -> anyhow::Result<()> {
+fn sigstop_of_the_active_fails_over_and_the_stale_node_demotes_after_sigcont() -> anyhow::Result<()>
+{
     let _serial = serial();
     let cluster = Cluster::start(ClusterSpec::new(), &bins())?;
     wait_steady(&cluster, "a")?;
@@ -41,6 +46,16 @@ fn sigstop_of_the_active_fails_over_and_the_stale_node_demotes_after_sigcont() -
 
     phase("SIGCONT a: it notices the stall, admits nothing, sees b's newer term and demotes");
     cluster.node("a").signal(libc::SIGCONT)?;
+    cluster.wait_until(WAIT, "a to demote, admitting nothing on the way", |c| {
+        let status = c.status("a")?;
+        assert_eq!(
+            status["node"]["admitting"],
+            false,
+            "the stale active admitted: {}",
+            brief(&status)
+        );
+        Ok((role(&status) == "passive").then_some(()))
+    })?;
     let (active, passive) = wait_steady(&cluster, "b")?;
     assert_eq!(term_epoch(&active), term_epoch(&b));
     assert_eq!(role(&passive), "passive");

@@ -20,7 +20,11 @@ fn a_full_partition_makes_two_actives_and_the_heal_keeps_the_higher_term() -> an
     cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
     let b = wait_serving(&cluster, "b")?;
     let a = cluster.status("a")?;
-    assert_eq!(role(&a), "active", "without a witness the partitioned active stays active");
+    assert_eq!(
+        role(&a),
+        "active",
+        "without a witness the partitioned active stays active"
+    );
     assert!(term_epoch(&b) > term_epoch(&a));
 
     phase("heal: the lower term (a) stops admitting and demotes");
@@ -41,7 +45,9 @@ fn a_one_way_cut_leaves_one_active() -> anyhow::Result<()> {
     wait_steady(&cluster, "a")?;
 
     phase("cut a -> b only: b stops hearing a and takes over; a still hears b and follows");
-    cluster.proxy("a", "b").set_mode(Mode::Cut(Direction::ClientToServer))?;
+    cluster
+        .proxy("a", "b")
+        .set_mode(Mode::Cut(Direction::ClientToServer))?;
     let b = wait_serving(&cluster, "b")?;
     cluster.wait_role("a", "passive", WAIT)?;
     assert_eq!(cluster.active_nodes(), ["b"]);
@@ -54,7 +60,8 @@ fn a_one_way_cut_leaves_one_active() -> anyhow::Result<()> {
 }
 
 #[test]
-fn an_unreachable_reachability_target_prevents_the_takeover_until_it_answers() -> anyhow::Result<()> {
+fn an_unreachable_reachability_target_prevents_the_takeover_until_it_answers() -> anyhow::Result<()>
+{
     let _serial = serial();
     // A port that nothing listens on yet: b's gateway, as far as b knows.
     let gateway_port = tandem_harness::ports::free_port()?;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tandem_harness::{Cluster, ClusterSpec, libc};
+use tandem_harness::{Cluster, ClusterSpec, Timers, libc};
 
 #[test]
 fn switchover_swaps_the_roles_in_both_directions() -> anyhow::Result<()> {
@@ -35,7 +35,16 @@ fn switchover_swaps_the_roles_in_both_directions() -> anyhow::Result<()> {
 #[test]
 fn a_passive_that_crashes_mid_switchover_still_leaves_exactly_one_active() -> anyhow::Result<()> {
     let _serial = serial();
-    let mut cluster = Cluster::start(ClusterSpec::new(), &bins())?;
+    // Long miss thresholds, so that a frozen b still looks healthy to a while the switchover
+    // starts, and a stays `demoting` long enough to be seen there. SIGKILL then ends it through
+    // the fast path, which these thresholds do not slow down.
+    let timers = Timers {
+        warn_after_misses: 100,
+        failover_after_misses: 200,
+        startup_failover_after_misses: 200,
+        ..Timers::default()
+    };
+    let mut cluster = Cluster::start(ClusterSpec::new().timers(timers), &bins())?;
     let (first, _) = wait_steady(&cluster, "a")?;
 
     phase("freeze b, then ask a to switch over: a fences and hands over into silence");
@@ -53,7 +62,11 @@ fn a_passive_that_crashes_mid_switchover_still_leaves_exactly_one_active() -> an
     let a = wait_serving(&cluster, "a")?;
     assert!(term_epoch(&a) >= term_epoch(&first) + 2, "{}", brief(&a));
     let output = pending.join().expect("switchover thread")?;
-    assert_eq!(output.status.code(), Some(1), "the switchover did not complete");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the switchover did not complete"
+    );
 
     phase("b restarts and rejoins as passive: one active");
     cluster.start_node("b")?;
@@ -69,11 +82,16 @@ fn sigterm_on_the_active_hands_over_before_it_exits() -> anyhow::Result<()> {
     wait_steady(&cluster, "a")?;
 
     phase("SIGTERM a: a switchover, then a clean exit");
-    let exit = cluster.node_mut("a").terminate_and_wait(Duration::from_secs(30))?;
+    let exit = cluster
+        .node_mut("a")
+        .terminate_and_wait(Duration::from_secs(30))?;
     assert!(exit.success(), "a exited with {exit}");
     wait_serving(&cluster, "b")?;
     let history = cluster.ctl_ok("b", &["history"])?;
-    assert!(history.contains("switchover from a"), "a graceful hand-over, not a failover: {history}");
+    assert!(
+        history.contains("switchover from a"),
+        "a graceful hand-over, not a failover: {history}"
+    );
     Ok(())
 }
 

@@ -19,7 +19,12 @@ fn suspended_monitoring_prevents_failover_until_resumed() -> anyhow::Result<()> 
 
     phase("kill a: b holds back");
     cluster.node_mut("a").kill()?;
-    wait_event(&cluster, "b", "failover_suppressed", "monitoring is suspended")?;
+    wait_event(
+        &cluster,
+        "b",
+        "failover_suppressed",
+        "monitoring is suspended",
+    )?;
     assert_eq!(role(&cluster.status("b")?), "passive");
 
     phase("resume on b: b takes over");

@@ -16,7 +16,11 @@ fn other_ca(cluster: &Cluster) -> anyhow::Result<std::path::PathBuf> {
         .arg(&dir)
         .args(["--nodes", "a,b"])
         .output()?;
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     Ok(dir)
 }
 
@@ -37,7 +41,12 @@ fn a_peer_from_another_ca_is_refused_and_logged() -> anyhow::Result<()> {
         Ok(log_contains(c, "a", "TLS handshake refused").then_some(()))
     })?;
     let a = cluster.status("a")?;
-    assert_eq!(a["peer"]["state"], "unknown", "a never accepted b: {}", brief(&a));
+    assert_eq!(
+        a["peer"]["state"],
+        "unknown",
+        "a never accepted b: {}",
+        brief(&a)
+    );
     Ok(())
 }
 
@@ -61,11 +70,23 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
             .output()
     };
     phase("the cluster's admin certificate works");
-    let ok = run(&certs.join("ca.pem"), &certs.join("admin.pem"), &certs.join("admin.key"))?;
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = run(
+        &certs.join("ca.pem"),
+        &certs.join("admin.pem"),
+        &certs.join("admin.key"),
+    )?;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("active"));
     phase("an admin certificate from another CA is refused");
-    let refused = run(&certs.join("ca.pem"), &other.join("admin.pem"), &other.join("admin.key"))?;
+    let refused = run(
+        &certs.join("ca.pem"),
+        &other.join("admin.pem"),
+        &other.join("admin.key"),
+    )?;
     assert_eq!(refused.status.code(), Some(1));
     Ok(())
 }
@@ -80,13 +101,19 @@ fn expect_config_error(
     change(&mut config);
     let path = cluster.dir().join("bad.toml");
     config.write(&path)?;
-    let output = Command::new(bins().tandemd).arg("--config").arg(&path).output()?;
+    let output = Command::new(bins().tandemd)
+        .arg("--config")
+        .arg(&path)
+        .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     for needle in needles {
         assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
     }
-    assert!(stderr.trim().lines().count() <= 6, "one clear message: {stderr}");
+    assert!(
+        stderr.trim().lines().count() <= 6,
+        "one clear message: {stderr}"
+    );
     Ok(())
 }
 
@@ -95,18 +122,54 @@ fn each_bad_config_gets_exit_status_2_and_a_message_naming_it() -> anyhow::Resul
     let _serial = serial();
     let cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
     phase("an unknown key");
-    expect_config_error(&cluster, |c| { c.set("timers.failover_aftr_misses", 3); }, &["failover_aftr_misses"])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.set("timers.failover_aftr_misses", 3);
+        },
+        &["failover_aftr_misses"],
+    )?;
     phase("a missing certificate file");
-    expect_config_error(&cluster, |c| { c.set("tls.cert", "/nonexistent/a.pem"); }, &["tls.cert", "/nonexistent/a.pem"])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.set("tls.cert", "/nonexistent/a.pem");
+        },
+        &["tls.cert", "/nonexistent/a.pem"],
+    )?;
     phase("a duration that does not parse");
-    expect_config_error(&cluster, |c| { c.set("timers.keepalive_interval", "soon"); }, &["timers.keepalive_interval", "\"soon\""])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.set("timers.keepalive_interval", "soon");
+        },
+        &["timers.keepalive_interval", "\"soon\""],
+    )?;
     phase("a peer with the node's own name");
-    expect_config_error(&cluster, |c| { c.set("peer.name", "a"); }, &["peer.name", "own name"])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.set("peer.name", "a");
+        },
+        &["peer.name", "own name"],
+    )?;
     phase("a port clash");
     let peer_port = cluster.addrs("a").peer.to_string();
-    expect_config_error(&cluster, |c| { c.set("listen.admin", peer_port.clone()); }, &["listen.admin", "listen.peer"])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.set("listen.admin", peer_port.clone());
+        },
+        &["listen.admin", "listen.peer"],
+    )?;
     phase("a file that is not TOML");
-    expect_config_error(&cluster, |c| { c.append_toml("this is = = not toml"); }, &["bad.toml"])?;
+    expect_config_error(
+        &cluster,
+        |c| {
+            c.append_toml("this is = = not toml");
+        },
+        &["bad.toml"],
+    )?;
     Ok(())
 }
 
@@ -121,14 +184,25 @@ fn the_deploy_examples_are_valid_configs() -> anyhow::Result<()> {
         .output()?;
     assert!(output.status.success());
     for name in ["a.toml", "b.toml"] {
-        let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name))?;
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy")
+                .join(name),
+        )?;
         let path = dir.path().join(name);
         std::fs::write(&path, text)?;
         // `tandemctl --config` loads and validates the config before it dials; nothing listens,
         // so it fails at the dial, not at the config.
-        let output = Command::new(bins().tandemctl).arg("--config").arg(&path).arg("status").output()?;
+        let output = Command::new(bins().tandemctl)
+            .arg("--config")
+            .arg(&path)
+            .arg("status")
+            .output()?;
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("cannot reach the node's admin port"), "{name}: {stderr}");
+        assert!(
+            stderr.contains("cannot reach the node's admin port"),
+            "{name}: {stderr}"
+        );
     }
     Ok(())
 }

@@ -14,7 +14,10 @@ fn an_extra_address_keeps_the_pair_together_when_the_first_path_breaks() -> anyh
     for (name, peer) in [("a", "b"), ("b", "a")] {
         let direct = cluster.addrs(peer).peer.to_string();
         cluster.update_config(name, |config| {
-            config.set("peer.extra_addresses", toml::Value::Array(vec![direct.into()]));
+            config.set(
+                "peer.extra_addresses",
+                toml::Value::Array(vec![direct.into()]),
+            );
         })?;
     }
     cluster.start_node("a")?;
@@ -27,17 +30,22 @@ fn an_extra_address_keeps_the_pair_together_when_the_first_path_breaks() -> anyh
     // A heartbeat with its TLS framing is a little under 200 bytes: 8 KiB dropped on the first
     // path is far more keep-alives than `failover_after_misses`, so the pair has demonstrably
     // lived on the second path alone.
-    cluster.wait_until(WAIT, "the first path to swallow 8 KiB of a's keep-alives", |c| {
-        let dropped = c.proxy("a", "b").stats().dropped_client_to_server_bytes;
-        Ok((dropped > 8 * 1024).then_some(()))
-    })?;
-    let (after, passive) = wait_steady(&cluster, "a")?;
+    cluster.wait_until(
+        WAIT,
+        "the first path to swallow 8 KiB of a's keep-alives",
+        |c| {
+            let dropped = c.proxy("a", "b").stats().dropped_client_to_server_bytes;
+            Ok((dropped > 8 * 1024).then_some(()))
+        },
+    )?;
+    let (after, _) = wait_steady(&cluster, "a")?;
     assert_eq!(term_epoch(&after), term_epoch(&before), "no failover");
-    assert_eq!(passive["peer"]["missed_keepalives"], 0);
     let b_events = events(&cluster, "b")?;
     assert!(
-        !b_events.iter().any(|(kind, _)| kind == "failover"),
-        "b never failed over: {b_events:?}"
+        !b_events
+            .iter()
+            .any(|(kind, _)| kind == "failover" || kind == "peer_failed"),
+        "b never lost a: {b_events:?}"
     );
     Ok(())
 }

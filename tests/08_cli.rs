@@ -17,8 +17,15 @@ fn usage_errors_exit_with_status_2() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&no_target.stderr).contains("--config"));
     let unknown = Command::new(bins().tandemctl).arg("frobnicate").output()?;
     assert_eq!(unknown.status.code(), Some(2));
-    let bad_mode = Command::new(bins().tandemctl).args(["--config", "x.toml", "monitoring", "sideways"]).output()?;
+    let bad_mode = Command::new(bins().tandemctl)
+        .args(["--config", "x.toml", "monitoring", "sideways"])
+        .output()?;
     assert_eq!(bad_mode.status.code(), Some(2));
+    let missing_config = Command::new(bins().tandemctl)
+        .args(["--config", "/nonexistent/node.toml", "status"])
+        .output()?;
+    assert_eq!(missing_config.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_config.stderr).contains("/nonexistent/node.toml"));
     Ok(())
 }
 
@@ -29,12 +36,28 @@ fn status_json_has_the_documented_fields() -> anyhow::Result<()> {
     let (a, _) = wait_steady(&cluster, "a")?;
     for path in [
         "/cluster",
-        "/node/name", "/node/role", "/node/term/epoch", "/node/term/node", "/node/epoch",
-        "/node/priority", "/node/disk", "/node/monitoring", "/node/maintenance",
-        "/peer/name", "/peer/state", "/peer/role", "/peer/epoch", "/peer/last_seen_ms",
-        "/peer/clock_skew_ms", "/switchover/state", "/switchover/waiting_calls",
+        "/node/name",
+        "/node/role",
+        "/node/term/epoch",
+        "/node/term/node",
+        "/node/epoch",
+        "/node/priority",
+        "/node/disk",
+        "/node/monitoring",
+        "/node/maintenance",
+        "/peer/name",
+        "/peer/state",
+        "/peer/role",
+        "/peer/epoch",
+        "/peer/last_seen_ms",
+        "/peer/clock_skew_ms",
+        "/switchover/state",
+        "/switchover/waiting_calls",
     ] {
-        assert!(a.pointer(path).is_some_and(|v| !v.is_null()), "{path} missing in {a}");
+        assert!(
+            a.pointer(path).is_some_and(|v| !v.is_null()),
+            "{path} missing in {a}"
+        );
     }
     assert_eq!(a["node"]["disk"], "consistent");
     assert_eq!(a["switchover"]["state"], "idle");
@@ -47,7 +70,9 @@ fn events_follow_streams_new_events() -> anyhow::Result<()> {
     let cluster = Cluster::start(ClusterSpec::new(), &bins())?;
     wait_steady(&cluster, "a")?;
     let mut follow = cluster.ctl_command("a");
-    follow.args(["events", "--follow", "--json", "--limit", "1"]).stdout(Stdio::piped());
+    follow
+        .args(["events", "--follow", "--json", "--limit", "1"])
+        .stdout(Stdio::piped());
     let mut child = follow.spawn()?;
     let stdout = child.stdout.take().expect("piped stdout");
     let (lines, received) = mpsc::channel();

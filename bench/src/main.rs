@@ -40,20 +40,31 @@ enum Scenario {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bins = scenarios::release_binaries()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let duration: Duration = tandem_node::duration::parse_duration(&args.duration)
         .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let result = match args.scenario {
-        Scenario::FailoverCrash => runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?,
-        Scenario::FailoverFreeze => runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGSTOP))?,
+        Scenario::FailoverCrash => {
+            runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?
+        }
+        Scenario::FailoverFreeze => {
+            runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGSTOP))?
+        }
         Scenario::Switchover => runtime.block_on(scenarios::switchover(&bins, args.runs))?,
-        Scenario::FalseFailovers => runtime.block_on(scenarios::false_failovers(&bins, duration))?,
+        Scenario::FalseFailovers => {
+            runtime.block_on(scenarios::false_failovers(&bins, duration))?
+        }
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
         println!("wrote {}", path.display());
     }
-    let failed = result.get("failed").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let failed = result
+        .get("failed")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     std::process::exit(i32::from(failed));
 }

@@ -31,10 +31,18 @@ impl Probe {
     pub async fn status(&mut self) -> Option<Status> {
         if self.client.is_none() {
             let connect = tandem_node::ctl::connect_admin(&self.address, &self.files);
-            self.client = tokio::time::timeout(Duration::from_millis(300), connect).await.ok()?.ok();
+            self.client = tokio::time::timeout(Duration::from_millis(300), connect)
+                .await
+                .ok()?
+                .ok();
         }
         let client = self.client.as_mut()?;
-        match tokio::time::timeout(Duration::from_millis(300), tandem_node::ctl::fetch_status(client)).await {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            tandem_node::ctl::fetch_status(client),
+        )
+        .await
+        {
             Ok(Ok(status)) => Some(status),
             _ => {
                 self.client = None;

@@ -27,14 +27,23 @@ pub fn release_binaries() -> anyhow::Result<Binaries> {
         .context("bench/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "tandem", "-p", "tandem-bench", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "tandem",
+            "-p",
+            "tandem-bench",
+            "--bins",
+        ])
         .current_dir(workspace)
         .status()
         .context("cannot run cargo to build tandemd and tandemctl")?;
     if !status.success() {
         bail!("building tandemd and tandemctl failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
     Ok(Binaries::from_target_dir(target.join("release")))
 }
 
@@ -69,8 +78,11 @@ impl Pair {
         while start.elapsed() < STEP_TIMEOUT {
             let (a, b) = (self.probes[0].status().await, self.probes[1].status().await);
             if let (Some(a), Some(b)) = (a, b) {
-                let serving = |s: &tandem_node::status::Status| s.node.role == "active" && s.node.admitting;
-                let following = |s: &tandem_node::status::Status| s.node.role == "passive" && s.peer.state == "ok";
+                let serving =
+                    |s: &tandem_node::status::Status| s.node.role == "active" && s.node.admitting;
+                let following = |s: &tandem_node::status::Status| {
+                    s.node.role == "passive" && s.peer.state == "ok"
+                };
                 if serving(&a) && following(&b) && a.peer.role == "passive" {
                     return Ok("a");
                 }
@@ -125,7 +137,11 @@ pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyh
         let survivor = other(victim);
         pair.cluster.node(victim).signal(signal)?;
         let took = pair.time_until_serving(survivor).await?;
-        eprintln!("run {}: {victim} -> {survivor} in {:.1} ms", run + 1, took.as_secs_f64() * 1000.0);
+        eprintln!(
+            "run {}: {victim} -> {survivor} in {:.1} ms",
+            run + 1,
+            took.as_secs_f64() * 1000.0
+        );
         samples.push(took);
         if signal == libc::SIGSTOP {
             pair.cluster.node(victim).signal(libc::SIGCONT)?;
@@ -134,8 +150,16 @@ pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyh
         }
     }
     pair.steady().await?;
-    let scenario = if signal == libc::SIGSTOP { "failover-freeze" } else { "failover-crash" };
-    Ok(samples_json(scenario, &samples, json!({"timers": "defaults (100ms, warn 3, failover 8)"})))
+    let scenario = if signal == libc::SIGSTOP {
+        "failover-freeze"
+    } else {
+        "failover-crash"
+    };
+    Ok(samples_json(
+        scenario,
+        &samples,
+        json!({"timers": "defaults (100ms, warn 3, failover 8)"}),
+    ))
 }
 
 /// switchover: planned switchovers back and forth; each run's longest client gap.
@@ -151,15 +175,29 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
     for run in 0..runs {
         let from = pair.steady().await?;
         let to = other(from);
-        let connect = |name: &str| tandem_node::ctl::connect_admin_owned(pair.cluster.addrs(name).admin.to_string(), files.clone());
+        let connect = |name: &str| {
+            tandem_node::ctl::connect_admin_owned(
+                pair.cluster.addrs(name).admin.to_string(),
+                files.clone(),
+            )
+        };
         let failed = |f: tandem_node::ctl::Failure| anyhow!(f.0);
         let mut from_client = connect(from).await.map_err(failed)?;
         let mut to_client = connect(to).await.map_err(failed)?;
         let command = connect(from).await.map_err(failed)?;
-        let gap = tandem_node::gap_meter::measure_switchover(&mut from_client, &mut to_client, command, STEP_TIMEOUT)
-            .await
-            .map_err(|e| anyhow!(e))?;
-        eprintln!("run {}: {from} -> {to}, longest gap {:.1} ms", run + 1, gap.longest_gap.as_secs_f64() * 1000.0);
+        let gap = tandem_node::gap_meter::measure_switchover(
+            &mut from_client,
+            &mut to_client,
+            command,
+            STEP_TIMEOUT,
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
+        eprintln!(
+            "run {}: {from} -> {to}, longest gap {:.1} ms",
+            run + 1,
+            gap.longest_gap.as_secs_f64() * 1000.0
+        );
         samples.push(gap.longest_gap);
     }
     Ok(samples_json(

@@ -50,7 +50,9 @@ impl AdminService {
             Ok(Ok(Ok(message))) => Ok(Response::new(pb::CommandReply { message })),
             Ok(Ok(Err(reason))) => Err(Status::failed_precondition(reason)),
             Ok(Err(_)) => Err(Status::unavailable("the node stopped before answering")),
-            Err(_) => Err(Status::deadline_exceeded("no answer within 30 s; see `tandemctl events`")),
+            Err(_) => Err(Status::deadline_exceeded(
+                "no answer within 30 s; see `tandemctl events`",
+            )),
         }
     }
 }
@@ -59,14 +61,20 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
         let mut status = self.handle.status.borrow().clone();
         // The gate, not the last published status: it is exact at this instant.
         status.node.admitting = self.handle.admission.admits();
         Ok(Response::new(crate::status_wire::status_to_pb(&status)))
     }
 
-    async fn history(&self, _: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryReply>, Status> {
+    async fn history(
+        &self,
+        _: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryReply>, Status> {
         let history = self.handle.store.history().await.map_err(store_status)?;
         let terms = history
             .into_iter()
@@ -82,7 +90,10 @@ impl pb::admin_server::Admin for AdminService {
 
     type EventsStream = EventStream;
 
-    async fn events(&self, request: Request<pb::EventsRequest>) -> Result<Response<EventStream>, Status> {
+    async fn events(
+        &self,
+        request: Request<pb::EventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let request = request.into_inner();
         let limit = match request.limit {
             0 => DEFAULT_EVENT_LIMIT,
@@ -136,9 +147,13 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(stream))
     }
 
-    async fn switchover(&self, request: Request<pb::SwitchoverRequest>) -> Result<Response<pb::CommandReply>, Status> {
+    async fn switchover(
+        &self,
+        request: Request<pb::SwitchoverRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
         let request = request.into_inner();
-        if request.when_idle || request.block_new_calls || request.cancel || request.timeout_ms != 0 {
+        if request.when_idle || request.block_new_calls || request.cancel || request.timeout_ms != 0
+        {
             return Err(Status::unimplemented(
                 "--when-idle, --block-new-calls, --timeout and --cancel need the clients gateway, which this version does not have",
             ));
@@ -146,12 +161,18 @@ impl pb::admin_server::Admin for AdminService {
         self.command(AdminRequest::Switchover).await
     }
 
-    async fn failover_now(&self, request: Request<pb::FailoverNowRequest>) -> Result<Response<pb::CommandReply>, Status> {
+    async fn failover_now(
+        &self,
+        request: Request<pb::FailoverNowRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
         let force = request.into_inner().force;
         self.command(AdminRequest::FailoverNow { force }).await
     }
 
-    async fn set_monitoring(&self, request: Request<pb::SetMonitoringRequest>) -> Result<Response<pb::CommandReply>, Status> {
+    async fn set_monitoring(
+        &self,
+        request: Request<pb::SetMonitoringRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
         let mode = request.into_inner().mode;
         let Some(mode) = Monitoring::parse(&mode) else {
             return Err(Status::invalid_argument(format!(
@@ -161,8 +182,12 @@ impl pb::admin_server::Admin for AdminService {
         self.command(AdminRequest::SetMonitoring(mode)).await
     }
 
-    async fn set_maintenance(&self, request: Request<pb::SetMaintenanceRequest>) -> Result<Response<pb::CommandReply>, Status> {
-        self.command(AdminRequest::SetMaintenance(request.into_inner().on)).await
+    async fn set_maintenance(
+        &self,
+        request: Request<pb::SetMaintenanceRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        self.command(AdminRequest::SetMaintenance(request.into_inner().on))
+            .await
     }
 }
 

@@ -51,7 +51,8 @@ impl Admission {
 
     /// True while the gate is open and its lease has not run out.
     pub fn admits(&self) -> bool {
-        self.open.load(Ordering::SeqCst) && self.now_ms() < self.lease_until_ms.load(Ordering::SeqCst)
+        self.open.load(Ordering::SeqCst)
+            && self.now_ms() < self.lease_until_ms.load(Ordering::SeqCst)
     }
 }
 

@@ -198,17 +198,32 @@ impl Config {
             path: path.to_path_buf(),
             message: error.to_string().trim_end().replace('\n', "\n  "),
         })?;
-        Validator { path, base: path.parent().unwrap_or(Path::new(".")) }.validate(raw)
+        Validator {
+            path,
+            base: path.parent().unwrap_or(Path::new(".")),
+        }
+        .validate(raw)
     }
 
     /// Digest of the settings both nodes must share; a mismatch raises an event.
     pub fn digest(&self) -> String {
-        let shared = format!(
-            "{}|{:?}|{:?}",
-            self.cluster, self.max_clock_offset, self.timers
-        );
+        let millis = |duration: Duration| duration.as_millis().to_string();
+        let timers = &self.timers;
+        let shared = [
+            self.cluster.clone(),
+            millis(self.max_clock_offset),
+            millis(timers.keepalive_interval),
+            timers.warn_after_misses.to_string(),
+            timers.failover_after_misses.to_string(),
+            timers.startup_failover_after_misses.to_string(),
+            millis(timers.min_failover_interval),
+        ]
+        .join("|");
         let digest = ring::digest::digest(&ring::digest::SHA256, shared.as_bytes());
-        digest.as_ref()[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+        digest.as_ref()[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 
@@ -271,15 +286,19 @@ impl Validator<'_> {
         if raw.name == own_name {
             return Err(self.invalid(
                 "peer.name",
-                format!("\"{}\" is this node's own name (node.name); name the other node", raw.name),
+                format!(
+                    "\"{}\" is this node's own name (node.name); name the other node",
+                    raw.name
+                ),
             ));
         }
         check_host_port(&raw.address).map_err(|message| self.invalid("peer.address", message))?;
         check_host_port(&raw.client_address)
             .map_err(|message| self.invalid("peer.client_address", message))?;
         for (index, address) in raw.extra_addresses.iter().enumerate() {
-            check_host_port(address)
-                .map_err(|message| self.invalid(&format!("peer.extra_addresses[{index}]"), message))?;
+            check_host_port(address).map_err(|message| {
+                self.invalid(&format!("peer.extra_addresses[{index}]"), message)
+            })?;
         }
         Ok(PeerConfig {
             name: raw.name,
@@ -299,7 +318,10 @@ impl Validator<'_> {
         let mut parsed: Vec<(&str, SocketAddr)> = Vec::new();
         for (key, text) in entries {
             let address: SocketAddr = text.parse().map_err(|_| {
-                self.invalid(key, format!("\"{text}\" is not an address such as \"0.0.0.0:7400\""))
+                self.invalid(
+                    key,
+                    format!("\"{text}\" is not an address such as \"0.0.0.0:7400\""),
+                )
             })?;
             if let Some((other, _)) = parsed.iter().find(|(_, seen)| ports_clash(*seen, address)) {
                 return Err(self.invalid(
@@ -318,8 +340,11 @@ impl Validator<'_> {
     }
 
     fn timers(&self, raw: &RawTimers) -> Result<Timers, ConfigError> {
-        let keepalive_interval = self.duration("timers.keepalive_interval", &raw.keepalive_interval)?;
-        if keepalive_interval < Duration::from_millis(10) || keepalive_interval > Duration::from_secs(60) {
+        let keepalive_interval =
+            self.duration("timers.keepalive_interval", &raw.keepalive_interval)?;
+        if keepalive_interval < Duration::from_millis(10)
+            || keepalive_interval > Duration::from_secs(60)
+        {
             return Err(self.invalid("timers.keepalive_interval", "must be between 10ms and 60s"));
         }
         if raw.warn_after_misses == 0 {
@@ -327,6 +352,12 @@ impl Validator<'_> {
         }
         if raw.failover_after_misses < 2 {
             return Err(self.invalid("timers.failover_after_misses", "must be at least 2"));
+        }
+        if raw.warn_after_misses >= raw.failover_after_misses {
+            return Err(self.invalid(
+                "timers.warn_after_misses",
+                "must be below timers.failover_after_misses, or the peer is never suspect first",
+            ));
         }
         if raw.startup_failover_after_misses < raw.failover_after_misses {
             return Err(self.invalid(
@@ -350,7 +381,10 @@ impl Validator<'_> {
             if !path.is_file() {
                 return Err(self.invalid(
                     key,
-                    format!("file {} does not exist (create certificates with `tandemctl certs init`)", path.display()),
+                    format!(
+                        "file {} does not exist (create certificates with `tandemctl certs init`)",
+                        path.display()
+                    ),
                 ));
             }
             Ok(path)
@@ -374,7 +408,9 @@ impl Validator<'_> {
 
 /// Two listeners clash when they share a port on the same or an unspecified address.
 fn ports_clash(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -384,7 +420,9 @@ fn check_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("\"{name}\" is not a valid node name: use letters, digits and '-'"))
+        Err(format!(
+            "\"{name}\" is not a valid node name: use letters, digits and '-'"
+        ))
     }
 }
 
@@ -435,7 +473,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::load(&write_config(dir.path(), &[])).unwrap();
         assert_eq!(config.timers.failover_after_misses, 8);
-        assert_eq!(config.timers.min_failover_interval, Duration::from_secs(300));
+        assert_eq!(
+            config.timers.min_failover_interval,
+            Duration::from_secs(300)
+        );
         assert_eq!(config.node.priority, 100);
         assert_eq!(config.node.data_dir, dir.path().join("data"));
         assert_eq!(config.tls.ca, dir.path().join("certs/ca.pem"));
@@ -451,27 +492,42 @@ mod tests {
     #[test]
     fn a_missing_certificate_file_is_named() {
         let error = error_for(&[("certs/a.key", "certs/missing.key")]);
-        assert!(error.contains("tls.key") && error.contains("missing.key"), "{error}");
+        assert!(
+            error.contains("tls.key") && error.contains("missing.key"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_bad_duration_is_named() {
         let error = error_for(&[("\"100ms\"", "\"fast\"")]);
-        assert!(error.contains("timers.keepalive_interval") && error.contains("\"fast\""), "{error}");
+        assert!(
+            error.contains("timers.keepalive_interval") && error.contains("\"fast\""),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_peer_with_our_own_name_is_refused() {
         let error = error_for(&[("name = \"b\"", "name = \"a\"")]);
-        assert!(error.contains("peer.name") && error.contains("own name"), "{error}");
+        assert!(
+            error.contains("peer.name") && error.contains("own name"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_port_clash_names_both_keys() {
         let error = error_for(&[("127.0.0.1:7402", "127.0.0.1:7400")]);
-        assert!(error.contains("listen.admin") && error.contains("listen.peer"), "{error}");
+        assert!(
+            error.contains("listen.admin") && error.contains("listen.peer"),
+            "{error}"
+        );
         let wildcard = error_for(&[("127.0.0.1:7480", "0.0.0.0:7401")]);
-        assert!(wildcard.contains("listen.http") && wildcard.contains("listen.client"), "{wildcard}");
+        assert!(
+            wildcard.contains("listen.http") && wildcard.contains("listen.client"),
+            "{wildcard}"
+        );
     }
 
     #[test]
@@ -493,10 +549,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Config::load(&write_config(dir.path(), &[])).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
-        let renamed = Config::load(&write_config(other_dir.path(), &[("data_dir = \"data\"", "data_dir = \"elsewhere\"")])).unwrap();
+        let renamed = Config::load(&write_config(
+            other_dir.path(),
+            &[("data_dir = \"data\"", "data_dir = \"elsewhere\"")],
+        ))
+        .unwrap();
         assert_eq!(a.digest(), renamed.digest());
         let third = tempfile::tempdir().unwrap();
-        let retimed = Config::load(&write_config(third.path(), &[("\"100ms\"", "\"200ms\"")])).unwrap();
+        let retimed =
+            Config::load(&write_config(third.path(), &[("\"100ms\"", "\"200ms\"")])).unwrap();
         assert_ne!(a.digest(), retimed.digest());
     }
 }

@@ -20,7 +20,8 @@ use crate::tls::{self, TlsFiles};
 
 /// The name every node certificate carries, so an administrator can dial any node by address.
 pub const NODE_SERVER_NAME: &str = "tandem-node";
-const NO_TARGET: &str = "say which node: --config node.toml, or --node ADDR --ca F --cert F --key F";
+const NO_TARGET: &str =
+    "say which node: --config node.toml, or --node ADDR --ca F --cert F --key F";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Parser, Debug)]
@@ -131,12 +132,22 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// Runs `tandemctl` with the process arguments; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let needs_node = !matches!(cli.command, CtlCommand::Certs { .. } | CtlCommand::Demo { .. });
+    let needs_node = !matches!(
+        cli.command,
+        CtlCommand::Certs { .. } | CtlCommand::Demo { .. }
+    );
     if needs_node && cli.config.is_none() && cli.node.is_none() {
         eprintln!("tandemctl: {NO_TARGET}");
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    if let Err(usage) = check_usage(&cli) {
+        eprintln!("tandemctl: {usage}");
+        return 2;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tandemctl: cannot start: {error}");
@@ -150,6 +161,21 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Usage errors that clap cannot see: a config file that does not load, a bad `--timeout`.
+fn check_usage(cli: &Cli) -> Result<(), String> {
+    if let Some(path) = &cli.config {
+        Config::load(path).map_err(|error| error.to_string())?;
+    }
+    if let CtlCommand::Switchover {
+        timeout: Some(text),
+        ..
+    } = &cli.command
+    {
+        crate::duration::parse_duration(text).map_err(|error| format!("--timeout: {error}"))?;
+    }
+    Ok(())
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -180,7 +206,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let timeout_ms = match timeout {
                 Some(text) => {
-                    let duration = crate::duration::parse_duration(&text).map_err(|e| Failure(format!("--timeout: {e}")))?;
+                    let duration = crate::duration::parse_duration(&text)
+                        .map_err(|e| Failure(format!("--timeout: {e}")))?;
                     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
                 }
                 None => 0,
@@ -193,7 +220,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             print_reply(client.switchover(request).await, cli.json)
         }
-        CtlCommand::FailoverNow { force } => print_reply(client.failover_now(pb::FailoverNowRequest { force }).await, cli.json),
+        CtlCommand::FailoverNow { force } => print_reply(
+            client.failover_now(pb::FailoverNowRequest { force }).await,
+            cli.json,
+        ),
         CtlCommand::Monitoring { mode } => {
             let mode = match mode {
                 MonitoringMode::Suspend => "suspended",
@@ -242,7 +272,10 @@ pub async fn connect(cli: &Cli) -> Result<AdminClient<Channel>, Failure> {
 }
 
 /// Dials a node's admin port with a cluster-CA client certificate.
-pub async fn connect_admin(address: &str, files: &TlsFiles) -> Result<AdminClient<Channel>, Failure> {
+pub async fn connect_admin(
+    address: &str,
+    files: &TlsFiles,
+) -> Result<AdminClient<Channel>, Failure> {
     let config = tls::client_config(files, true)?;
     let channel = tls::connect(address, NODE_SERVER_NAME, config, CONNECT_TIMEOUT)
         .await
@@ -251,7 +284,10 @@ pub async fn connect_admin(address: &str, files: &TlsFiles) -> Result<AdminClien
 }
 
 /// Like [`connect_admin`], with owned arguments (for callers that build them in a closure).
-pub async fn connect_admin_owned(address: String, files: TlsFiles) -> Result<AdminClient<Channel>, Failure> {
+pub async fn connect_admin_owned(
+    address: String,
+    files: TlsFiles,
+) -> Result<AdminClient<Channel>, Failure> {
     connect_admin(&address, &files).await
 }
 
@@ -259,7 +295,10 @@ fn rpc_failure(status: tonic::Status) -> Failure {
     Failure(status.message().to_string())
 }
 
-fn print_reply(result: Result<tonic::Response<pb::CommandReply>, tonic::Status>, json: bool) -> Result<(), Failure> {
+fn print_reply(
+    result: Result<tonic::Response<pb::CommandReply>, tonic::Status>,
+    json: bool,
+) -> Result<(), Failure> {
     let message = result.map_err(rpc_failure)?.into_inner().message;
     if json {
         println!("{}", serde_json::json!({ "message": message }));
@@ -271,7 +310,10 @@ fn print_reply(result: Result<tonic::Response<pb::CommandReply>, tonic::Status>,
 
 /// Reads one node's status.
 pub async fn fetch_status(client: &mut AdminClient<Channel>) -> Result<Status, Failure> {
-    let reply = client.status(pb::StatusRequest {}).await.map_err(rpc_failure)?;
+    let reply = client
+        .status(pb::StatusRequest {})
+        .await
+        .map_err(rpc_failure)?;
     Ok(crate::status_wire::status_from_pb(reply.into_inner()))
 }
 
@@ -289,10 +331,10 @@ async fn status(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Fai
 pub fn render_status(status: &Status) -> String {
     let node = &status.node;
     let peer = &status.peer;
-    let term = node
-        .term
-        .as_ref()
-        .map_or_else(|| "none".to_string(), |term| format!("({}, {})", term.epoch, term.node));
+    let term = node.term.as_ref().map_or_else(
+        || "none".to_string(),
+        |term| format!("({}, {})", term.epoch, term.node),
+    );
     let on_off = |flag: bool| if flag { "on" } else { "off" };
     let mut text = format!("cluster     {}\n", status.cluster);
     text.push_str(&format!(
@@ -329,7 +371,12 @@ pub fn render_status(status: &Status) -> String {
 }
 
 async fn history(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Failure> {
-    let terms = client.history(pb::HistoryRequest {}).await.map_err(rpc_failure)?.into_inner().terms;
+    let terms = client
+        .history(pb::HistoryRequest {})
+        .await
+        .map_err(rpc_failure)?
+        .into_inner()
+        .terms;
     if json {
         let rows: Vec<_> = terms
             .iter()
@@ -340,12 +387,23 @@ async fn history(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Fa
     }
     println!("{:>6}  {:<10} {:<24} reason", "epoch", "node", "started");
     for term in terms {
-        println!("{:>6}  {:<10} {:<24} {}", term.epoch, term.node, format_time(term.started_at_ms), term.reason);
+        println!(
+            "{:>6}  {:<10} {:<24} {}",
+            term.epoch,
+            term.node,
+            format_time(term.started_at_ms),
+            term.reason
+        );
     }
     Ok(())
 }
 
-async fn events(client: &mut AdminClient<Channel>, follow: bool, limit: u32, json: bool) -> Result<(), Failure> {
+async fn events(
+    client: &mut AdminClient<Channel>,
+    follow: bool,
+    limit: u32,
+    json: bool,
+) -> Result<(), Failure> {
     let mut stream = client
         .events(pb::EventsRequest { follow, limit })
         .await
@@ -358,7 +416,12 @@ async fn events(client: &mut AdminClient<Channel>, follow: bool, limit: u32, jso
                 serde_json::json!({"id": event.id, "at_ms": event.at_ms, "kind": event.kind, "message": event.message})
             );
         } else {
-            println!("{}  {:<20} {}", format_time(event.at_ms), event.kind, event.message);
+            println!(
+                "{}  {:<20} {}",
+                format_time(event.at_ms),
+                event.kind,
+                event.message
+            );
         }
     }
     Ok(())
@@ -384,11 +447,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = u32::try_from(day_of_year - (153 * month_index + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if month_index < 10 { month_index + 3 } else { month_index - 9 }).unwrap_or(1);
+    let month = u32::try_from(if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    })
+    .unwrap_or(1);
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }

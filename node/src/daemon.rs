@@ -39,7 +39,10 @@ pub enum DaemonError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("cannot create data_dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {key} {address}: {source}")]
     Bind {
         key: &'static str,
@@ -74,7 +77,11 @@ pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
 async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| DaemonError::Bind { key, address, source })
+        .map_err(|source| DaemonError::Bind {
+            key,
+            address,
+            source,
+        })
 }
 
 /// Runs a node until it is told to stop.
@@ -90,13 +97,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
     let (driver, handle) = Driver::new(config.clone(), store.clone()).await?;
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
-    handle.inputs.send(Input::Reachability(reachable)).await.ok();
+    handle
+        .inputs
+        .send(Input::Reachability(reachable))
+        .await
+        .ok();
     let (stop_servers, servers_stopped) = watch::channel(false);
-    let servers = start_servers(&config, &handle, [peer_listener, client_listener, admin_listener], servers_stopped)?;
+    let servers = start_servers(
+        &config,
+        &handle,
+        [peer_listener, client_listener, admin_listener],
+        servers_stopped,
+    )?;
     let dial_tls = tls::client_config(&config.tls, true)?;
     crate::peer_link::spawn_dialers(&config, dial_tls, &handle);
     crate::peer_link::spawn_fast_path_prober(&config, handle.clone());
-    crate::peer_link::spawn_reachability_prober(config.node.reachability.clone(), REACHABILITY_EVERY, handle.clone());
+    crate::peer_link::spawn_reachability_prober(
+        config.node.reachability.clone(),
+        REACHABILITY_EVERY,
+        handle.clone(),
+    );
     spawn_signal_forwarder(handle.clone());
     tracing::info!(node = %config.node.name, "tandemd started");
     let result = driver.run().await;
@@ -124,8 +144,10 @@ fn start_servers(
         own_client_address: config.listen.client.to_string(),
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX);
-    let admin_service = AdminServer::new(crate::admin::AdminService { handle: handle.clone() })
-        .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let admin_service = AdminServer::new(crate::admin::AdminService {
+        handle: handle.clone(),
+    })
+    .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -138,13 +160,20 @@ fn start_servers(
     };
     let peer_server = builder()
         .add_service(peer_service)
-        .serve_with_incoming_shutdown(tls::tls_incoming(peer, peer_tls, "peer"), until_stopped(stopped.clone()));
-    let client_server = builder()
-        .add_service(gateway)
-        .serve_with_incoming_shutdown(tls::tls_incoming(client, client_tls, "client"), until_stopped(stopped.clone()));
+        .serve_with_incoming_shutdown(
+            tls::tls_incoming(peer, peer_tls, "peer"),
+            until_stopped(stopped.clone()),
+        );
+    let client_server = builder().add_service(gateway).serve_with_incoming_shutdown(
+        tls::tls_incoming(client, client_tls, "client"),
+        until_stopped(stopped.clone()),
+    );
     let admin_server = builder()
         .add_service(admin_service)
-        .serve_with_incoming_shutdown(tls::tls_incoming(admin, admin_tls, "admin"), until_stopped(stopped));
+        .serve_with_incoming_shutdown(
+            tls::tls_incoming(admin, admin_tls, "admin"),
+            until_stopped(stopped),
+        );
     Ok(vec![
         spawn_server("peer", peer_server),
         spawn_server("client", client_server),
@@ -166,7 +195,10 @@ fn spawn_server(
 /// SIGTERM and SIGINT ask the driver to stop (on the active: switch over first).
 fn spawn_signal_forwarder(handle: DriverHandle) {
     tokio::spawn(async move {
-        let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
@@ -210,7 +242,10 @@ pub fn main() -> u8 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tandemd: cannot start the runtime: {error}");

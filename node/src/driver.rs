@@ -126,7 +126,10 @@ pub enum DriverError {
 
 impl Driver {
     /// Builds the driver from the durable record in `store`.
-    pub async fn new(config: Config, store: StateStore) -> Result<(Driver, DriverHandle), DriverError> {
+    pub async fn new(
+        config: Config,
+        store: StateStore,
+    ) -> Result<(Driver, DriverHandle), DriverError> {
         let durable = store.load_durable().await?;
         let log = LogPosition {
             term: durable.term.clone(),
@@ -277,27 +280,32 @@ impl Driver {
         use pb::peer_message::Body;
         match message.body {
             Some(Body::Heartbeat(heartbeat)) => self.on_heartbeat(heartbeat).await,
-            Some(Body::Handover(request)) => match request.new_term.as_ref().map(wire::term_from_pb) {
-                Some(Ok(new_term)) => self.step(Event::HandoverRequested { new_term }).await,
-                _ => {
-                    tracing::warn!("ignoring a hand-over request without a valid term");
-                    Ok(())
-                }
-            },
-            Some(Body::HandoverReply(reply)) => match reply.new_term.as_ref().map(wire::term_from_pb) {
-                Some(Ok(new_term)) => {
-                    if !reply.accepted {
-                        let message = format!("peer refused the hand-over: {}", reply.reason);
-                        self.record("switchover", &message).await?;
+            Some(Body::Handover(request)) => {
+                match request.new_term.as_ref().map(wire::term_from_pb) {
+                    Some(Ok(new_term)) => self.step(Event::HandoverRequested { new_term }).await,
+                    _ => {
+                        tracing::warn!("ignoring a hand-over request without a valid term");
+                        Ok(())
                     }
-                    let accepted = reply.accepted;
-                    self.step(Event::HandoverReplied { new_term, accepted }).await
                 }
-                _ => {
-                    tracing::warn!("ignoring a hand-over reply without a valid term");
-                    Ok(())
+            }
+            Some(Body::HandoverReply(reply)) => {
+                match reply.new_term.as_ref().map(wire::term_from_pb) {
+                    Some(Ok(new_term)) => {
+                        if !reply.accepted {
+                            let message = format!("peer refused the hand-over: {}", reply.reason);
+                            self.record("switchover", &message).await?;
+                        }
+                        let accepted = reply.accepted;
+                        self.step(Event::HandoverReplied { new_term, accepted })
+                            .await
+                    }
+                    _ => {
+                        tracing::warn!("ignoring a hand-over reply without a valid term");
+                        Ok(())
+                    }
                 }
-            },
+            }
             Some(Body::SwitchoverRequest(_)) => self.step(Event::SwitchoverRequested).await,
             None => Ok(()),
         }
@@ -315,7 +323,9 @@ impl Driver {
             }
             return Ok(());
         }
-        if self.peer.incarnation == Some(heartbeat.incarnation) && heartbeat.seq <= self.peer.last_seq {
+        if self.peer.incarnation == Some(heartbeat.incarnation)
+            && heartbeat.seq <= self.peer.last_seq
+        {
             return Ok(());
         }
         let domain = match wire::heartbeat_from_pb(&heartbeat) {
@@ -338,7 +348,11 @@ impl Driver {
         if version_mismatch != self.peer.version_mismatch {
             self.peer.version_mismatch = version_mismatch;
             if version_mismatch {
-                let message = format!("peer runs version {}, this node {}", heartbeat.version, crate::VERSION);
+                let message = format!(
+                    "peer runs version {}, this node {}",
+                    heartbeat.version,
+                    crate::VERSION
+                );
                 self.record("version_mismatch", &message).await?;
             }
         }
@@ -361,7 +375,8 @@ impl Driver {
         self.peer.skewed_samples = self.peer.skewed_samples.saturating_add(1);
         if self.peer.skewed_samples >= SKEW_SAMPLES && !self.peer.skew_alerted {
             self.peer.skew_alerted = true;
-            let message = format!("clock skew to the peer is {skew} ms, above max_clock_offset {limit} ms");
+            let message =
+                format!("clock skew to the peer is {skew} ms, above max_clock_offset {limit} ms");
             self.record("clock_skew", &message).await?;
         }
         Ok(())
@@ -378,18 +393,25 @@ impl Driver {
             Command::Persist(durable) => self.store.save_durable(&durable).await?,
             Command::RecordTerm { term, reason } => self.store.record_term(&term, &reason).await?,
             Command::SetRole { role, reason } => {
-                self.record("role_change", &format!("{} is {}: {reason}", self.config.node.name, role.as_str()))
-                    .await?;
+                self.record(
+                    "role_change",
+                    &format!("{} is {}: {reason}", self.config.node.name, role.as_str()),
+                )
+                .await?;
             }
             Command::SetAdmission(admit) => {
                 self.admission.set(admit, self.admission_lease());
                 tracing::info!(admit, "admission changed");
             }
-            Command::SendHeartbeat { seq } => self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq))),
-            Command::SendHandover { new_term } => self.send(pb::peer_message::Body::Handover(pb::HandoverRequest {
-                new_term: Some(wire::term_to_pb(&new_term)),
-                log: Some(wire::log_to_pb(self.machine.log_position())),
-            })),
+            Command::SendHeartbeat { seq } => {
+                self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq)))
+            }
+            Command::SendHandover { new_term } => {
+                self.send(pb::peer_message::Body::Handover(pb::HandoverRequest {
+                    new_term: Some(wire::term_to_pb(&new_term)),
+                    log: Some(wire::log_to_pb(self.machine.log_position())),
+                }))
+            }
             Command::SendHandoverReply {
                 new_term,
                 accepted,
@@ -495,11 +517,15 @@ impl Driver {
                 name: self.config.peer.name.clone(),
                 address: self.config.peer.address.clone(),
                 state: machine.peer_view().as_str().to_string(),
-                role: peer_heartbeat.map_or("unknown", |hb| hb.role.as_str()).to_string(),
+                role: peer_heartbeat
+                    .map_or("unknown", |hb| hb.role.as_str())
+                    .to_string(),
                 epoch: peer_heartbeat
                     .and_then(|hb| hb.term.as_ref())
                     .map_or(0, |term| term.epoch),
-                last_seen_ms: machine.last_heard_ms().map(|heard| now_ms.saturating_sub(heard)),
+                last_seen_ms: machine
+                    .last_heard_ms()
+                    .map(|heard| now_ms.saturating_sub(heard)),
                 clock_skew_ms: self.peer.clock_skew_ms,
                 missed_keepalives: machine.missed_keepalives(),
                 maintenance: peer_heartbeat.is_some_and(|hb| hb.maintenance),

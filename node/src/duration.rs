@@ -12,7 +12,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let bad = || format!("\"{text}\" is not a duration (use e.g. \"100ms\", \"2s\", \"5m\", \"12h\")");
+    let bad =
+        || format!("\"{text}\" is not a duration (use e.g. \"100ms\", \"2s\", \"5m\", \"12h\")");
     let value: u64 = number.parse().map_err(|_| bad())?;
     let millis_per_unit: u64 = match unit {
         "ms" => 1,
@@ -57,7 +58,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_the_text() {
-        for text in ["", "ms", "10", "1.5s", "-1s", "10 parsecs", "99999999999999999999s"] {
+        for text in [
+            "",
+            "ms",
+            "10",
+            "1.5s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999s",
+        ] {
             let error = parse_duration(text).unwrap_err();
             assert!(error.contains(&format!("\"{text}\"")), "{error}");
         }
@@ -65,7 +74,10 @@ mod tests {
 
     #[test]
     fn renders_the_largest_whole_unit() {
-        assert_eq!(largest_whole_unit(Duration::from_secs(5 * 3600 + 59)), "5 hours");
+        assert_eq!(
+            largest_whole_unit(Duration::from_secs(5 * 3600 + 59)),
+            "5 hours"
+        );
         assert_eq!(largest_whole_unit(Duration::from_secs(300)), "5 minutes");
         assert_eq!(largest_whole_unit(Duration::from_secs(0)), "0 seconds");
         assert_eq!(largest_whole_unit(Duration::from_secs(1)), "1 second");

@@ -46,7 +46,10 @@ fn role_update(status: &NodeStatus, own: &str, peer: &str) -> pb::RoleUpdate {
 impl pb::gateway_server::Gateway for GatewayService {
     type WatchRoleStream = RoleStream;
 
-    async fn watch_role(&self, _: Request<pb::WatchRoleRequest>) -> Result<Response<RoleStream>, Status> {
+    async fn watch_role(
+        &self,
+        _: Request<pb::WatchRoleRequest>,
+    ) -> Result<Response<RoleStream>, Status> {
         let Ok(permit) = self.watchers.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted("too many WatchRole streams"));
         };
@@ -71,7 +74,9 @@ impl pb::gateway_server::Gateway for GatewayService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
     }
 }
 

@@ -62,7 +62,13 @@ impl pb::peer_server::Peer for PeerService {
         loop {
             match stream.message().await {
                 Ok(Some(message)) => {
-                    if self.handle.inputs.send(Input::Peer(Box::new(message))).await.is_err() {
+                    if self
+                        .handle
+                        .inputs
+                        .send(Input::Peer(Box::new(message)))
+                        .await
+                        .is_err()
+                    {
                         return Err(Status::unavailable("node is stopping"));
                     }
                 }
@@ -81,7 +87,8 @@ impl pb::peer_server::Peer for PeerService {
 
 /// Starts one dialer per peer address (the main one and `extra_addresses`).
 pub fn spawn_dialers(config: &Config, tls: Arc<rustls::ClientConfig>, handle: &DriverHandle) {
-    let addresses = std::iter::once(config.peer.address.clone()).chain(config.peer.extra_addresses.clone());
+    let addresses =
+        std::iter::once(config.peer.address.clone()).chain(config.peer.extra_addresses.clone());
     for address in addresses {
         let dialer = Dialer {
             address,
@@ -108,11 +115,24 @@ impl Dialer {
         let mut backoff = BACKOFF_FIRST;
         loop {
             let mut outbound = self.handle.outbound.subscribe();
-            match crate::tls::connect(&self.address, &self.peer_name, self.tls.clone(), self.connect_timeout).await {
+            match crate::tls::connect(
+                &self.address,
+                &self.peer_name,
+                self.tls.clone(),
+                self.connect_timeout,
+            )
+            .await
+            {
                 Ok(channel) => {
                     backoff = BACKOFF_FIRST;
                     self.stream_on(channel, &mut outbound).await;
-                    if self.handle.inputs.send(Input::PeerStreamEnded).await.is_err() {
+                    if self
+                        .handle
+                        .inputs
+                        .send(Input::PeerStreamEnded)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -127,7 +147,11 @@ impl Dialer {
     }
 
     /// Streams outbound messages on one keep-alive call until it ends.
-    async fn stream_on(&self, channel: tonic::transport::Channel, outbound: &mut broadcast::Receiver<pb::PeerMessage>) {
+    async fn stream_on(
+        &self,
+        channel: tonic::transport::Channel,
+        outbound: &mut broadcast::Receiver<pb::PeerMessage>,
+    ) {
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE_BOUND);
         let mut client = PeerClient::new(channel);
         let call = client.keep_alive(ReceiverStream::new(receiver));
@@ -179,8 +203,7 @@ pub fn spawn_fast_path_prober(config: &Config, handle: DriverHandle) {
                 continue;
             }
             rounds_left -= 1;
-            let (peer_port, client_port) =
-                tokio::join!(dial(&peer_address), dial(&client_address));
+            let (peer_port, client_port) = tokio::join!(dial(&peer_address), dial(&client_address));
             let input = Input::FastPathDial {
                 peer_port,
                 client_port,
@@ -196,7 +219,9 @@ pub fn spawn_fast_path_prober(config: &Config, handle: DriverHandle) {
 async fn dial(address: &str) -> DialOutcome {
     match tokio::time::timeout(FAST_PATH_DIAL_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(_)) => DialOutcome::Connected,
-        Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => DialOutcome::Refused,
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+            DialOutcome::Refused
+        }
         _ => DialOutcome::Failed,
     }
 }
@@ -223,7 +248,12 @@ pub fn spawn_reachability_prober(targets: Vec<String>, every: Duration, handle: 
         loop {
             ticker.tick().await;
             let reachable = probe_reachability(&targets).await;
-            if handle.inputs.send(Input::Reachability(reachable)).await.is_err() {
+            if handle
+                .inputs
+                .send(Input::Reachability(reachable))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -84,7 +84,9 @@ CREATE TABLE IF NOT EXISTS events (
 pub fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 impl StateStore {
@@ -106,7 +108,10 @@ impl StateStore {
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        sqlx::raw_sql(SCHEMA).execute(&writer).await.map_err(open_error)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&writer)
+            .await
+            .map_err(open_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS_MAX)
             .acquire_timeout(READER_ACQUIRE_TIMEOUT)
@@ -135,7 +140,10 @@ impl StateStore {
             max_epoch_seen: u64_column(&row, "max_epoch_seen")?,
             term: term_columns(&row, "term")?,
             handing_over: term_columns(&row, "handing_over")?,
-            disk: DiskState::parse(&disk).ok_or(StoreError::Corrupt { column: "disk", value: disk })?,
+            disk: DiskState::parse(&disk).ok_or(StoreError::Corrupt {
+                column: "disk",
+                value: disk,
+            })?,
             monitoring: Monitoring::parse(&monitoring).ok_or(StoreError::Corrupt {
                 column: "monitoring",
                 value: monitoring,
@@ -281,7 +289,10 @@ fn u64_column(row: &sqlx::sqlite::SqliteRow, column: &'static str) -> Result<u64
     })
 }
 
-fn term_columns(row: &sqlx::sqlite::SqliteRow, prefix: &'static str) -> Result<Option<Term>, StoreError> {
+fn term_columns(
+    row: &sqlx::sqlite::SqliteRow,
+    prefix: &'static str,
+) -> Result<Option<Term>, StoreError> {
     let epoch: Option<i64> = row.try_get(format!("{prefix}_epoch").as_str())?;
     let node: Option<String> = row.try_get(format!("{prefix}_node").as_str())?;
     let priority: Option<i64> = row.try_get(format!("{prefix}_priority").as_str())?;
@@ -331,7 +342,10 @@ mod tests {
         let store = StateStore::open(dir.path()).await.unwrap();
         let mut follower = store.subscribe();
         for index in 0..5 {
-            store.record_event("test", &format!("event {index}")).await.unwrap();
+            store
+                .record_event("test", &format!("event {index}"))
+                .await
+                .unwrap();
         }
         let recent = store.recent_events(3).await.unwrap();
         let messages: Vec<_> = recent.iter().map(|e| e.message.as_str()).collect();
@@ -345,8 +359,14 @@ mod tests {
     async fn history_keeps_terms_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).await.unwrap();
-        store.record_term(&Term::new(1, "a", 100), "start-up election").await.unwrap();
-        store.record_term(&Term::new(2, "b", 50), "failover").await.unwrap();
+        store
+            .record_term(&Term::new(1, "a", 100), "start-up election")
+            .await
+            .unwrap();
+        store
+            .record_term(&Term::new(2, "b", 50), "failover")
+            .await
+            .unwrap();
         let history = store.history().await.unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!((history[1].epoch, history[1].node.as_str()), (2, "b"));

@@ -148,7 +148,11 @@ mod tests {
             monitoring: pb::Monitoring::On as i32,
             ..Default::default()
         };
-        assert!(heartbeat_from_pb(&heartbeat).unwrap_err().contains("out of range"));
+        assert!(
+            heartbeat_from_pb(&heartbeat)
+                .unwrap_err()
+                .contains("out of range")
+        );
         let stamped = pb::Heartbeat {
             term: None,
             monitoring_stamp: u64::MAX,

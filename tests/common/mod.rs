@@ -13,7 +13,10 @@ use tandem_harness::{Binaries, Cluster};
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn bins() -> Binaries {
-    Binaries::new(env!("CARGO_BIN_EXE_tandemd"), env!("CARGO_BIN_EXE_tandemctl"))
+    Binaries::new(
+        env!("CARGO_BIN_EXE_tandemd"),
+        env!("CARGO_BIN_EXE_tandemctl"),
+    )
 }
 
 /// Tests in one binary run one pair at a time: two pairs on two cores would starve each other's
@@ -48,21 +51,29 @@ pub fn other(name: &str) -> &'static str {
 /// link. Returns both statuses.
 pub fn wait_steady(cluster: &Cluster, active: &str) -> anyhow::Result<(Value, Value)> {
     let passive = other(active);
-    cluster.wait_until(WAIT, &format!("{active} active and {passive} passive, link up"), |c| {
-        let (a, p) = (c.status(active)?, c.status(passive)?);
-        let ok = role(&a) == "active"
-            && a["node"]["admitting"] == true
-            && role(&p) == "passive"
-            && a["peer"]["state"] == "ok"
-            && p["peer"]["state"] == "ok"
-            && a["peer"]["role"] == "passive"
-            && p["peer"]["role"] == "active";
-        if ok {
-            Ok(Some((a, p)))
-        } else {
-            Err(anyhow!("{active}: {} / {passive}: {}", brief(&a), brief(&p)))
-        }
-    })
+    cluster.wait_until(
+        WAIT,
+        &format!("{active} active and {passive} passive, link up"),
+        |c| {
+            let (a, p) = (c.status(active)?, c.status(passive)?);
+            let ok = role(&a) == "active"
+                && a["node"]["admitting"] == true
+                && role(&p) == "passive"
+                && a["peer"]["state"] == "ok"
+                && p["peer"]["state"] == "ok"
+                && a["peer"]["role"] == "passive"
+                && p["peer"]["role"] == "active";
+            if ok {
+                Ok(Some((a, p)))
+            } else {
+                Err(anyhow!(
+                    "{active}: {} / {passive}: {}",
+                    brief(&a),
+                    brief(&p)
+                ))
+            }
+        },
+    )
 }
 
 /// Waits until `name` is active and admitting (its peer may be gone).
@@ -104,14 +115,23 @@ pub fn events(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<(String, Stri
 }
 
 /// Waits until `name` has recorded an event of `kind` whose message contains `needle`.
-pub fn wait_event(cluster: &Cluster, name: &str, kind: &str, needle: &str) -> anyhow::Result<String> {
-    cluster.wait_until(WAIT, &format!("{name} to record {kind} event with {needle:?}"), |c| {
-        let found = events(c, name)?
-            .into_iter()
-            .find(|(k, message)| k == kind && message.contains(needle))
-            .map(|(_, message)| message);
-        Ok(found)
-    })
+pub fn wait_event(
+    cluster: &Cluster,
+    name: &str,
+    kind: &str,
+    needle: &str,
+) -> anyhow::Result<String> {
+    cluster.wait_until(
+        WAIT,
+        &format!("{name} to record {kind} event with {needle:?}"),
+        |c| {
+            let found = events(c, name)?
+                .into_iter()
+                .find(|(k, message)| k == kind && message.contains(needle))
+                .map(|(_, message)| message);
+            Ok(found)
+        },
+    )
 }
 
 /// Whether `name`'s log contains `needle`.

@@ -32,9 +32,21 @@ pub struct LocalPair {
     tandemd: PathBuf,
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+/// `count` distinct free loopback ports: every listener is held until all are chosen.
+fn free_ports(count: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    listeners
+        .iter()
+        .map(|listener| {
+            listener
+                .local_addr()
+                .map(|a| a.port())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// `tandemd` next to the running `tandemctl`.
@@ -44,7 +56,10 @@ pub fn find_tandemd() -> Result<PathBuf, String> {
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        Err(format!("tandemd not found next to {} (build it with `cargo build --bins`)", exe.display()))
+        Err(format!(
+            "tandemd not found next to {} (build it with `cargo build --bins`)",
+            exe.display()
+        ))
     }
 }
 
@@ -55,14 +70,14 @@ impl LocalPair {
         let certs = dir.join("certs");
         let names: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
         crate::certs::init_certs(&certs, &names).map_err(|e| e.to_string())?;
-        let mut ports = Vec::new();
-        for _ in 0..8 {
-            ports.push(free_port()?);
-        }
+        let ports = free_ports(8)?;
         let mut nodes = Vec::new();
         for (index, name) in NAMES.into_iter().enumerate() {
             let other = 1 - index;
-            let (mine, theirs) = (&ports[index * 4..index * 4 + 4], &ports[other * 4..other * 4 + 4]);
+            let (mine, theirs) = (
+                &ports[index * 4..index * 4 + 4],
+                &ports[other * 4..other * 4 + 4],
+            );
             let node_dir = dir.join(name);
             std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
             let config = format!(
@@ -70,14 +85,18 @@ impl LocalPair {
                  [listen]\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n\n\
                  [peer]\nname = \"{peer}\"\naddress = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\n\n\
                  [tls]\nca = \"../certs/ca.pem\"\ncert = \"../certs/{name}.pem\"\nkey = \"../certs/{name}.key\"\n",
-                mine[0], mine[1], mine[2], mine[3], theirs[0], theirs[1],
+                mine[0],
+                mine[1],
+                mine[2],
+                mine[3],
+                theirs[0],
+                theirs[1],
                 priority = if index == 0 { 100 } else { 50 },
                 peer = NAMES[other],
             );
             let config_path = node_dir.join("node.toml");
             std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
             nodes.push(LocalNode {
-
                 config_path,
                 admin_address: format!("127.0.0.1:{}", mine[2]),
                 tls: TlsFiles {
@@ -132,15 +151,25 @@ impl LocalPair {
         let pid = i32::try_from(pid).map_err(|e| e.to_string())?;
         // SAFETY: kill(2) on a child process id that we spawned and have not reaped.
         if unsafe { libc::kill(pid, signal) } != 0 {
-            return Err(format!("cannot signal {name}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "cannot signal {name}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(())
     }
 
     /// Waits for a node's process to exit; returns its exit code.
-    pub async fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<Option<i32>, String> {
+    pub async fn wait_exit(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<i32>, String> {
         let node = self.node(name);
-        let child = node.child.as_mut().ok_or_else(|| format!("{name} is not running"))?;
+        let child = node
+            .child
+            .as_mut()
+            .ok_or_else(|| format!("{name} is not running"))?;
         let status = tokio::time::timeout(timeout, child.wait())
             .await
             .map_err(|_| format!("{name} did not exit within {timeout:?}"))?
@@ -160,16 +189,24 @@ impl LocalPair {
 
 impl LocalNode {
     pub async fn client(&self) -> Result<AdminClient<Channel>, String> {
-        crate::ctl::connect_admin(&self.admin_address, &self.tls).await.map_err(|f| f.0)
+        crate::ctl::connect_admin(&self.admin_address, &self.tls)
+            .await
+            .map_err(|f| f.0)
     }
 
     /// The node's status, or None if it does not answer.
     pub async fn status(&self) -> Option<Status> {
-        let mut client = tokio::time::timeout(Duration::from_millis(500), self.client()).await.ok()?.ok()?;
-        tokio::time::timeout(Duration::from_millis(500), crate::ctl::fetch_status(&mut client))
+        let mut client = tokio::time::timeout(Duration::from_millis(500), self.client())
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            crate::ctl::fetch_status(&mut client),
+        )
+        .await
+        .ok()?
+        .ok()
     }
 }
 

@@ -45,7 +45,7 @@ pub async fn run(keep: bool) -> Result<(), String> {
     for (at, line) in &report.timeline {
         println!("  {:>8.3} s  {line}", at.as_secs_f64());
     }
-    if keep {
+    if keep || result.is_err() {
         let kept = dir.keep();
         println!("\nkept {} (configs, logs, data)", kept.display());
     }
@@ -54,7 +54,10 @@ pub async fn run(keep: bool) -> Result<(), String> {
             println!("\ndemo passed: every step behaved");
             Ok(())
         }
-        Err(error) => Err(format!("demo failed: {error} (logs in {}/*/tandemd.log; run with --keep)", pair.dir.display())),
+        Err(error) => Err(format!(
+            "demo failed: {error} (logs in {}/*/tandemd.log)",
+            pair.dir.display()
+        )),
     }
 }
 
@@ -91,15 +94,24 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
     })
     .await
     .ok_or("no node became active with its peer connected")?;
-    report.say(format!("{active} is active, {} passive (elected in {} ms)", other(active), took.as_millis()));
+    report.say(format!(
+        "{active} is active, {} passive (elected in {} ms)",
+        other(active),
+        took.as_millis()
+    ));
 
     println!("\n2. SIGKILL the active node");
     pair.signal(active, libc::SIGKILL)?;
     let survivor = other(active);
-    let ((), took) = wait_for(STEP_TIMEOUT, || async { active_admitting(pair, survivor).await.map(|_| ()) })
-        .await
-        .ok_or(format!("{survivor} did not take over"))?;
-    report.say(format!("{active} killed; {survivor} took over in {} ms", took.as_millis()));
+    let ((), took) = wait_for(STEP_TIMEOUT, || async {
+        active_admitting(pair, survivor).await.map(|_| ())
+    })
+    .await
+    .ok_or(format!("{survivor} did not take over"))?;
+    report.say(format!(
+        "{active} killed; {survivor} took over in {} ms",
+        took.as_millis()
+    ));
     pair.wait_exit(active, STEP_TIMEOUT).await?;
 
     println!("\n3. restart the killed node");
@@ -107,27 +119,44 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
     let (status, took) = wait_for(STEP_TIMEOUT, || async {
         let status = role_is(pair, active, "passive").await?;
         let survivor_status = active_admitting(pair, survivor).await?;
-        (survivor_status.peer.role == "passive" && survivor_status.peer.state == "ok").then_some(status)
+        (survivor_status.peer.role == "passive" && survivor_status.peer.state == "ok")
+            .then_some(status)
     })
     .await
-        .ok_or(format!("{active} did not rejoin as passive"))?;
-    let term = status.node.term.map(|t| format!("({}, {})", t.epoch, t.node)).unwrap_or_default();
-    report.say(format!("{active} rejoined as passive in {} ms, following term {term}", took.as_millis()));
+    .ok_or(format!("{active} did not rejoin as passive"))?;
+    let term = status
+        .node
+        .term
+        .map(|t| format!("({}, {})", t.epoch, t.node))
+        .unwrap_or_default();
+    report.say(format!(
+        "{active} rejoined as passive in {} ms, following term {term}",
+        took.as_millis()
+    ));
 
     println!("\n4. switch over from {survivor} to {active}");
     let gap = switchover_gap(pair, survivor, active).await?;
-    report.say(format!("switchover done: {active} active; clients saw no node admitting for {:.1} ms", gap.as_secs_f64() * 1000.0));
+    report.say(format!(
+        "switchover done: {active} active; clients saw no node admitting for {:.1} ms",
+        gap.as_secs_f64() * 1000.0
+    ));
 
     println!("\n5. SIGTERM the active node ({active}): it hands over, then exits");
     let sent = Instant::now();
     pair.signal(active, libc::SIGTERM)?;
-    wait_for(STEP_TIMEOUT, || async { active_admitting(pair, survivor).await.map(|_| ()) })
-        .await
-        .ok_or(format!("{survivor} did not take over after SIGTERM on {active}"))?;
+    wait_for(STEP_TIMEOUT, || async {
+        active_admitting(pair, survivor).await.map(|_| ())
+    })
+    .await
+    .ok_or(format!(
+        "{survivor} did not take over after SIGTERM on {active}"
+    ))?;
     let handed = sent.elapsed();
     let code = pair.wait_exit(active, STEP_TIMEOUT).await?;
     if code != Some(0) {
-        return Err(format!("{active} exited with {code:?} after SIGTERM, expected 0"));
+        return Err(format!(
+            "{active} exited with {code:?} after SIGTERM, expected 0"
+        ));
     }
     report.say(format!(
         "{active} handed over to {survivor} in {} ms and exited with status 0",
@@ -139,11 +168,22 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
 /// Runs a switchover from `from` to `to` while polling both nodes, and returns the longest time
 /// no node admitted clients (an upper bound: the poll interval adds to it).
 async fn switchover_gap(pair: &LocalPair, from: &str, to: &str) -> Result<Duration, String> {
-    let index = |name: &str| local_pair::NAMES.iter().position(|n| *n == name).unwrap_or(0);
+    let index = |name: &str| {
+        local_pair::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(0)
+    };
     let mut from_client = pair.nodes[index(from)].client().await?;
     let mut to_client = pair.nodes[index(to)].client().await?;
     let command_client = pair.nodes[index(from)].client().await?;
-    let gap = crate::gap_meter::measure_switchover(&mut from_client, &mut to_client, command_client, STEP_TIMEOUT).await?;
+    let gap = crate::gap_meter::measure_switchover(
+        &mut from_client,
+        &mut to_client,
+        command_client,
+        STEP_TIMEOUT,
+    )
+    .await?;
     println!("  tandemctl switchover: {}", gap.message);
     Ok(gap.longest_gap)
 }

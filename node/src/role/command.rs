@@ -62,7 +62,11 @@ pub enum Command {
     /// Ask the peer to take `new_term` (switchover hand-over).
     SendHandover { new_term: Term },
     /// Answer the peer's hand-over request.
-    SendHandoverReply { new_term: Term, accepted: bool, reason: String },
+    SendHandoverReply {
+        new_term: Term,
+        accepted: bool,
+        reason: String,
+    },
     /// Ask the active peer to switch over to this node.
     SendSwitchoverRequest,
     /// Start waiting until the peer has acknowledged everything written so far; the driver
@@ -73,7 +77,10 @@ pub enum Command {
     /// Record an event in `state.db` (and mail it, where configured).
     Record { kind: EventKind, message: String },
     /// Answer an admin request: `Ok(message)` or `Err(reason)`.
-    Reply { id: u64, result: Result<String, String> },
+    Reply {
+        id: u64,
+        result: Result<String, String>,
+    },
     /// The graceful stop is complete: exit the process.
     Exit,
 }

@@ -43,7 +43,9 @@ impl RoleMachine {
                 let reason = format!("peer {} is active", self.config.peer_name);
                 self.follow(heartbeat.term.clone(), reason)
             }
-            Role::Starting | Role::Passive | Role::Active => self.elect(heartbeat, "start-up election"),
+            Role::Starting | Role::Passive | Role::Active => {
+                self.elect(heartbeat, "start-up election")
+            }
             Role::Promoting | Role::Demoting | Role::Fault => {
                 let reason = format!(
                     "peer {} is {}",
@@ -73,7 +75,10 @@ impl RoleMachine {
                 // Recorded when this node settles as passive, not again on every heartbeat of a
                 // pair in which neither node may become active.
                 let was_passive = self.role == Role::Passive;
-                let mut out = self.follow(self.durable.term.clone(), format!("{why}: no eligible node"));
+                let mut out = self.follow(
+                    self.durable.term.clone(),
+                    format!("{why}: no eligible node"),
+                );
                 if !was_passive {
                     out.push(Command::Record {
                         kind: EventKind::Election,
@@ -217,7 +222,10 @@ impl RoleMachine {
         } else {
             format!("disk state is {}", self.durable.disk.as_str())
         };
-        let mut out = self.follow(self.durable.term.clone(), format!("alone after start: {why}"));
+        let mut out = self.follow(
+            self.durable.term.clone(),
+            format!("alone after start: {why}"),
+        );
         out.push(Command::Record {
             kind: EventKind::Election,
             message: format!("peer absent after start and this node may not become active: {why}"),

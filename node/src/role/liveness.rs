@@ -76,9 +76,14 @@ impl RoleMachine {
                     ),
                 });
             }
-            let reason = format!("peer {} missed {} keep-alives", self.config.peer_name, self.peer.missed);
+            let reason = format!(
+                "peer {} missed {} keep-alives",
+                self.config.peer_name, self.peer.missed
+            );
             out.extend(self.on_peer_failed(reason, now_ms));
-        } else if self.peer.missed >= self.config.warn_after_misses && self.peer.view == PeerView::Ok {
+        } else if self.peer.missed >= self.config.warn_after_misses
+            && self.peer.view == PeerView::Ok
+        {
             self.peer.view = PeerView::Suspect;
             out.push(Command::Record {
                 kind: EventKind::PeerSuspect,
@@ -98,7 +103,9 @@ impl RoleMachine {
             Role::Passive | Role::Demoting => out.extend(self.try_failover(reason, now_ms)),
             Role::Active => {
                 if self.switchover.is_some() && self.role == Role::Active {
-                    out.extend(self.abort_switchover("the peer failed during the switchover".into()));
+                    out.extend(
+                        self.abort_switchover("the peer failed during the switchover".into()),
+                    );
                 }
                 if self.stall_seq.take().is_some() {
                     self.set_admission(true, &mut out);
@@ -116,7 +123,10 @@ impl RoleMachine {
     /// Why an automatic failover may not happen now, if it may not.
     fn failover_blocker(&self, now_ms: u64) -> Option<String> {
         if self.durable.monitoring != Monitoring::On {
-            return Some(format!("monitoring is {}", self.durable.monitoring.as_str()));
+            return Some(format!(
+                "monitoring is {}",
+                self.durable.monitoring.as_str()
+            ));
         }
         if self.durable.maintenance {
             return Some("this node is in maintenance".into());
@@ -125,7 +135,9 @@ impl RoleMachine {
             return Some(format!("disk state is {}", self.durable.disk.as_str()));
         }
         if !self.reachable {
-            return Some("reachability targets do not answer: this node is the isolated one".into());
+            return Some(
+                "reachability targets do not answer: this node is the isolated one".into(),
+            );
         }
         if let Some(last) = self.last_failover_ms
             && now_ms.saturating_sub(last) < self.config.min_failover_interval_ms
@@ -191,8 +203,8 @@ impl RoleMachine {
             return self.promote(EventKind::Failover, reason, now_ms);
         }
         self.role = Role::Passive;
-        self.next_fence_attempt_ms =
-            now_ms + u64::from(self.config.failover_after_misses) * self.config.keepalive_interval_ms;
+        self.next_fence_attempt_ms = now_ms
+            + u64::from(self.config.failover_after_misses) * self.config.keepalive_interval_ms;
         let mut out = vec![
             Command::SetRole {
                 role: Role::Passive,
@@ -203,7 +215,10 @@ impl RoleMachine {
                 message: "fence_peer failed: not taking over".into(),
             },
         ];
-        self.answer_pending_failover_now(Err("fence_peer failed: not taking over".into()), &mut out);
+        self.answer_pending_failover_now(
+            Err("fence_peer failed: not taking over".into()),
+            &mut out,
+        );
         out
     }
 
@@ -343,7 +358,10 @@ impl RoleMachine {
 }
 
 /// The peer announces itself active in a term newer than ours.
-pub(super) fn peer_claims_newer_active_term(machine: &RoleMachine, heartbeat: &PeerHeartbeat) -> bool {
+pub(super) fn peer_claims_newer_active_term(
+    machine: &RoleMachine,
+    heartbeat: &PeerHeartbeat,
+) -> bool {
     let peer_active = matches!(heartbeat.role, Role::Active);
     match (&heartbeat.term, &machine.durable.term) {
         (Some(peer_term), Some(my_term)) => peer_active && peer_term > my_term,

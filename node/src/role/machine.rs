@@ -291,7 +291,10 @@ impl RoleMachine {
             message: format!("{} is active in term {term}: {reason}", self.config.name),
         });
         out.push(self.next_heartbeat());
-        self.answer_pending_failover_now(Ok(format!("{} is now active in term {term}", self.config.name)), &mut out);
+        self.answer_pending_failover_now(
+            Ok(format!("{} is now active in term {term}", self.config.name)),
+            &mut out,
+        );
         out
     }
 
@@ -302,14 +305,25 @@ impl RoleMachine {
         self.durable.term = term;
         self.durable.handing_over = None;
         self.role = Role::Passive;
-        self.switchover = None;
+        let interrupted = self.switchover.take();
         self.stall_seq = None;
         out.push(Command::Persist(self.durable.clone()));
         out.push(Command::SetRole {
             role: Role::Passive,
-            reason,
+            reason: reason.clone(),
         });
         out.push(self.next_heartbeat());
+        if let Some(switchover) = interrupted {
+            if let Some(id) = switchover.admin_id {
+                out.push(Command::Reply {
+                    id,
+                    result: Err(format!("switchover interrupted: {reason}")),
+                });
+            }
+            if switchover.exit_after {
+                out.push(Command::Exit);
+            }
+        }
         out
     }
 

@@ -20,11 +20,19 @@ impl RoleMachine {
             return Some("a switchover is already running".into());
         }
         if self.peer.view != PeerView::Ok {
-            return Some(format!("peer {} is {}", self.config.peer_name, self.peer.view.as_str()));
+            return Some(format!(
+                "peer {} is {}",
+                self.config.peer_name,
+                self.peer.view.as_str()
+            ));
         }
         let peer = self.peer.last.as_ref()?;
         if peer.role != Role::Passive {
-            return Some(format!("peer {} is {}", self.config.peer_name, peer.role.as_str()));
+            return Some(format!(
+                "peer {} is {}",
+                self.config.peer_name,
+                peer.role.as_str()
+            ));
         }
         if peer.disk != DiskState::Consistent {
             return Some(format!("peer disk is {}", peer.disk.as_str()));
@@ -33,7 +41,10 @@ impl RoleMachine {
             return Some(format!("peer {} is in maintenance", self.config.peer_name));
         }
         if !peer.reachable {
-            return Some(format!("peer {} cannot reach its reachability targets", self.config.peer_name));
+            return Some(format!(
+                "peer {} cannot reach its reachability targets",
+                self.config.peer_name
+            ));
         }
         if self.durable.monitoring == Monitoring::Stopped {
             return Some("monitoring is stopped, so the peer is not replicating".into());
@@ -64,7 +75,10 @@ impl RoleMachine {
         self.set_admission(false, &mut out);
         out.push(Command::Record {
             kind: EventKind::Switchover,
-            message: format!("switchover to {} started ({why}): fenced", self.config.peer_name),
+            message: format!(
+                "switchover to {} started ({why}): fenced",
+                self.config.peer_name
+            ),
         });
         out.push(Command::StartCatchUp);
         Ok(out)
@@ -94,7 +108,10 @@ impl RoleMachine {
             Command::Persist(self.durable.clone()),
             Command::SetRole {
                 role: Role::Demoting,
-                reason: format!("handing over to {} in term {new_term}", self.config.peer_name),
+                reason: format!(
+                    "handing over to {} in term {new_term}",
+                    self.config.peer_name
+                ),
             },
             Command::SendHandover { new_term },
         ]
@@ -147,7 +164,10 @@ impl RoleMachine {
         });
         out.push(Command::Record {
             kind: EventKind::Switchover,
-            message: format!("{} is active in term {new_term}: {reason}", self.config.name),
+            message: format!(
+                "{} is active in term {new_term}: {reason}",
+                self.config.name
+            ),
         });
         out.push(self.next_heartbeat());
         let message = format!("{} is now active in term {new_term}", self.config.name);
@@ -192,7 +212,10 @@ impl RoleMachine {
         if accepted {
             return self.finish_switchover(new_term);
         }
-        self.abort_handover(format!("{} refused the hand-over", self.config.peer_name), now_ms)
+        self.abort_handover(
+            format!("{} refused the hand-over", self.config.peer_name),
+            now_ms,
+        )
     }
 
     pub(super) fn demoting_sees(&mut self, heartbeat: &PeerHeartbeat) -> Vec<Command> {
@@ -288,7 +311,10 @@ impl RoleMachine {
             Ok(out) => out,
             Err(reason) => vec![Command::Record {
                 kind: EventKind::Switchover,
-                message: format!("{} asked for a switchover; refused: {reason}", self.config.peer_name),
+                message: format!(
+                    "{} asked for a switchover; refused: {reason}",
+                    self.config.peer_name
+                ),
             }],
         }
     }
@@ -296,7 +322,12 @@ impl RoleMachine {
     pub(super) fn on_admin(&mut self, id: u64, request: AdminRequest, now_ms: u64) -> Vec<Command> {
         match request {
             AdminRequest::Switchover => {
-                match self.start_switchover(Some(id), false, "requested by an administrator", now_ms) {
+                match self.start_switchover(
+                    Some(id),
+                    false,
+                    "requested by an administrator",
+                    now_ms,
+                ) {
                     Ok(out) => out,
                     Err(reason) => vec![reply_err(id, format!("switchover refused: {reason}"))],
                 }
@@ -312,7 +343,11 @@ impl RoleMachine {
             return vec![reply_err(id, format!("failover-now refused: {refusal}"))];
         }
         let peer_active = self.peer.view == PeerView::Ok
-            && self.peer.last.as_ref().is_some_and(|peer| peer.role == Role::Active);
+            && self
+                .peer
+                .last
+                .as_ref()
+                .is_some_and(|peer| peer.role == Role::Active);
         if peer_active {
             self.pending_failover_now = Some(PendingFailoverNow {
                 admin_id: id,
@@ -372,7 +407,11 @@ impl RoleMachine {
     }
 
     fn set_monitoring(&mut self, id: u64, mode: Monitoring) -> Vec<Command> {
-        let peer_stamp = self.peer.last.as_ref().map_or(0, |peer| peer.monitoring_stamp);
+        let peer_stamp = self
+            .peer
+            .last
+            .as_ref()
+            .map_or(0, |peer| peer.monitoring_stamp);
         self.durable.monitoring_stamp = self.durable.monitoring_stamp.max(peer_stamp) + 1;
         self.durable.monitoring = mode;
         self.failover_blocked = None;
@@ -438,7 +477,9 @@ impl RoleMachine {
             Err(reason) => {
                 let mut out = Vec::new();
                 self.set_admission(false, &mut out);
-                out.push(shutdown_record(&format!("stopping without a hand-over: {reason}")));
+                out.push(shutdown_record(&format!(
+                    "stopping without a hand-over: {reason}"
+                )));
                 out.push(Command::Exit);
                 out
             }
@@ -459,7 +500,10 @@ impl RoleMachine {
         if let Some(pending) = &self.pending_failover_now
             && now_ms >= pending.deadline_ms
         {
-            let reason = format!("the active {} did not hand over in time", self.config.peer_name);
+            let reason = format!(
+                "the active {} did not hand over in time",
+                self.config.peer_name
+            );
             self.answer_pending_failover_now(Err(format!("failover-now failed: {reason}")), out);
         }
         if let Some(deadline) = self.shutdown_deadline_ms
@@ -467,7 +511,9 @@ impl RoleMachine {
         {
             self.shutdown_deadline_ms = None;
             self.set_admission(false, out);
-            out.push(shutdown_record("the hand-over did not finish in time; stopping anyway"));
+            out.push(shutdown_record(
+                "the hand-over did not finish in time; stopping anyway",
+            ));
             out.push(Command::Exit);
         }
     }
@@ -484,7 +530,10 @@ impl RoleMachine {
                 out.extend(self.abort_switchover("the peer did not catch up in time".into()));
             }
             SwitchoverPhase::HandingOver if timed_out && self.peer.view == PeerView::Ok => {
-                let reason = format!("{} did not take the hand-over in time", self.config.peer_name);
+                let reason = format!(
+                    "{} did not take the hand-over in time",
+                    self.config.peer_name
+                );
                 out.extend(self.abort_handover(reason, now_ms));
             }
             SwitchoverPhase::HandingOver

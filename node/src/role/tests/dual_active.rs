@@ -198,3 +198,23 @@ fn after_a_lost_election_the_stale_active_renews_and_the_peer_follows_it() {
         ]
     );
 }
+
+#[test]
+fn a_demotion_during_a_switchover_answers_the_administrator_and_finishes_a_graceful_stop() {
+    let mut node = active();
+    node.heartbeat(heartbeat(Role::Passive, Some(term(1, "a"))));
+    let started = node.admin(7, AdminRequest::Switchover);
+    assert!(started.contains(&Command::StartCatchUp), "{started:?}");
+    node.step(Event::Shutdown);
+
+    // Before the catch-up ends, the peer turns out to be active in a newer term.
+    let out = node.heartbeat(heartbeat(Role::Active, Some(term(2, "b"))));
+
+    let message = "split brain: peer b is active in the newer term (2, b); demoting";
+    let interrupted = reply_err(7, &format!("switchover interrupted: {message}"));
+    let reply_at = out.iter().position(|c| *c == interrupted);
+    let exit_at = out.iter().position(|c| *c == Command::Exit);
+    assert!(reply_at.is_some() && exit_at.is_some(), "{out:?}");
+    assert_eq!(node.role(), Role::Passive);
+    assert!(!node.machine.admitting());
+}
