@@ -51,6 +51,38 @@ fn a_peer_from_another_ca_is_refused_and_logged() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_peer_presenting_another_name_is_refused_and_logged() -> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
+    let certs = cluster.certs_dir();
+    phase("b presents the cluster's admin certificate: the right CA, the wrong name");
+    cluster.update_config("b", |config| {
+        config.set("tls.cert", certs.join("admin.pem").display().to_string());
+        config.set("tls.key", certs.join("admin.key").display().to_string());
+    })?;
+    cluster.start_node("a")?;
+    // The admin certificate is for clients only, so b cannot even serve with it: it stops with
+    // a message naming the file, and a never hears from it.
+    cluster.start_node("b")?;
+    let exit = cluster.node_mut("b").wait_exit(WAIT)?;
+    assert_eq!(exit.code(), Some(2));
+    assert!(log_contains(&cluster, "b", "admin.pem"));
+
+    phase("b presents a's certificate: the right CA, a node certificate, the wrong name");
+    cluster.update_config("b", |config| {
+        config.set("tls.cert", certs.join("a.pem").display().to_string());
+        config.set("tls.key", certs.join("a.key").display().to_string());
+    })?;
+    cluster.start_node("b")?;
+    cluster.wait_until(WAIT, "a to log the refused handshake", |c| {
+        Ok(log_contains(c, "a", "not valid for name").then_some(()))
+    })?;
+    let a = cluster.status("a")?;
+    assert_eq!(a["peer"]["state"], "unknown", "a never accepted b: {}", brief(&a));
+    Ok(())
+}
+
+#[test]
 fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
     let _serial = serial();
     let cluster = Cluster::start(ClusterSpec::new(), &bins())?;
