@@ -78,7 +78,12 @@ fn a_peer_presenting_another_name_is_refused_and_logged() -> anyhow::Result<()> 
         Ok(log_contains(c, "a", "not valid for name").then_some(()))
     })?;
     let a = cluster.status("a")?;
-    assert_eq!(a["peer"]["state"], "unknown", "a never accepted b: {}", brief(&a));
+    assert_eq!(
+        a["peer"]["state"],
+        "unknown",
+        "a never accepted b: {}",
+        brief(&a)
+    );
     Ok(())
 }
 

@@ -328,13 +328,18 @@ impl Driver {
         {
             return Ok(());
         }
-        let domain = match wire::heartbeat_from_pb(&heartbeat) {
+        let mut domain = match wire::heartbeat_from_pb(&heartbeat) {
             Ok(domain) => domain,
             Err(reason) => {
                 tracing::warn!(%reason, "ignoring a malformed heartbeat");
                 return Ok(());
             }
         };
+        if heartbeat.ack_incarnation != self.incarnation {
+            // The peer has not heard this process yet: its ack counts our previous life's
+            // heartbeats and must not close a stall's round trip.
+            domain.ack_seq = 0;
+        }
         self.peer.incarnation = Some(heartbeat.incarnation);
         self.peer.last_seq = heartbeat.seq;
         self.fast_path_wanted.store(false, Ordering::SeqCst);
@@ -477,6 +482,7 @@ impl Driver {
             priority: self.config.node.priority,
             reachable: self.machine.reachable(),
             incarnation: self.incarnation,
+            ack_incarnation: self.peer.incarnation.unwrap_or(0),
         }
     }
 

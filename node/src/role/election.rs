@@ -10,6 +10,12 @@ use super::types::{DiskState, Role};
 
 impl RoleMachine {
     /// This node may become active by election: consistent, not in maintenance, reachable.
+    /// A passive node that waited alone may still promote once it is eligible, unless
+    /// monitoring holds automatic changes back.
+    pub(super) fn may_promote_alone_late(&self) -> bool {
+        self.eligible() && self.durable.monitoring == super::types::Monitoring::On
+    }
+
     fn eligible(&self) -> bool {
         self.durable.disk == DiskState::Consistent && !self.durable.maintenance && self.reachable
     }

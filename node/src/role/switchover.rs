@@ -438,11 +438,11 @@ impl RoleMachine {
             Command::Persist(self.durable.clone()),
             Command::Record {
                 kind: EventKind::Maintenance,
-                message: format!("maintenance {state} on {}", self.config.name),
+                message: format!("maintenance {state} for {}", self.config.name),
             },
             self.next_heartbeat(),
         ];
-        let mut message = format!("maintenance {state} on {}", self.config.name);
+        let mut message = format!("maintenance {state} for {}", self.config.name);
         if on && self.role == Role::Active {
             match self.start_switchover(None, false, "maintenance on", now_ms) {
                 Ok(more) => {
@@ -490,11 +490,18 @@ impl RoleMachine {
     pub(super) fn check_deadlines(&mut self, now_ms: u64, out: &mut Vec<Command>) {
         let interval = self.config.keepalive_interval_ms;
         let startup_wait = u64::from(self.config.startup_failover_after_misses) * interval;
-        if self.role == Role::Starting
-            && self.peer.last_heard_ms.is_none()
-            && now_ms.saturating_sub(self.started_at_ms) >= startup_wait
-        {
+        let waited_alone = self.peer.last_heard_ms.is_none()
+            && now_ms.saturating_sub(self.started_at_ms) >= startup_wait;
+        if waited_alone && self.role == Role::Starting {
             out.extend(self.start_up_alone());
+        } else if waited_alone && self.role == Role::Passive && self.may_promote_alone_late() {
+            // Alone after start, the node could not become active (maintenance, unreachable
+            // targets). It has become eligible, and the peer has still never answered.
+            let reason = format!(
+                "peer {} still absent since start, and this node became eligible",
+                self.config.peer_name
+            );
+            out.extend(self.promote(EventKind::Election, reason, now_ms));
         }
         self.check_switchover_deadline(now_ms, out);
         if let Some(pending) = &self.pending_failover_now

@@ -113,7 +113,7 @@ fn maintenance_on_the_active_starts_a_switchover() {
                 maintenance: true,
                 ..durable(1, Some(term(1, "a")))
             }),
-            record(EventKind::Maintenance, "maintenance on on a"),
+            record(EventKind::Maintenance, "maintenance on for a"),
             send_heartbeat(2),
             Command::SetAdmission(false),
             record(
@@ -121,7 +121,7 @@ fn maintenance_on_the_active_starts_a_switchover() {
                 "switchover to b started (maintenance on): fenced"
             ),
             Command::StartCatchUp,
-            reply_ok(3, "maintenance on on a; switching over to b"),
+            reply_ok(3, "maintenance on for a; switching over to b"),
         ]
     );
 }
@@ -140,9 +140,9 @@ fn maintenance_on_an_active_that_cannot_switch_over_keeps_it_active_and_says_why
                 maintenance: true,
                 ..durable(1, Some(term(1, "a")))
             }),
-            record(EventKind::Maintenance, "maintenance on on a"),
+            record(EventKind::Maintenance, "maintenance on for a"),
             send_heartbeat(5),
-            reply_ok(3, "maintenance on on a; stays active: peer b is suspect"),
+            reply_ok(3, "maintenance on for a; stays active: peer b is suspect"),
         ]
     );
     assert_eq!(node.role(), Role::Active);
@@ -162,9 +162,9 @@ fn maintenance_on_a_passive_node_is_persisted_and_announced() {
                 maintenance: true,
                 ..durable(1, Some(term(1, "b")))
             }),
-            record(EventKind::Maintenance, "maintenance on on a"),
+            record(EventKind::Maintenance, "maintenance on for a"),
             send_heartbeat(1),
-            reply_ok(3, "maintenance on on a"),
+            reply_ok(3, "maintenance on for a"),
         ]
     );
 }

@@ -314,9 +314,9 @@ fn two_passive_nodes_elect_one_of_them() {
         out,
         vec![
             persist(Durable::default()),
-            record(EventKind::Maintenance, "maintenance off on a"),
+            record(EventKind::Maintenance, "maintenance off for a"),
             send_heartbeat(51),
-            reply_ok(1, "maintenance off on a"),
+            reply_ok(1, "maintenance off for a"),
         ]
     );
 
@@ -332,4 +332,44 @@ fn two_passive_nodes_elect_one_of_them() {
             52
         )
     );
+}
+
+#[test]
+fn a_node_alone_that_becomes_eligible_later_promotes_at_the_next_tick() {
+    // `a` waited alone in maintenance and stayed passive; the peer never answered.
+    let mut node = Node::start(Durable {
+        maintenance: true,
+        ..Durable::default()
+    });
+    node.tick_quietly_until(5000);
+    assert_eq!(node.role(), Role::Passive);
+    node.admin(1, AdminRequest::SetMaintenance(false));
+
+    let out = node.tick();
+
+    let reason = "peer b still absent since start, and this node became eligible";
+    // The promotion's heartbeat is the tick's heartbeat: one, after the Persist.
+    assert_eq!(
+        out,
+        promotion(
+            durable(1, Some(term(1, "a"))),
+            EventKind::Election,
+            reason,
+            52
+        )
+    );
+    assert_eq!(node.role(), Role::Active);
+}
+
+#[test]
+fn a_node_alone_does_not_promote_late_while_monitoring_is_suspended() {
+    let mut node = Node::start(Durable {
+        maintenance: true,
+        monitoring: Monitoring::Suspended,
+        ..Durable::default()
+    });
+    node.tick_quietly_until(5000);
+    node.admin(1, AdminRequest::SetMaintenance(false));
+    assert_eq!(node.tick(), vec![send_heartbeat(52)]);
+    assert_eq!(node.role(), Role::Passive);
 }
