@@ -306,6 +306,10 @@ impl RoleMachine {
 
     /// The passive asked for a switchover (`failover-now` there while this node answers).
     pub(super) fn on_switchover_requested(&mut self, now_ms: u64) -> Vec<Command> {
+        if self.switchover.is_some() {
+            // The same request again, over a second keep-alive path: it is already running.
+            return Vec::new();
+        }
         let why = format!("failover-now on {}", self.config.peer_name);
         match self.start_switchover(None, false, &why, now_ms) {
             Ok(out) => out,

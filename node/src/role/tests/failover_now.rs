@@ -239,3 +239,12 @@ fn a_node_in_maintenance_refuses_failover_now() {
         )]
     );
 }
+
+#[test]
+fn a_duplicate_switchover_request_from_a_second_path_is_ignored() {
+    let mut node = active();
+    node.heartbeat(heartbeat(Role::Passive, Some(term(1, "a"))));
+    let first = node.step(Event::SwitchoverRequested);
+    assert!(first.contains(&Command::StartCatchUp), "{first:?}");
+    assert_eq!(node.step(Event::SwitchoverRequested), vec![]);
+}
