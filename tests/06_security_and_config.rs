@@ -243,3 +243,19 @@ fn the_deploy_examples_are_valid_configs() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_second_tandemd_on_the_same_data_dir_is_refused() -> anyhow::Result<()> {
+    let _serial = serial();
+    let cluster = Cluster::start(ClusterSpec::new(), &bins())?;
+    wait_steady(&cluster, "a")?;
+    let output = Command::new(bins().tandemd)
+        .arg("--config")
+        .arg(cluster.config_path("a"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another tandemd"), "{stderr}");
+    wait_steady(&cluster, "a")?;
+    Ok(())
+}

@@ -34,8 +34,33 @@ const SERVERS_GRACE: Duration = Duration::from_millis(500);
 /// HTTP/2 pings detect a dead peer connection that sends no RST (a black hole).
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(1);
 
+/// Holds an exclusive `flock` on `data_dir/tandemd.lock` for the life of the process: two
+/// `tandemd`s on one data directory would both write `state.db` and both claim terms.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, DaemonError> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join("tandemd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+    // SAFETY: flock(2) on a file descriptor this function owns; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(DaemonError::Locked {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(file)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("another tandemd is running on this data_dir (it holds {path})")]
+    Locked { path: String },
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("cannot create data_dir {path}: {source}")]
@@ -91,6 +116,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         path: config.node.data_dir.display().to_string(),
         source,
     })?;
+    let _lock = lock_data_dir(&config.node.data_dir)?;
     let store = crate::state_store::StateStore::open(&config.node.data_dir).await?;
     let peer_listener = bind("listen.peer", config.listen.peer).await?;
     let client_listener = bind("listen.client", config.listen.client).await?;
