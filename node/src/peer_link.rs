@@ -114,7 +114,6 @@ impl Dialer {
     async fn run(self) {
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let mut outbound = self.handle.outbound.subscribe();
             match crate::tls::connect(
                 &self.address,
                 &self.peer_name,
@@ -125,6 +124,9 @@ impl Dialer {
             {
                 Ok(channel) => {
                     backoff = BACKOFF_FIRST;
+                    // Subscribe only now: messages queued before the connection are stale (the
+                    // next heartbeat follows within an interval; hand-overs are resent).
+                    let mut outbound = self.handle.outbound.subscribe();
                     self.stream_on(channel, &mut outbound).await;
                     if self
                         .handle
