@@ -1,0 +1,117 @@
+//! `Store`: the handle on `data.db`, and opening it.
+//!
+//! The other files of this module add the operations (`impl Store` blocks): migrations and
+//! capture, writing, reading and applying the log, row hashes. Not here: deciding terms, stamps
+//! or what to ship; the log core and the shipping driver do that.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, SqlitePool};
+
+use super::entry::RollingHash;
+use super::error::StoreError;
+use super::options::StoreOptions;
+use super::schema::SCHEMA;
+
+/// The name of the replicated database inside a node's data directory.
+pub const DATA_DB_FILE: &str = "data.db";
+
+/// The replicated database of one node. Cloning is cheap and shares the connections.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The one connection that writes: SQLite allows one writer, and funnelling every write
+    /// through one connection means no write ever waits on SQLITE_BUSY from another of ours.
+    pub(super) writer: SqlitePool,
+    /// Read-only connections, so that shipping, verify and queries never hold up the writer.
+    pub(super) reader: SqlitePool,
+    /// Tables whose changes are captured, deduplicated, in config order.
+    pub(super) tables: Arc<[String]>,
+    /// Chains the log's hashes; checked again on every entry applied from the peer.
+    pub(super) rolling_hash: RollingHash,
+    /// Set once the triggers were (re)installed through this handle: until then a write could
+    /// change a replicated table without capturing it, so `write` refuses.
+    pub(super) capture_installed: Arc<AtomicBool>,
+    /// For messages.
+    pub(super) path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/data.db` in WAL mode with `synchronous=FULL`, foreign keys and
+    /// recursive triggers on every connection, and creates the store's own tables. Capture is
+    /// installed by `migrate` (or `install_capture`), since the tables may not exist yet.
+    pub async fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = dir.join(DATA_DB_FILE);
+        let open_error = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let connect_options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .pragma("recursive_triggers", "ON")
+            .busy_timeout(options.busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect_options.clone())
+            .await
+            .map_err(open_error)?;
+        writer.execute(SCHEMA).await.map_err(open_error)?;
+        // Opened after the writer: a read-only connection cannot create the file or its WAL.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers_max.max(1))
+            .acquire_timeout(options.reader_acquire_timeout)
+            .connect_with(connect_options.read_only(true))
+            .await
+            .map_err(open_error)?;
+        Ok(Store {
+            writer,
+            reader,
+            tables: dedup_in_order(options.tables).into(),
+            rolling_hash: options.rolling_hash,
+            capture_installed: Arc::new(AtomicBool::new(false)),
+            path,
+        })
+    }
+
+    /// The read-only pool, for queries (the Data API's `Query`, `allow_stale` reads).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The path of `data.db`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The replicated tables, as configured.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    /// Closes every connection; further calls fail. Waits for operations in progress.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    pub(super) fn ensure_capture_installed(&self) -> Result<(), StoreError> {
+        match self.capture_installed.load(Ordering::Acquire) {
+            true => Ok(()),
+            false => Err(StoreError::CaptureNotInstalled),
+        }
+    }
+}
+
+fn dedup_in_order(tables: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    tables
+        .into_iter()
+        .filter(|table| seen.insert(table.clone()))
+        .collect()
+}

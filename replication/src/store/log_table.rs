@@ -1,0 +1,166 @@
+//! Reading the log table: positions, batches for shipping, and retention.
+//!
+//! The log lives in `_tandem_log` inside `data.db`, so an entry commits (or not) together with
+//! the change it describes, and a snapshot copy carries its own log. Reads go through the
+//! read-only pool, so shipping never holds up the writer. Not here: deciding what to ship or
+//! when to truncate (the log core), appending (`write`, `apply`).
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::entry::{ChangeOp, LogEntry};
+use super::error::{StoreError, from_sql_int};
+use super::handle::Store;
+
+/// The last entry of a log: what heartbeats carry and what election compares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogPosition {
+    /// 0 for an empty log.
+    pub idx: u64,
+    pub term_epoch: u64,
+    pub term_node: String,
+    /// 0 for an empty log: the hash the first entry chains from.
+    pub hash: u64,
+}
+
+pub(super) const ENTRY_COLUMNS: &str = "idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
+     old_image, hlc_ms, hlc_logical, hlc_node, origin, hash";
+
+impl Store {
+    /// Up to `max_entries` entries after `after_idx`, in order, stopping before `max_bytes`
+    /// (by `LogEntry::approx_size_bytes`) would be exceeded, but always at least one entry if
+    /// there is one, so a single large entry cannot stall shipping. Fails with `LogCompacted`
+    /// when retention already dropped the entry after `after_idx`: the peer needs a snapshot.
+    pub async fn read_log(
+        &self,
+        after_idx: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut transaction = self.reader.begin().await?;
+        let first: Option<i64> = sqlx::query_scalar("SELECT min(idx) FROM _tandem_log")
+            .fetch_one(&mut *transaction)
+            .await?;
+        let first = first
+            .map(|idx| from_sql_int("_tandem_log.idx", idx))
+            .transpose()?;
+        if let Some(first) = first
+            && first > after_idx.saturating_add(1)
+        {
+            return Err(StoreError::LogCompacted {
+                after_idx,
+                first_retained: first,
+            });
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"
+        ))
+        .bind(i64::try_from(after_idx).unwrap_or(i64::MAX))
+        .bind(i64::try_from(max_entries).unwrap_or(i64::MAX))
+        .fetch_all(&mut *transaction)
+        .await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut bytes = 0usize;
+        for row in &rows {
+            let entry = entry_from_row(row, true)?;
+            bytes = bytes.saturating_add(entry.approx_size_bytes());
+            if bytes > max_bytes && !entries.is_empty() {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// The last entry's position; all zero for an empty log.
+    pub async fn last_log_position(&self) -> Result<LogPosition, StoreError> {
+        let mut connection = self.reader.acquire().await?;
+        last_position(&mut connection).await
+    }
+
+    /// The first index still held, or `None` for an empty log.
+    pub async fn first_log_idx(&self) -> Result<Option<u64>, StoreError> {
+        let first: Option<i64> = sqlx::query_scalar("SELECT min(idx) FROM _tandem_log")
+            .fetch_one(&self.reader)
+            .await?;
+        first
+            .map(|idx| from_sql_int("_tandem_log.idx", idx))
+            .transpose()
+    }
+
+    /// Retention: deletes the entries before `idx`, but never the last entry, which holds the
+    /// log's position (term, hash) and keeps the next index from starting over. Returns how
+    /// many entries went.
+    pub async fn truncate_log_before(&self, idx: u64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM _tandem_log WHERE idx < ? AND idx < (SELECT max(idx) FROM _tandem_log)",
+        )
+        .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// The last entry's position as `connection` sees it (inside a transaction: including its own
+/// uncommitted entries).
+pub(super) async fn last_position(
+    connection: &mut SqliteConnection,
+) -> Result<LogPosition, StoreError> {
+    let row = sqlx::query(
+        "SELECT idx, term_epoch, term_node, hash FROM _tandem_log ORDER BY idx DESC LIMIT 1",
+    )
+    .fetch_optional(connection)
+    .await?;
+    let Some(row) = row else {
+        return Ok(LogPosition::default());
+    };
+    let hash: Option<i64> = row.try_get("hash")?;
+    Ok(LogPosition {
+        idx: from_sql_int("_tandem_log.idx", row.try_get("idx")?)?,
+        term_epoch: from_sql_int("_tandem_log.term_epoch", row.try_get("term_epoch")?)?,
+        term_node: row.try_get("term_node")?,
+        hash: hash.ok_or_else(missing_hash)? as u64,
+    })
+}
+
+/// Reads a `_tandem_log` row selected with `ENTRY_COLUMNS`. A NULL hash is an error when
+/// `require_hash`; otherwise (entries of the transaction being finished) it reads as 0.
+pub(super) fn entry_from_row(row: &SqliteRow, require_hash: bool) -> Result<LogEntry, StoreError> {
+    let op: String = row.try_get("op")?;
+    let hlc_logical: i64 = row.try_get("hlc_logical")?;
+    let hash: Option<i64> = row.try_get("hash")?;
+    if hash.is_none() && require_hash {
+        return Err(missing_hash());
+    }
+    Ok(LogEntry {
+        idx: from_sql_int("_tandem_log.idx", row.try_get("idx")?)?,
+        term_epoch: from_sql_int("_tandem_log.term_epoch", row.try_get("term_epoch")?)?,
+        term_node: row.try_get("term_node")?,
+        txid: from_sql_int("_tandem_log.txid", row.try_get("txid")?)?,
+        table: row.try_get("tbl")?,
+        pk: row.try_get("pk")?,
+        op: ChangeOp::parse(&op).ok_or(StoreError::Corrupt {
+            what: "_tandem_log.op",
+            detail: op.clone(),
+        })?,
+        new_image: row.try_get("new_image")?,
+        old_image: row.try_get("old_image")?,
+        hlc_ms: from_sql_int("_tandem_log.hlc_ms", row.try_get("hlc_ms")?)?,
+        hlc_logical: u32::try_from(hlc_logical).map_err(|_| StoreError::Corrupt {
+            what: "_tandem_log.hlc_logical",
+            detail: hlc_logical.to_string(),
+        })?,
+        hlc_node: row.try_get("hlc_node")?,
+        origin: row.try_get("origin")?,
+        // The u64 hash is stored bit for bit in SQLite's i64.
+        hash: hash.unwrap_or(0) as u64,
+    })
+}
+
+fn missing_hash() -> StoreError {
+    StoreError::Corrupt {
+        what: "_tandem_log.hash",
+        detail: "NULL in a committed entry".to_owned(),
+    }
+}
