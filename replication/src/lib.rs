@@ -2,12 +2,20 @@
 //!
 //! # Layout
 //! - `store`: `data.db` (SQLite through sqlx): pragmas, migrations, change-capture triggers, the
-//!   replication log table, and applying a peer's changes without capturing them again.
+//!   replication log table, group commit, and applying a peer's changes without capturing them
+//!   again.
 //! - `log`: the sans-IO core of the replication log: positions, rolling hash, hybrid logical
 //!   clock, retention, acknowledgements and the sync/async decisions.
+//! - `data_api`: the statement guard of the Data API: limits, and a SQLite authorizer that
+//!   refuses DDL, PRAGMA, ATTACH and writes to internal tables.
+//! - `snapshot`: catch-up by snapshot: `VACUUM INTO`, checksummed chunks, verification, and the
+//!   generation swap behind an fsync'd `CURRENT` pointer.
 //!
-//! Not yet here (DESIGN.md §4, later work): shipping over the peer link, catch-up and snapshots,
-//! divergence and merge-back, the Data API. `tandemd` does not use this crate yet.
+//! Not yet here (DESIGN.md §4, later work): the drivers that ship batches over the peer link and
+//! run catch-up, divergence and merge-back, `verify`, the gRPC Data service. `tandemd` does not
+//! use this crate yet.
 
+pub mod data_api;
 pub mod log;
+pub mod snapshot;
 pub mod store;

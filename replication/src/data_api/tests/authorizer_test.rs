@@ -1,0 +1,84 @@
+//! The authorizer's decisions, and its raw callback under odd arguments.
+
+use std::ffi::{CStr, CString};
+
+use libsqlite3_sys as ffi;
+
+use crate::data_api::Mode;
+use crate::data_api::authorizer::{decide, test_access::call_authorize};
+
+#[test]
+fn capture_triggers_may_write_internal_tables_and_nothing_else_may() {
+    let insert = |table, trigger| {
+        decide(
+            Mode::Execute,
+            ffi::SQLITE_INSERT,
+            Some(table),
+            None,
+            trigger,
+        )
+    };
+    assert!(insert("_tandem_log", Some("_tandem_capture_insert_t")).is_ok());
+    assert!(insert("_tandem_log", Some("app_trigger")).is_err());
+    assert!(insert("_tandem_log", None).is_err());
+    assert!(insert("_Tandem_Log", None).is_err());
+    assert!(insert("tandem_log", None).is_ok());
+    assert!(insert("_tande", None).is_ok());
+    // Query allows no writes at all, not even from a tandem trigger.
+    assert!(
+        decide(
+            Mode::Query,
+            ffi::SQLITE_INSERT,
+            Some("_tandem_log"),
+            None,
+            Some("_tandem_x")
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn virtual_tables_and_unknown_actions_are_refused() {
+    assert_eq!(
+        decide(
+            Mode::Execute,
+            ffi::SQLITE_CREATE_VTABLE,
+            Some("v"),
+            Some("fts5"),
+            None
+        ),
+        Err("DDL is not allowed through Execute: CREATE VIRTUAL TABLE \"v\"".to_owned())
+    );
+    assert!(decide(Mode::Execute, 999, None, None, None).is_err());
+    assert!(decide(Mode::Execute, ffi::SQLITE_COPY, None, None, None).is_err());
+}
+
+#[test]
+fn the_callback_never_panics_and_always_answers_ok_or_deny() {
+    let non_utf8 = CString::new(vec![0xFF, 0xFE, b'_', 0x80]).unwrap();
+    let tandem = CString::new("_tandem_log").unwrap();
+    let multibyte = CString::new("_tand\u{e9}m").unwrap();
+    let empty = CString::new("").unwrap();
+    let texts: [Option<&CStr>; 5] = [
+        None,
+        Some(&non_utf8),
+        Some(&tandem),
+        Some(&multibyte),
+        Some(&empty),
+    ];
+    for mode in [Mode::Execute, Mode::Query] {
+        for action in (-3..40).chain([i32::MIN, i32::MAX]) {
+            for first in texts {
+                for trigger in texts {
+                    let (answer, refusal) =
+                        call_authorize(mode, action, [first, first, None, trigger]);
+                    match answer {
+                        ffi::SQLITE_OK => assert!(refusal.is_none()),
+                        ffi::SQLITE_DENY => assert!(refusal.is_some_and(|r| !r.is_empty())),
+                        other => panic!("answer {other} for action {action}"),
+                    }
+                }
+            }
+        }
+    }
+}
