@@ -31,6 +31,8 @@ const CONCURRENT_STREAMS_PER_CONNECTION: u32 = 128;
 /// How long the servers get to finish after the driver stopped. Long-lived streams
 /// (keep-alives, `events --follow`) never finish by themselves, so this is a short grace.
 const SERVERS_GRACE: Duration = Duration::from_millis(500);
+/// How long the pending events may take to reach `state.db` at exit.
+const EVENTS_DRAIN: Duration = Duration::from_secs(5);
 /// HTTP/2 pings detect a dead peer connection that sends no RST (a black hole).
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(1);
 
@@ -121,7 +123,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let peer_listener = bind("listen.peer", config.listen.peer).await?;
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
-    let (driver, handle) = Driver::new(config.clone(), store.clone()).await?;
+    let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
+    let (driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
     handle
         .inputs
@@ -146,6 +149,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     spawn_signal_forwarder(handle.clone());
     tracing::info!(node = %config.node.name, "tandemd started");
     let result = driver.run().await;
+    // The driver is gone, so is its end of the event queue: the writer drains and ends.
+    let _ = tokio::time::timeout(EVENTS_DRAIN, event_writer).await;
     let _ = stop_servers.send(true);
     let _ = tokio::time::timeout(SERVERS_GRACE, futures::future::join_all(servers)).await;
     store.close().await;

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::admission::Admission;
 use crate::config::Config;
+use crate::event_writer::EventWriter;
 use crate::role::{
     AdminRequest, Command, DialOutcome, Event, LogPosition, Role, RoleConfig, RoleMachine,
     SwitchoverPhase,
@@ -115,6 +116,8 @@ pub struct Driver {
     fast_path_wanted: Arc<AtomicBool>,
     fast_path_generation: Arc<AtomicU64>,
     admission: Arc<Admission>,
+    /// Events go to `state.db` through this queue, off the loop that sends heartbeats.
+    events: EventWriter,
     exit: bool,
 }
 
@@ -129,6 +132,7 @@ impl Driver {
     pub async fn new(
         config: Config,
         store: StateStore,
+        events: EventWriter,
     ) -> Result<(Driver, DriverHandle), DriverError> {
         let durable = store.load_durable().await?;
         let log = LogPosition {
@@ -168,6 +172,7 @@ impl Driver {
             fast_path_wanted,
             fast_path_generation,
             admission,
+            events,
             exit: false,
         };
         driver.publish_status();
@@ -389,7 +394,7 @@ impl Driver {
 
     async fn record(&self, kind: &str, message: &str) -> Result<(), DriverError> {
         tracing::info!(kind, "{message}");
-        self.store.record_event(kind, message).await?;
+        self.events.record(kind, message).await;
         Ok(())
     }
 

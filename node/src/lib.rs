@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod demo;
 pub mod driver;
 pub mod duration;
+pub mod event_writer;
 pub mod gap_meter;
 pub mod gateway;
 pub mod peer_link;
