@@ -10,6 +10,9 @@
 //!   refuses DDL, PRAGMA, ATTACH and writes to internal tables.
 //! - `snapshot`: catch-up by snapshot: `VACUUM INTO`, checksummed chunks, verification, and the
 //!   generation swap behind an fsync'd `CURRENT` pointer.
+//! - `merge`: the sans-IO core of divergence and merge-back: the search for the last common index,
+//!   per-table conflict decisions and conflict records, and the restartable plan of re-applying
+//!   orphans.
 //!
 //! Not yet here (DESIGN.md §4, later work): the drivers that ship batches over the peer link and
 //! run catch-up, divergence and merge-back, `verify`, the gRPC Data service. `tandemd` does not
@@ -17,5 +20,6 @@
 
 pub mod data_api;
 pub mod log;
+pub mod merge;
 pub mod snapshot;
 pub mod store;
