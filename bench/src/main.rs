@@ -5,7 +5,6 @@
 //! figures (units last in the names). "Served" means that the other node answers `status` as
 //! active and admitting, read over a kept-open admin connection polled every 2 ms.
 
-mod probe;
 mod scenarios;
 mod stats;
 

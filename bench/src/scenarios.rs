@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tandem_harness::{Binaries, Cluster, ClusterSpec};
 use tandem_node::tls::TlsFiles;
 
-use crate::probe::Probe;
 use crate::stats::{percentile_ms, round};
+use tandem_node::status_probe::StatusProbe as Probe;
 
 /// Bound on any single wait inside a run.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,7 +69,10 @@ impl Pair {
     }
 
     fn index(name: &str) -> usize {
-        NAMES.iter().position(|n| *n == name).unwrap_or(0)
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .expect("the bench names only nodes a and b")
     }
 
     /// Waits until one node serves and the other is passive with the link up; returns the active.
@@ -106,6 +109,10 @@ impl Pair {
         }
         bail!("{name} did not serve within {STEP_TIMEOUT:?}")
     }
+}
+
+fn admin_address(pair: &Pair, name: &str) -> String {
+    pair.cluster.addrs(name).admin.to_string()
 }
 
 fn other(name: &str) -> &'static str {
@@ -175,16 +182,12 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
     for run in 0..runs {
         let from = pair.steady().await?;
         let to = other(from);
-        let connect = |name: &str| {
-            tandem_node::ctl::connect_admin_owned(
-                pair.cluster.addrs(name).admin.to_string(),
-                files.clone(),
-            )
-        };
+        let (from_address, to_address) = (admin_address(&pair, from), admin_address(&pair, to));
         let failed = |f: tandem_node::ctl::Failure| anyhow!(f.0);
-        let mut from_client = connect(from).await.map_err(failed)?;
-        let mut to_client = connect(to).await.map_err(failed)?;
-        let command = connect(from).await.map_err(failed)?;
+        let connect = tandem_node::ctl::connect_admin;
+        let mut from_client = connect(&from_address, &files).await.map_err(failed)?;
+        let mut to_client = connect(&to_address, &files).await.map_err(failed)?;
+        let command = connect(&from_address, &files).await.map_err(failed)?;
         let gap = tandem_node::gap_meter::measure_switchover(
             &mut from_client,
             &mut to_client,

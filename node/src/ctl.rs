@@ -11,9 +11,6 @@ use tandem_proto::admin as pb;
 use tandem_proto::admin::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-/// The channel type of an admin connection, for callers outside this crate.
-pub type AdminChannel = Channel;
-
 use crate::config::Config;
 use crate::status::Status;
 use crate::tls::{self, TlsFiles};
@@ -281,14 +278,6 @@ pub async fn connect_admin(
         .await
         .map_err(|error| Failure(format!("cannot reach the node's admin port: {error}")))?;
     Ok(AdminClient::new(channel))
-}
-
-/// Like [`connect_admin`], with owned arguments (for callers that build them in a closure).
-pub async fn connect_admin_owned(
-    address: String,
-    files: TlsFiles,
-) -> Result<AdminClient<Channel>, Failure> {
-    connect_admin(&address, &files).await
 }
 
 fn rpc_failure(status: tonic::Status) -> Failure {

@@ -28,6 +28,7 @@ pub mod peer_link;
 pub mod role;
 pub mod state_store;
 pub mod status;
+pub mod status_probe;
 pub mod status_wire;
 pub mod tls;
 pub mod wire;

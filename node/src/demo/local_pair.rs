@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 use crate::status::Status;
+use crate::status_probe::StatusProbe;
 use crate::tls::TlsFiles;
 
 pub const NAMES: [&str; 2] = ["a", "b"];
@@ -24,6 +25,8 @@ pub struct LocalNode {
     pub child: Option<Child>,
     /// Where its stderr goes.
     pub log_path: PathBuf,
+    /// A kept-open status connection, so polls measure the node, not TLS handshakes.
+    probe: tokio::sync::Mutex<StatusProbe>,
 }
 
 pub struct LocalPair {
@@ -96,14 +99,20 @@ impl LocalPair {
             );
             let config_path = node_dir.join("node.toml");
             std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+            let admin_address = format!("127.0.0.1:{}", mine[2]);
+            let tls = TlsFiles {
+                ca: certs.join("ca.pem"),
+                cert: certs.join("admin.pem"),
+                key: certs.join("admin.key"),
+            };
             nodes.push(LocalNode {
                 config_path,
-                admin_address: format!("127.0.0.1:{}", mine[2]),
-                tls: TlsFiles {
-                    ca: certs.join("ca.pem"),
-                    cert: certs.join("admin.pem"),
-                    key: certs.join("admin.key"),
-                },
+                probe: tokio::sync::Mutex::new(StatusProbe::new(
+                    admin_address.clone(),
+                    tls.clone(),
+                )),
+                admin_address,
+                tls,
                 child: None,
                 log_path: node_dir.join("tandemd.log"),
             });
@@ -115,9 +124,20 @@ impl LocalPair {
         })
     }
 
+    /// Position of `name` in `NAMES`; the demo only ever names its own two nodes.
+    fn index(name: &str) -> usize {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .expect("the demo names only nodes a and b")
+    }
+
+    pub fn get(&self, name: &str) -> &LocalNode {
+        &self.nodes[Self::index(name)]
+    }
+
     pub fn node(&mut self, name: &str) -> &mut LocalNode {
-        let index = NAMES.iter().position(|n| *n == name).unwrap_or(0);
-        &mut self.nodes[index]
+        &mut self.nodes[Self::index(name)]
     }
 
     pub fn start(&mut self, name: &str) -> Result<(), String> {
@@ -196,17 +216,7 @@ impl LocalNode {
 
     /// The node's status, or None if it does not answer.
     pub async fn status(&self) -> Option<Status> {
-        let mut client = tokio::time::timeout(Duration::from_millis(500), self.client())
-            .await
-            .ok()?
-            .ok()?;
-        tokio::time::timeout(
-            Duration::from_millis(500),
-            crate::ctl::fetch_status(&mut client),
-        )
-        .await
-        .ok()?
-        .ok()
+        self.probe.lock().await.status().await
     }
 }
 

@@ -66,14 +66,12 @@ fn other(name: &str) -> &'static str {
 }
 
 async fn active_admitting(pair: &LocalPair, name: &str) -> Option<Status> {
-    let index = local_pair::NAMES.iter().position(|n| *n == name)?;
-    let status = pair.nodes[index].status().await?;
+    let status = pair.get(name).status().await?;
     (status.node.role == "active" && status.node.admitting).then_some(status)
 }
 
 async fn role_is(pair: &LocalPair, name: &str, role: &str) -> Option<Status> {
-    let index = local_pair::NAMES.iter().position(|n| *n == name)?;
-    let status = pair.nodes[index].status().await?;
+    let status = pair.get(name).status().await?;
     (status.node.role == role && status.peer.state == "ok").then_some(status)
 }
 
@@ -168,15 +166,9 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
 /// Runs a switchover from `from` to `to` while polling both nodes, and returns the longest time
 /// no node admitted clients (an upper bound: the poll interval adds to it).
 async fn switchover_gap(pair: &LocalPair, from: &str, to: &str) -> Result<Duration, String> {
-    let index = |name: &str| {
-        local_pair::NAMES
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or(0)
-    };
-    let mut from_client = pair.nodes[index(from)].client().await?;
-    let mut to_client = pair.nodes[index(to)].client().await?;
-    let command_client = pair.nodes[index(from)].client().await?;
+    let mut from_client = pair.get(from).client().await?;
+    let mut to_client = pair.get(to).client().await?;
+    let command_client = pair.get(from).client().await?;
     let gap = crate::gap_meter::measure_switchover(
         &mut from_client,
         &mut to_client,
