@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/peer.proto",
         "proto/admin.proto",
         "proto/gateway.proto",
+        "proto/data.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

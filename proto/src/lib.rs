@@ -16,3 +16,7 @@ pub mod admin {
 pub mod gateway {
     tonic::include_proto!("tandem.gateway.v1");
 }
+
+pub mod data {
+    tonic::include_proto!("tandem.data.v1");
+}

@@ -18,6 +18,7 @@
 //! run catch-up, divergence and merge-back, `verify`, the gRPC Data service. `tandemd` does not
 //! use this crate yet.
 
+pub mod bridge;
 pub mod data_api;
 pub mod log;
 pub mod merge;

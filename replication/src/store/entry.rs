@@ -6,8 +6,6 @@
 //! decode them when a caller needs typed values. Not here: how entries are read or applied
 //! (`log_table`, `apply`).
 
-use ring::digest;
-
 use super::error::StoreError;
 use super::image::decode_image;
 use super::value::SqlValue;
@@ -111,35 +109,3 @@ impl LogEntry {
 /// Computes an entry's rolling hash from the previous entry's hash (0 before the first entry).
 /// It must not read `entry.hash`. Both nodes must use the same function.
 pub type RollingHash = fn(previous_hash: u64, entry: &LogEntry) -> u64;
-
-/// The default `RollingHash`: SHA-256 over the previous hash and every field but `hash`, each
-/// length-prefixed so that no two entries encode alike, truncated to the first 8 bytes.
-pub fn sha256_rolling_hash(previous_hash: u64, entry: &LogEntry) -> u64 {
-    let mut context = digest::Context::new(&digest::SHA256);
-    let mut field = |bytes: &[u8]| {
-        context.update(&(bytes.len() as u64).to_be_bytes());
-        context.update(bytes);
-    };
-    field(&previous_hash.to_be_bytes());
-    field(&entry.idx.to_be_bytes());
-    field(&entry.term_epoch.to_be_bytes());
-    field(entry.term_node.as_bytes());
-    field(&entry.txid.to_be_bytes());
-    field(entry.table.as_bytes());
-    field(entry.pk.as_bytes());
-    field(entry.op.as_str().as_bytes());
-    for image in [&entry.new_image, &entry.old_image] {
-        match image {
-            Some(json) => field(&[&[1u8][..], json.as_bytes()].concat()),
-            None => field(&[0]),
-        }
-    }
-    field(&entry.hlc_ms.to_be_bytes());
-    field(&entry.hlc_logical.to_be_bytes());
-    field(entry.hlc_node.as_bytes());
-    field(entry.origin.as_bytes());
-    let digest = context.finish();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_ref()[..8]);
-    u64::from_be_bytes(first)
-}

@@ -49,7 +49,7 @@ mod writer_transaction;
 mod tests;
 
 pub use context::CaptureContext;
-pub use entry::{ChangeOp, LogEntry, RollingHash, sha256_rolling_hash};
+pub use entry::{ChangeOp, LogEntry, RollingHash};
 pub use error::StoreError;
 pub use handle::{DATA_DB_FILE, Store};
 pub use image::decode_image;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::entry::{RollingHash, sha256_rolling_hash};
+use super::entry::RollingHash;
 
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -31,7 +31,7 @@ impl StoreOptions {
             readers_max: 4,
             reader_acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
-            rolling_hash: sha256_rolling_hash,
+            rolling_hash: crate::bridge::entry_rolling_hash,
         }
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::SqliteConnection;
 
 use super::fixtures::{all_entries, context, node, rows, ship, write_sql};
-use crate::store::{LogEntry, SqlValue, StoreError, sha256_rolling_hash};
+use crate::store::{LogEntry, SqlValue, StoreError};
 
 const ITEMS: &str =
     "SELECT id, name, qty, price, data, typeof(price), typeof(data) FROM items ORDER BY id";
@@ -189,7 +189,7 @@ async fn a_batch_that_does_not_continue_the_log_is_refused_and_nothing_changes()
 /// Re-chains `entries` from `previous` after a test edited them, as a buggy peer would.
 fn rechain(entries: &mut [LogEntry], mut previous: u64) {
     for entry in entries {
-        entry.hash = sha256_rolling_hash(previous, entry);
+        entry.hash = crate::bridge::entry_rolling_hash(previous, entry);
         previous = entry.hash;
     }
 }

@@ -5,7 +5,7 @@ use sqlx::SqliteConnection;
 use tempfile::TempDir;
 
 use super::fixtures::{TABLES, all_entries, context, node, text, write_migrations, write_sql};
-use crate::store::{ChangeOp, SqlValue, Store, StoreError, StoreOptions, sha256_rolling_hash};
+use crate::store::{ChangeOp, SqlValue, Store, StoreError, StoreOptions};
 
 #[tokio::test]
 async fn insert_update_and_delete_each_capture_one_entry_with_their_images() {
@@ -87,7 +87,7 @@ async fn entries_carry_their_write_context_and_a_chained_hash() {
     for entry in &entries {
         assert_eq!(
             entry.hash,
-            sha256_rolling_hash(previous, entry),
+            crate::bridge::entry_rolling_hash(previous, entry),
             "hash chain at {}",
             entry.idx
         );
