@@ -23,6 +23,7 @@ const MAX_EVENT_LIMIT: u32 = 10_000;
 
 pub struct AdminService {
     pub handle: DriverHandle,
+    pub replication: crate::repl::Replication,
 }
 
 fn store_status(error: StoreError) -> Status {
@@ -61,6 +62,30 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn sql(&self, request: Request<pb::SqlRequest>) -> Result<Response<pb::SqlReply>, Status> {
+        self.replication
+            .admin_sql(request.into_inner().sql)
+            .await
+            .map(Response::new)
+    }
+
+    async fn verify(
+        &self,
+        _: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyReply>, Status> {
+        self.replication.admin_verify().await.map(Response::new)
+    }
+
+    async fn conflicts(
+        &self,
+        request: Request<pb::ConflictsRequest>,
+    ) -> Result<Response<pb::ConflictsReply>, Status> {
+        self.replication
+            .admin_conflicts(request.into_inner().limit)
+            .await
+            .map(Response::new)
+    }
+
     async fn status(
         &self,
         _: Request<pb::StatusRequest>,

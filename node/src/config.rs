@@ -42,7 +42,51 @@ struct RawConfig {
     peer: RawPeer,
     #[serde(default)]
     timers: RawTimers,
+    #[serde(default)]
+    replication: RawReplication,
     tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawReplication {
+    mode: String,
+    sync_strict: bool,
+    sync_timeout: String,
+    migrations: Option<String>,
+    tables: Vec<String>,
+    conflict_policy: std::collections::BTreeMap<String, String>,
+    log_retention: RawRetention,
+}
+
+impl Default for RawReplication {
+    fn default() -> Self {
+        RawReplication {
+            mode: "sync".into(),
+            sync_strict: false,
+            sync_timeout: "2s".into(),
+            migrations: None,
+            tables: Vec::new(),
+            conflict_policy: std::collections::BTreeMap::new(),
+            log_retention: RawRetention::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    entries: u64,
+    bytes: String,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        RawRetention {
+            entries: 1_000_000,
+            bytes: "1GiB".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +186,46 @@ pub struct Config {
     pub listen: ListenConfig,
     pub peer: PeerConfig,
     pub timers: Timers,
+    pub replication: ReplicationConfig,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// How writes wait for the peer (DESIGN.md §4, modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicationMode {
+    Sync,
+    Async,
+}
+
+/// A table's conflict policy for merge-back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    Newest,
+    KeepActive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    pub mode: ReplicationMode,
+    pub sync_strict: bool,
+    pub sync_timeout: Duration,
+    /// Directory of `NNN_name.sql` files; `None` when the default directory does not exist.
+    pub migrations: Option<PathBuf>,
+    pub tables: Vec<String>,
+    /// The policy of tables not named in `conflict_policy`.
+    pub default_policy: ConflictPolicy,
+    pub table_policies: Vec<(String, ConflictPolicy)>,
+    pub retention_entries: u64,
+    pub retention_bytes: u64,
+}
+
+impl ReplicationConfig {
+    pub fn policy_of(&self, table: &str) -> ConflictPolicy {
+        self.table_policies
+            .iter()
+            .find(|(name, _)| name == table)
+            .map_or(self.default_policy, |(_, policy)| *policy)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -253,6 +336,7 @@ impl Validator<'_> {
             max_clock_offset: self.duration("max_clock_offset", &raw.max_clock_offset)?,
             listen: self.listen(&raw.listen)?,
             timers: self.timers(&raw.timers)?,
+            replication: self.replication(raw.replication)?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -375,6 +459,103 @@ impl Validator<'_> {
         })
     }
 
+    fn replication(&self, raw: RawReplication) -> Result<ReplicationConfig, ConfigError> {
+        let mode = match raw.mode.as_str() {
+            "sync" => ReplicationMode::Sync,
+            "async" => ReplicationMode::Async,
+            other => {
+                return Err(self.invalid(
+                    "replication.mode",
+                    format!("\"{other}\" is not \"sync\" or \"async\""),
+                ));
+            }
+        };
+        let sync_timeout = self.duration("replication.sync_timeout", &raw.sync_timeout)?;
+        if sync_timeout < Duration::from_millis(10) {
+            return Err(self.invalid("replication.sync_timeout", "must be at least 10ms"));
+        }
+        let migrations = match &raw.migrations {
+            Some(text) => {
+                let dir = self.resolve(text);
+                if !dir.is_dir() {
+                    return Err(self.invalid(
+                        "replication.migrations",
+                        format!("directory {} does not exist", dir.display()),
+                    ));
+                }
+                Some(dir)
+            }
+            None => Some(self.resolve("migrations")).filter(|dir| dir.is_dir()),
+        };
+        for (index, table) in raw.tables.iter().enumerate() {
+            let valid = !table.is_empty()
+                && table.len() <= 128
+                && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !table.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(self.invalid(
+                    &format!("replication.tables[{index}]"),
+                    format!("\"{table}\" is not a table name (letters, digits, underscores)"),
+                ));
+            }
+            if table.to_ascii_lowercase().starts_with("_tandem") {
+                return Err(self.invalid(
+                    &format!("replication.tables[{index}]"),
+                    format!("\"{table}\" is one of tandem's own tables"),
+                ));
+            }
+        }
+        let policy = |key: &str, text: &str| match text {
+            "newest" => Ok(ConflictPolicy::Newest),
+            "keep_active" => Ok(ConflictPolicy::KeepActive),
+            other => Err(self.invalid(
+                key,
+                format!("\"{other}\" is not \"newest\" or \"keep_active\""),
+            )),
+        };
+        let mut default_policy = ConflictPolicy::Newest;
+        let mut table_policies = Vec::new();
+        for (table, text) in &raw.conflict_policy {
+            let key = format!("replication.conflict_policy.{table}");
+            let parsed = policy(&key, text)?;
+            if table == "default" {
+                default_policy = parsed;
+            } else if !raw.tables.contains(table) {
+                return Err(self.invalid(
+                    &key,
+                    format!("\"{table}\" is not in replication.tables"),
+                ));
+            } else {
+                table_policies.push((table.clone(), parsed));
+            }
+        }
+        if raw.log_retention.entries == 0 || raw.log_retention.entries > 10_000_000 {
+            return Err(self.invalid(
+                "replication.log_retention.entries",
+                "must be between 1 and 10000000",
+            ));
+        }
+        let retention_bytes = parse_bytes(&raw.log_retention.bytes)
+            .map_err(|message| self.invalid("replication.log_retention.bytes", message))?;
+        if retention_bytes < 1024 {
+            return Err(self.invalid(
+                "replication.log_retention.bytes",
+                "must be at least 1KiB",
+            ));
+        }
+        Ok(ReplicationConfig {
+            mode,
+            sync_strict: raw.sync_strict,
+            sync_timeout,
+            migrations,
+            tables: raw.tables,
+            default_policy,
+            table_policies,
+            retention_entries: raw.log_retention.entries,
+            retention_bytes,
+        })
+    }
+
     fn tls(&self, raw: &RawTls) -> Result<crate::tls::TlsFiles, ConfigError> {
         let file = |key: &str, text: &str| -> Result<PathBuf, ConfigError> {
             let path = self.resolve(text);
@@ -404,6 +585,33 @@ impl Validator<'_> {
             self.base.join(path)
         }
     }
+}
+
+/// Parses a size such as "1GiB", "512MiB", "64KiB", "1000" (bytes).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size such as \"1GiB\" or \"512MiB\""))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" in \"{text}\" (use B, KiB, MiB, GiB or TiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("\"{text}\" is too large"))
 }
 
 /// Two listeners clash when they share a port on the same or an unspecified address.

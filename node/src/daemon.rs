@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tandem_proto::admin::admin_server::AdminServer;
+use tandem_proto::data::data_server::DataServer;
 use tandem_proto::gateway::gateway_server::GatewayServer;
 use tandem_proto::peer::peer_server::PeerServer;
 use tokio::net::TcpListener;
@@ -82,6 +83,8 @@ pub enum DaemonError {
     Store(#[from] crate::state_store::StoreError),
     #[error("{0}")]
     Driver(#[from] crate::driver::DriverError),
+    #[error("{0}")]
+    Replication(#[from] crate::repl::ReplError),
 }
 
 impl DaemonError {
@@ -89,6 +92,8 @@ impl DaemonError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Config(_) | DaemonError::Tls(_) => 2,
+            // A bad migration or a replicated table without a primary key is the config's.
+            DaemonError::Replication(error) if error.is_config() => 2,
             _ => 1,
         }
     }
@@ -124,7 +129,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
     let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
-    let (driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
+    let (mut driver, handle) =
+        Driver::new(config.clone(), store.clone(), events.clone()).await?;
+    let dial_tls = tls::client_config(&config.tls, true)?;
+    let replication =
+        crate::repl::Replication::start(&config, handle.clone(), events, dial_tls.clone()).await?;
+    driver.attach_replication(replication.status());
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
     handle
         .inputs
@@ -135,10 +145,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let servers = start_servers(
         &config,
         &handle,
+        &replication,
         [peer_listener, client_listener, admin_listener],
         servers_stopped,
     )?;
-    let dial_tls = tls::client_config(&config.tls, true)?;
     crate::peer_link::spawn_dialers(&config, dial_tls, &handle);
     crate::peer_link::spawn_fast_path_prober(&config, handle.clone());
     crate::peer_link::spawn_reachability_prober(
@@ -153,6 +163,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _ = tokio::time::timeout(EVENTS_DRAIN, event_writer).await;
     let _ = stop_servers.send(true);
     let _ = tokio::time::timeout(SERVERS_GRACE, futures::future::join_all(servers)).await;
+    replication.store().close().await;
     store.close().await;
     result.map_err(DaemonError::from)
 }
@@ -160,14 +171,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 fn start_servers(
     config: &Config,
     handle: &DriverHandle,
+    replication: &crate::repl::Replication,
     [peer, client, admin]: [TcpListener; 3],
     stopped: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
     let peer_tls = tls::server_config(&config.tls, ClientAuth::Named(config.peer.name.clone()))?;
     let client_tls = tls::server_config(&config.tls, ClientAuth::None)?;
     let admin_tls = tls::server_config(&config.tls, ClientAuth::AnyClusterCert)?;
-    let peer_service = PeerServer::new(crate::peer_link::PeerService::new(handle.clone()))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let peer_service = PeerServer::new(crate::peer_link::PeerService::new(
+        handle.clone(),
+        replication.clone(),
+    ))
+    .max_decoding_message_size(crate::repl::receive::SHIP_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(crate::repl::receive::SHIP_MESSAGE_BYTES_MAX);
+    let data_service = DataServer::new(crate::repl::data_service::DataService {
+        repl: replication.clone(),
+    })
+    .max_decoding_message_size(MESSAGE_BYTES_MAX * 8);
     let gateway = GatewayServer::new(crate::gateway::GatewayService {
         watchers: crate::gateway::watchers(),
         status: handle.status.clone(),
@@ -177,6 +197,7 @@ fn start_servers(
     .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let admin_service = AdminServer::new(crate::admin::AdminService {
         handle: handle.clone(),
+        replication: replication.clone(),
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
@@ -195,7 +216,10 @@ fn start_servers(
             tls::tls_incoming(peer, peer_tls, "peer"),
             until_stopped(stopped.clone()),
         );
-    let client_server = builder().add_service(gateway).serve_with_incoming_shutdown(
+    let client_server = builder()
+        .add_service(gateway)
+        .add_service(data_service)
+        .serve_with_incoming_shutdown(
         tls::tls_incoming(client, client_tls, "client"),
         until_stopped(stopped.clone()),
     );

@@ -22,7 +22,9 @@ use crate::role::{
     SwitchoverPhase,
 };
 use crate::state_store::{StateStore, StoreError, wall_clock_ms};
-use crate::status::{NodeStatus, PeerStatus, Status, SwitchoverStatus, TermStatus};
+use crate::status::{
+    NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
+};
 use crate::wire;
 
 /// Inputs queued for the driver beyond this bound make their senders wait.
@@ -57,6 +59,11 @@ pub enum Input {
         generation: u64,
     },
     Reachability(bool),
+    /// The active's verdict on this node's disk, from the replication stream.
+    SetDisk {
+        disk: crate::role::DiskState,
+        reason: String,
+    },
     Admin {
         request: AdminRequest,
         reply: oneshot::Sender<AdminReply>,
@@ -118,6 +125,10 @@ pub struct Driver {
     admission: Arc<Admission>,
     /// Events go to `state.db` through this queue, off the loop that sends heartbeats.
     events: EventWriter,
+    /// The replicated database's status, once it is attached.
+    replication: Option<watch::Receiver<ReplicationStatus>>,
+    /// A switchover waits until the peer has acknowledged the whole log.
+    catching_up: bool,
     exit: bool,
 }
 
@@ -173,10 +184,39 @@ impl Driver {
             fast_path_generation,
             admission,
             events,
+            replication: None,
+            catching_up: false,
             exit: false,
         };
         driver.publish_status();
         Ok((driver, handle))
+    }
+
+    /// Feeds the replicated database's status to the machine (log position, catch-up) and to
+    /// `status`.
+    pub fn attach_replication(&mut self, status: watch::Receiver<ReplicationStatus>) {
+        self.replication = Some(status);
+    }
+
+    /// The log position for the machine, and whether a switchover's catch-up is complete.
+    fn replication_progress(&self) -> Option<(LogPosition, bool)> {
+        let replication = self.replication.as_ref()?.borrow();
+        let term = replication.last_term.as_ref().map(|term| {
+            let priority = if term.node == self.config.node.name {
+                self.config.node.priority
+            } else {
+                self.machine
+                    .peer_heartbeat()
+                    .map_or(0, |heartbeat| heartbeat.priority)
+            };
+            crate::role::Term::new(term.epoch, &term.node, priority)
+        });
+        let position = LogPosition {
+            term: term.or_else(|| self.machine.durable().term.clone()),
+            index: replication.last_index,
+        };
+        let caught_up = replication.peer_acked_index >= replication.last_index;
+        Some((position, caught_up))
     }
 
     /// Runs until the machine says `Exit` or every input sender is gone.
@@ -206,6 +246,15 @@ impl Driver {
 
     /// A tick: the machine first (it may close the gate after a stall), then renew the lease.
     async fn on_tick(&mut self) -> Result<(), DriverError> {
+        if let Some((position, caught_up)) = self.replication_progress() {
+            if &position != self.machine.log_position() {
+                self.step(Event::LogPosition(position)).await?;
+            }
+            if self.catching_up && caught_up {
+                self.catching_up = false;
+                self.step(Event::CaughtUp).await?;
+            }
+        }
         self.step(Event::Tick).await?;
         if self.machine.admitting() {
             self.admission.renew(self.admission_lease());
@@ -278,6 +327,9 @@ impl Driver {
                 self.step(Event::Admin { id, request }).await
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
+            Input::SetDisk { disk, reason } => {
+                self.step(Event::DiskVerdict { disk, reason }).await
+            }
         }
     }
 
@@ -436,8 +488,12 @@ impl Driver {
                     reason: "failover-now".into(),
                 },
             )),
-            // Nothing is replicated yet, so the passive has everything the moment we fence.
-            Command::StartCatchUp => self.feedback.push_back(Event::CaughtUp),
+            // Without a replicated database the passive has everything the moment we fence;
+            // with one, the tick reports `CaughtUp` once the peer acknowledged the whole log.
+            Command::StartCatchUp => match self.replication_progress() {
+                None | Some((_, true)) => self.feedback.push_back(Event::CaughtUp),
+                Some((_, false)) => self.catching_up = true,
+            },
             Command::FencePeer => {
                 tracing::error!("fence_peer requested but no fence hook is configured");
                 self.feedback.push_back(Event::FenceResult { ok: false });
@@ -552,6 +608,11 @@ impl Driver {
                 .to_string(),
                 waiting_calls: 0,
             },
+            replication: self
+                .replication
+                .as_ref()
+                .map(|status| status.borrow().clone())
+                .unwrap_or_default(),
         }
     }
 }

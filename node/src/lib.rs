@@ -25,6 +25,7 @@ pub mod event_writer;
 pub mod gap_meter;
 pub mod gateway;
 pub mod peer_link;
+pub mod repl;
 pub mod role;
 pub mod state_store;
 pub mod status;

@@ -38,19 +38,57 @@ pub struct PeerService {
     pub handle: DriverHandle,
     /// Bounds concurrent inbound streams.
     pub streams: Arc<Semaphore>,
+    /// The replicated database: the passive's end of `Replicate`, and `RowHashes`.
+    pub replication: crate::repl::Replication,
 }
 
 impl PeerService {
-    pub fn new(handle: DriverHandle) -> PeerService {
+    pub fn new(handle: DriverHandle, replication: crate::repl::Replication) -> PeerService {
         PeerService {
             handle,
             streams: Arc::new(Semaphore::new(INBOUND_STREAMS_MAX)),
+            replication,
         }
     }
 }
 
 #[tonic::async_trait]
 impl pb::peer_server::Peer for PeerService {
+    type ReplicateStream = crate::repl::receive::ReplyStream;
+
+    async fn replicate(
+        &self,
+        request: Request<Streaming<pb::ShipMessage>>,
+    ) -> Result<Response<Self::ReplicateStream>, Status> {
+        crate::repl::receive::replicate(self.replication.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn row_hashes(
+        &self,
+        _: Request<pb::RowHashesRequest>,
+    ) -> Result<Response<pb::RowHashesReply>, Status> {
+        let hashes = self
+            .replication
+            .store()
+            .row_hashes()
+            .await
+            .map_err(|error| Status::unavailable(format!("data.db: {error}")))?;
+        Ok(Response::new(pb::RowHashesReply {
+            last_index: hashes.last_idx,
+            tables: hashes
+                .tables
+                .into_iter()
+                .map(|table| pb::TableRowHash {
+                    table: table.table,
+                    rows: table.rows,
+                    hash: table.hash,
+                })
+                .collect(),
+        }))
+    }
+
     async fn keep_alive(
         &self,
         request: Request<Streaming<pb::PeerMessage>>,

@@ -12,6 +12,30 @@ pub struct Status {
     pub node: NodeStatus,
     pub peer: PeerStatus,
     pub switchover: SwitchoverStatus,
+    pub replication: ReplicationStatus,
+}
+
+/// `replication` in `tandemctl status` (DESIGN.md §9).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    /// "sync" | "sync_strict" | "async"
+    pub mode: String,
+    /// Writes are not replicated synchronously: degraded to async, or refused (`sync_strict`).
+    pub degraded: bool,
+    pub last_index: u64,
+    pub peer_acked_index: u64,
+    pub lag_entries: u64,
+    /// 0.0 to 1.0 while a snapshot is received.
+    pub snapshot_progress: Option<f64>,
+    /// Why shipping to the peer stopped, if it did.
+    pub halted: String,
+    /// Entries this node rewound and keeps for merge-back.
+    pub orphans: u64,
+    /// Rows in the conflicts table.
+    pub conflicts: u64,
+    /// Term of the last log entry, for the role machine (not shown).
+    #[serde(skip)]
+    pub last_term: Option<TermStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

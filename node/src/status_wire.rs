@@ -2,7 +2,9 @@
 
 use tandem_proto::admin as pb;
 
-use crate::status::{NodeStatus, PeerStatus, Status, SwitchoverStatus, TermStatus};
+use crate::status::{
+    NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
+};
 
 pub fn status_to_pb(status: &Status) -> pb::StatusReply {
     let node = &status.node;
@@ -48,6 +50,36 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
         blocks: None,
         calls_active: 0,
         sessions: 0,
+        replication: Some(replication_to_pb(&status.replication)),
+    }
+}
+
+fn replication_to_pb(replication: &ReplicationStatus) -> pb::ReplicationStatus {
+    pb::ReplicationStatus {
+        mode: replication.mode.clone(),
+        degraded: replication.degraded,
+        last_index: replication.last_index,
+        peer_acked_index: replication.peer_acked_index,
+        lag_entries: replication.lag_entries,
+        snapshot_progress: replication.snapshot_progress,
+        halted: replication.halted.clone(),
+        orphans: replication.orphans,
+        conflicts: replication.conflicts,
+    }
+}
+
+fn replication_from_pb(replication: pb::ReplicationStatus) -> ReplicationStatus {
+    ReplicationStatus {
+        mode: replication.mode,
+        degraded: replication.degraded,
+        last_index: replication.last_index,
+        peer_acked_index: replication.peer_acked_index,
+        lag_entries: replication.lag_entries,
+        snapshot_progress: replication.snapshot_progress,
+        halted: replication.halted,
+        orphans: replication.orphans,
+        conflicts: replication.conflicts,
+        last_term: None,
     }
 }
 
@@ -55,6 +87,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
     let node = reply.node.unwrap_or_default();
     let peer = reply.peer.unwrap_or_default();
     let switchover = reply.switchover.unwrap_or_default();
+    let replication = replication_from_pb(reply.replication.unwrap_or_default());
     Status {
         cluster: reply.cluster,
         node: NodeStatus {
@@ -91,5 +124,6 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             state: switchover.state,
             waiting_calls: switchover.waiting_calls,
         },
+        replication,
     }
 }

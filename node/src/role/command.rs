@@ -24,6 +24,7 @@ pub enum EventKind {
     Maintenance,
     Fence,
     Shutdown,
+    Disk,
 }
 
 impl EventKind {
@@ -43,6 +44,7 @@ impl EventKind {
             EventKind::Maintenance => "maintenance",
             EventKind::Fence => "fence",
             EventKind::Shutdown => "shutdown",
+            EventKind::Disk => "disk",
         }
     }
 }

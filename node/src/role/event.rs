@@ -73,4 +73,8 @@ pub enum Event {
     Admin { id: u64, request: AdminRequest },
     /// SIGTERM: on the active, switch over and then exit.
     Shutdown,
+    /// The active's verdict on this passive's disk, sent over the replication stream: `outdated`
+    /// when it degraded to async, `consistent` once this node caught up again. Ignored while
+    /// this node is active.
+    DiskVerdict { disk: DiskState, reason: String },
 }

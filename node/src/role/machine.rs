@@ -5,7 +5,7 @@ use super::command::{Command, EventKind};
 use super::durable::Durable;
 use super::event::{Event, PeerHeartbeat};
 use super::term::{LogPosition, Rank, Term};
-use super::types::{PeerView, Role};
+use super::types::{DiskState, PeerView, Role};
 
 /// The timers and names the machine needs; the driver builds it from the node config.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -175,7 +175,22 @@ impl RoleMachine {
             Event::SwitchoverRequested => self.on_switchover_requested(now_ms),
             Event::Admin { id, request } => self.on_admin(id, request, now_ms),
             Event::Shutdown => self.on_shutdown(now_ms),
+            Event::DiskVerdict { disk, reason } => self.on_disk_verdict(disk, reason),
         }
+    }
+
+    fn on_disk_verdict(&mut self, disk: DiskState, reason: String) -> Vec<Command> {
+        if self.role == Role::Active || self.durable.disk == disk {
+            return Vec::new();
+        }
+        self.durable.disk = disk;
+        vec![
+            Command::Persist(self.durable.clone()),
+            Command::Record {
+                kind: EventKind::Disk,
+                message: format!("disk is {}: {reason}", disk.as_str()),
+            },
+        ]
     }
 
     pub fn role(&self) -> Role {

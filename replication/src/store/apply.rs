@@ -89,7 +89,7 @@ impl Store {
     }
 }
 
-async fn set_applying(connection: &mut SqliteConnection, applying: bool) -> Result<(), StoreError> {
+pub(super) async fn set_applying(connection: &mut SqliteConnection, applying: bool) -> Result<(), StoreError> {
     sqlx::query("UPDATE _tandem_applying SET flag = ?")
         .bind(i64::from(applying))
         .execute(connection)
@@ -99,7 +99,7 @@ async fn set_applying(connection: &mut SqliteConnection, applying: bool) -> Resu
 
 /// Re-executes one change. An update whose row is missing writes the new image instead, which
 /// leaves the row exactly as on the peer.
-async fn apply_change(
+pub(super) async fn apply_change(
     connection: &mut SqliteConnection,
     entry: &LogEntry,
 ) -> Result<(), StoreError> {

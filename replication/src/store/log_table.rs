@@ -102,6 +102,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The rolling hash of the log at `idx` (0 at index 0), or `None` when the entry is not held
+    /// (beyond the last entry, or truncated).
+    pub async fn hash_at(&self, idx: u64) -> Result<Option<u64>, StoreError> {
+        if idx == 0 {
+            return Ok(Some(0));
+        }
+        let hash: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT hash FROM _tandem_log WHERE idx = ?")
+                .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+                .fetch_optional(&self.reader)
+                .await?;
+        match hash {
+            None => Ok(None),
+            Some(hash) => Ok(Some(hash.ok_or_else(missing_hash)? as u64)),
+        }
+    }
+}
+
 /// The last entry's position as `connection` sees it (inside a transaction: including its own
 /// uncommitted entries).
 pub(super) async fn last_position(

@@ -83,27 +83,46 @@ impl Store {
         Ok(applied_now)
     }
 
+    /// Applies `sql` once under `name` (a migration that ships inside the binary: the node's own
+    /// replicated tables). Capture is not re-installed here; `migrate` does that.
+    pub async fn migrate_builtin(&self, name: &str, sql: &str) -> Result<bool, StoreError> {
+        let applied: Option<String> =
+            sqlx::query_scalar("SELECT name FROM _tandem_migrations WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.writer)
+                .await?;
+        if applied.is_some() {
+            return Ok(false);
+        }
+        self.apply_migration_sql(name, sql).await?;
+        Ok(true)
+    }
+
     async fn apply_migration(&self, file: &MigrationFile) -> Result<(), StoreError> {
-        let failed = |source| StoreError::Migration {
-            file: file.file_name.clone(),
-            source,
-        };
         let sql = tokio::fs::read_to_string(&file.path)
             .await
             .map_err(|source| StoreError::Migration {
                 file: file.file_name.clone(),
                 source: sqlx::Error::Io(source),
             })?;
+        self.apply_migration_sql(&file.file_name, &sql).await
+    }
+
+    async fn apply_migration_sql(&self, name: &str, sql: &str) -> Result<(), StoreError> {
+        let failed = |source| StoreError::Migration {
+            file: name.to_owned(),
+            source,
+        };
         let mut transaction = WriterTransaction::begin(&self.writer).await?;
         sqlx::query("UPDATE _tandem_applying SET flag = 1")
             .execute(&mut *transaction)
             .await?;
-        transaction.execute(sql.as_str()).await.map_err(failed)?;
+        transaction.execute(sql).await.map_err(failed)?;
         sqlx::query(
             "INSERT INTO _tandem_migrations (name, applied_at_ms)
              VALUES (?, CAST(unixepoch('subsec') * 1000 AS INTEGER))",
         )
-        .bind(&file.file_name)
+        .bind(name)
         .execute(&mut *transaction)
         .await?;
         sqlx::query("UPDATE _tandem_applying SET flag = 0")

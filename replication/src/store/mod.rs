@@ -36,6 +36,7 @@ mod log_table;
 mod migrations;
 mod options;
 mod pending_write;
+mod rewind;
 mod row_hash;
 mod schema;
 mod sql_text;

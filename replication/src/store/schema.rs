@@ -38,6 +38,26 @@ CREATE TABLE IF NOT EXISTS _tandem_capture_ctx (
     hlc_ms INTEGER, hlc_logical INTEGER, hlc_node TEXT, origin TEXT
 );
 INSERT OR IGNORE INTO _tandem_capture_ctx (id) VALUES (1);
+-- Entries a node moved out of its log when it rewound past a divergence point (merge-back):
+-- kept until they are back through replication or recorded as conflicts. Never replicated.
+CREATE TABLE IF NOT EXISTS _tandem_orphans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idx INTEGER NOT NULL,
+    term_epoch INTEGER NOT NULL,
+    term_node TEXT NOT NULL,
+    txid INTEGER NOT NULL,
+    tbl TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    op TEXT NOT NULL,
+    new_image TEXT,
+    old_image TEXT,
+    hlc_ms INTEGER NOT NULL,
+    hlc_logical INTEGER NOT NULL,
+    hlc_node TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    hash INTEGER,
+    rewound_at_ms INTEGER NOT NULL
+);
 -- Both are only ever set inside a transaction that resets them; this repairs a file that a
 -- foreign tool left flagged.
 UPDATE _tandem_applying SET flag = 0 WHERE flag <> 0;

@@ -248,3 +248,41 @@ fn a_duplicate_switchover_request_from_a_second_path_is_ignored() {
     assert!(first.contains(&Command::StartCatchUp), "{first:?}");
     assert_eq!(node.step(Event::SwitchoverRequested), vec![]);
 }
+
+#[test]
+fn the_actives_verdict_outdates_the_passive_once() {
+    let mut node = passive();
+    let out = node.step(Event::DiskVerdict {
+        disk: DiskState::Outdated,
+        reason: "degraded".into(),
+    });
+    let mut outdated = node.durable().clone();
+    outdated.disk = DiskState::Outdated;
+    assert_eq!(
+        out,
+        vec![
+            Command::Persist(outdated),
+            Command::Record {
+                kind: EventKind::Disk,
+                message: "disk is outdated: degraded".into(),
+            },
+        ]
+    );
+    assert_eq!(node.durable().disk, DiskState::Outdated);
+    let again = node.step(Event::DiskVerdict {
+        disk: DiskState::Outdated,
+        reason: "degraded".into(),
+    });
+    assert_eq!(again, Vec::new());
+}
+
+#[test]
+fn an_active_ignores_disk_verdicts() {
+    let mut node = active();
+    let out = node.step(Event::DiskVerdict {
+        disk: DiskState::Outdated,
+        reason: "from a stale stream".into(),
+    });
+    assert_eq!(out, Vec::new());
+    assert_eq!(node.durable().disk, DiskState::Consistent);
+}

@@ -1,0 +1,247 @@
+//! The replicated database inside `tandemd` (DESIGN.md §4): the drivers around
+//! `tandem-replication`.
+//!
+//! # Layout
+//! - `writer`: the one writer task; client writes are grouped so many share one commit (fsync).
+//! - `ship`: on the active, the task that runs the log core's `Shipper` over a `Replicate` stream
+//!   to the passive, on a connection of its own.
+//! - `receive`: on the passive, the `Replicate` handler that runs the `Receiver` and applies
+//!   batches; and the rewind of a diverged suffix into the orphans table.
+//! - `merge`: on the active, re-applying the peer's orphans as new writes, with conflicts.
+//! - `data_service`: the gRPC `Data` service on the client port; `convert`: protobuf edges.
+//!
+//! # Rules
+//! - A write is refused before it commits unless this node admits clients (it is the active and
+//!   its lease is fresh), and while the shipper refuses writes (`sync_strict`).
+//! - A committed write is answered only after the shipper releases it (sync: the peer's
+//!   acknowledgement; async or degraded: at once). A write committed on a node that stops being
+//!   active before its acknowledgement is answered UNAVAILABLE, "outcome unknown".
+
+pub mod admin_ops;
+pub mod convert;
+pub mod data_service;
+pub mod merge;
+pub mod receive;
+pub mod ship;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tandem_replication::data_api::Limits;
+use tandem_replication::log::HlcClock;
+use tandem_replication::store::{Store, StoreError, StoreOptions};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, ReplicationMode};
+use crate::driver::DriverHandle;
+use crate::event_writer::EventWriter;
+use crate::status::ReplicationStatus;
+
+/// The node's own replicated table: the outcome of every `Execute` by request id, so a retry
+/// (also on the other node, after a failover) returns the first outcome instead of running again.
+pub const REQUESTS_TABLE: &str = "tandem_requests";
+const REQUESTS_MIGRATION: &str = "tandem_000_requests";
+const REQUESTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_requests (
+    request_id TEXT PRIMARY KEY,
+    rows_affected TEXT NOT NULL,
+    last_insert_rowid INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);";
+/// Conflicts of merge-back: the losing image of each. Replicated, so both nodes list them.
+pub const CONFLICTS_TABLE: &str = "tandem_conflicts";
+const CONFLICTS_MIGRATION: &str = "tandem_001_conflicts";
+const CONFLICTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_conflicts (
+    id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    tbl TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    losing_image TEXT,
+    kept_image TEXT
+);";
+
+/// Writes waiting for the writer task at once; more wait for room.
+const WRITE_QUEUE_BOUND: usize = 4096;
+/// Inputs of the ship task queued at once.
+const SHIP_QUEUE_BOUND: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    #[error("replication: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ReplError {
+    /// True when the cause is the config or its migrations (exit status 2), not the disk.
+    pub fn is_config(&self) -> bool {
+        let ReplError::Store(error) = self;
+        matches!(
+            error,
+            StoreError::MigrationsDir { .. }
+                | StoreError::MigrationName { .. }
+                | StoreError::MigrationDuplicate { .. }
+                | StoreError::Migration { .. }
+                | StoreError::TableMissing { .. }
+                | StoreError::NotATable { .. }
+                | StoreError::NoPrimaryKey { .. }
+                | StoreError::InternalTable { .. }
+                | StoreError::WideTableColumnName { .. }
+        )
+    }
+}
+
+/// The handle the servers and the driver share.
+#[derive(Clone)]
+pub struct Replication {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub config: Config,
+    pub writes: mpsc::Sender<writer::WriteRequest>,
+    pub ship: mpsc::Sender<ship::ShipInput>,
+    pub status: watch::Sender<ReplicationStatus>,
+    /// Set while the shipper refuses writes before commit (`sync_strict`, too many waiting).
+    pub refusing: Mutex<Option<String>>,
+    pub hlc: Mutex<HlcClock>,
+    /// One `Replicate` stream applies at a time.
+    pub receive_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One merge-back runs at a time.
+    pub merge_lock: tokio::sync::Mutex<()>,
+    pub driver: DriverHandle,
+    pub events: EventWriter,
+    pub peer_tls: Arc<rustls::ClientConfig>,
+    pub limits: Limits,
+}
+
+impl Replication {
+    /// Opens `data.db`, runs the node's and the application's migrations, installs capture and
+    /// starts the writer and ship tasks.
+    pub async fn start(
+        config: &Config,
+        driver: DriverHandle,
+        events: EventWriter,
+        peer_tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Replication, ReplError> {
+        let store = open_store(config, &config.node.data_dir).await?;
+        let last = store.last_log_position().await?;
+        let last_term = (last.idx > 0).then(|| crate::status::TermStatus {
+            epoch: last.term_epoch,
+            node: last.term_node.clone(),
+        });
+        let offset_ms = u64::try_from(config.max_clock_offset.as_millis()).unwrap_or(u64::MAX);
+        let hlc = HlcClock::new(config.node.name.clone(), offset_ms);
+        let (writes, write_rx) = mpsc::channel(WRITE_QUEUE_BOUND);
+        let (ship, ship_rx) = mpsc::channel(SHIP_QUEUE_BOUND);
+        let (status, _) = watch::channel(ReplicationStatus {
+            mode: mode_name(config).into(),
+            last_index: last.idx,
+            last_term,
+            ..ReplicationStatus::default()
+        });
+        let replication = Replication {
+            inner: Arc::new(Inner {
+                store,
+                config: config.clone(),
+                writes,
+                ship,
+                status,
+                refusing: Mutex::new(None),
+                hlc: Mutex::new(hlc),
+                receive_lock: Arc::new(tokio::sync::Mutex::new(())),
+                merge_lock: tokio::sync::Mutex::new(()),
+                driver,
+                events,
+                peer_tls,
+                limits: Limits::default(),
+            }),
+        };
+        replication.refresh_counts().await;
+        tokio::spawn(writer::run(replication.clone(), write_rx));
+        tokio::spawn(ship::run(replication.clone(), ship_rx));
+        Ok(replication)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn status(&self) -> watch::Receiver<ReplicationStatus> {
+        self.inner.status.subscribe()
+    }
+
+    pub(crate) fn update_status(&self, change: impl FnOnce(&mut ReplicationStatus)) {
+        self.inner.status.send_modify(change);
+    }
+
+    pub(crate) async fn record(&self, kind: &str, message: &str) {
+        tracing::info!(kind, "{message}");
+        self.inner.events.record(kind, message).await;
+    }
+
+    /// Orphans and conflicts, for status.
+    pub(crate) async fn refresh_counts(&self) {
+        let store = &self.inner.store;
+        let orphans: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM _tandem_orphans")
+            .fetch_one(store.reader())
+            .await;
+        let conflicts: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM tandem_conflicts")
+                .fetch_one(store.reader())
+                .await;
+        self.update_status(|status| {
+            status.orphans = orphans.map_or(0, |n| n.max(0) as u64);
+            status.conflicts = conflicts.map_or(0, |n| n.max(0) as u64);
+        });
+    }
+
+    /// The priority of a term's node, for the log core's term order.
+    pub(crate) fn priority_of(&self, node: &str) -> u32 {
+        if node == self.inner.config.node.name {
+            self.inner.config.node.priority
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn wall_ms() -> u64 {
+        u64::try_from(crate::state_store::wall_clock_ms()).unwrap_or(0)
+    }
+}
+
+pub fn mode_name(config: &Config) -> &'static str {
+    match (config.replication.mode, config.replication.sync_strict) {
+        (ReplicationMode::Sync, false) => "sync",
+        (ReplicationMode::Sync, true) => "sync_strict",
+        (ReplicationMode::Async, _) => "async",
+    }
+}
+
+/// Opens `data.db` in `dir` with the configured tables and migrations (also used by tests and
+/// the bench to open a stopped node's database).
+pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError> {
+    let mut tables = config.replication.tables.clone();
+    tables.push(REQUESTS_TABLE.into());
+    tables.push(CONFLICTS_TABLE.into());
+    let mut options = StoreOptions::new(tables);
+    options.busy_timeout = Duration::from_secs(10);
+    let store = Store::open(dir, options).await?;
+    store
+        .migrate_builtin(REQUESTS_MIGRATION, REQUESTS_SQL)
+        .await?;
+    store
+        .migrate_builtin(CONFLICTS_MIGRATION, CONFLICTS_SQL)
+        .await?;
+    match &config.replication.migrations {
+        Some(dir) => {
+            store.migrate(dir).await?;
+        }
+        None => {
+            store.install_capture().await?;
+        }
+    }
+    Ok(store)
+}

@@ -1,0 +1,329 @@
+//! The passive's side of shipping: the `Replicate` handler.
+//!
+//! One stream at a time applies. It answers the opening hello with the durable position, then
+//! runs the log core's `Receiver` on every batch: fencing by term, gaps, checksums and hashes.
+//! An accepted batch is applied in one transaction (`Store::apply_entries`) and acknowledged
+//! once committed. It also answers hash probes, rewinds a diverged suffix into the orphans table
+//! when the active asks, hands the orphans to the active, and passes the active's verdict on
+//! this node's disk (`outdated`, `consistent`) to the driver, which persists it.
+
+use std::time::Duration;
+
+use tandem_proto::peer as pb;
+use tandem_replication::bridge::{hashed_of, stored_of};
+use tandem_replication::log::{
+    LogHead, LogTerm, Receiver, ReceiverCommand, ReceiverEvent, Refusal,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use super::Replication;
+use super::convert;
+use crate::driver::Input;
+use crate::role::DiskState;
+
+/// Largest message on a `Replicate` stream (a batch carries whole transactions).
+pub const SHIP_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Replies queued for the active at once.
+const REPLY_QUEUE_BOUND: usize = 64;
+/// How long a new stream waits for the previous one to let go.
+const RECEIVE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+pub type ReplyStream = ReceiverStream<Result<pb::ShipReply, Status>>;
+
+pub async fn replicate(
+    repl: Replication,
+    mut incoming: Streaming<pb::ShipMessage>,
+) -> Result<ReplyStream, Status> {
+    let hello = match incoming.message().await? {
+        Some(pb::ShipMessage {
+            body: Some(pb::ship_message::Body::Hello(hello)),
+        }) => hello,
+        _ => return Err(Status::invalid_argument("a Replicate stream starts with a hello")),
+    };
+    let term = convert::term_from_pb(hello.term.as_ref(), "hello term")
+        .map_err(Status::invalid_argument)?;
+    let newest = {
+        let status = repl.inner.driver.status.borrow();
+        if status.node.role == "active" {
+            return Err(Status::failed_precondition(format!(
+                "{} is active; it does not receive a log",
+                status.node.name
+            )));
+        }
+        status
+            .node
+            .term
+            .as_ref()
+            .map(|t| LogTerm::new(t.epoch, t.node.clone(), repl.priority_of(&t.node)))
+    };
+    if let Some(newest) = &newest
+        && term.epoch < newest.epoch
+    {
+        return Err(Status::failed_precondition(format!(
+            "stream from term {term}, older than term {newest}"
+        )));
+    }
+    let guard = tokio::time::timeout(RECEIVE_LOCK_WAIT, repl.inner.receive_lock.clone().lock_owned())
+        .await
+        .map_err(|_| Status::unavailable("another Replicate stream is still applying"))?;
+    let head = repl
+        .store()
+        .last_log_position()
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?;
+    let receiver = Receiver::new(
+        LogHead {
+            index: head.idx,
+            hash: head.hash,
+        },
+        newest,
+    );
+    let (replies, replies_rx) = mpsc::channel(REPLY_QUEUE_BOUND);
+    tracing::info!(from = %hello.node, term = %term, index = head.idx, "receiving the log");
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut stream = Stream {
+            repl,
+            receiver,
+            replies,
+        };
+        if let Err(reason) = stream.run(&mut incoming).await {
+            tracing::info!(%reason, "replication stream ended");
+        }
+    });
+    Ok(ReceiverStream::new(replies_rx))
+}
+
+struct Stream {
+    repl: Replication,
+    receiver: Receiver,
+    replies: mpsc::Sender<Result<pb::ShipReply, Status>>,
+}
+
+impl Stream {
+    async fn send(&self, body: pb::ship_reply::Body) -> Result<(), String> {
+        self.replies
+            .send(Ok(pb::ShipReply { body: Some(body) }))
+            .await
+            .map_err(|_| "the active went away".to_string())
+    }
+
+    async fn run(&mut self, incoming: &mut Streaming<pb::ShipMessage>) -> Result<(), String> {
+        self.step(ReceiverEvent::Connected).await?;
+        self.send_orphans().await?;
+        loop {
+            let message = match incoming.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => return Err("the active ended the stream".into()),
+                Err(status) => return Err(format!("stream failed: {}", status.message())),
+            };
+            if self.repl.inner.driver.status.borrow().node.role == "active" {
+                return Err("this node became active".into());
+            }
+            use pb::ship_message::Body;
+            match message.body {
+                Some(Body::Batch(batch)) => match convert::batch_from_pb(batch) {
+                    Ok(batch) => self.step(ReceiverEvent::Batch(batch)).await?,
+                    Err(reason) => {
+                        self.refuse_not_receiving(0, &format!("malformed batch: {reason}"))
+                            .await?
+                    }
+                },
+                Some(Body::Disk(verdict)) => self.on_verdict(verdict).await,
+                Some(Body::Probe(probe)) => {
+                    let hash = self.repl.store().hash_at(probe.index).await.ok().flatten();
+                    self.send(pb::ship_reply::Body::HashAt(pb::HashAt {
+                        index: probe.index,
+                        hash: hash.unwrap_or(0),
+                        found: hash.is_some(),
+                    }))
+                    .await?;
+                }
+                Some(Body::Rewind(rewind)) => self.rewind(rewind).await?,
+                Some(Body::Hello(_)) | None => {}
+            }
+        }
+    }
+
+    async fn step(&mut self, event: ReceiverEvent) -> Result<(), String> {
+        let commands = self.receiver.step(event);
+        for command in commands {
+            match command {
+                ReceiverCommand::PersistTerm { term } => {
+                    tracing::debug!(term = %term, "newest term seen on the log")
+                }
+                ReceiverCommand::Apply { batch } => {
+                    let entries: Vec<_> = batch.entries.iter().map(stored_of).collect();
+                    let Some(last) = batch.entries.last() else {
+                        continue;
+                    };
+                    let (index, hash) = (last.index(), last.hash);
+                    if let Err(error) = self.repl.store().apply_entries(&entries).await {
+                        let message = format!("cannot apply entries {}..={index}: {error}", batch.first_index());
+                        self.repl.record("replication_apply_failed", &message).await;
+                        self.refuse_not_receiving(batch.first_index(), &message).await?;
+                        return Err(message);
+                    }
+                    self.observe_stamps(&batch.entries).await;
+                    super::merge::on_applied(&self.repl, &entries).await;
+                    self.repl.update_status(|status| {
+                        status.last_index = index;
+                        status.last_term = Some(crate::status::TermStatus {
+                            epoch: last.content.term.epoch,
+                            node: last.content.term.node.clone(),
+                        });
+                    });
+                    Box::pin(self.step(ReceiverEvent::Durable { index, hash })).await?;
+                }
+                ReceiverCommand::Refuse {
+                    from_index,
+                    refusal,
+                } => {
+                    tracing::warn!(from_index, %refusal, "refusing a batch");
+                    self.send(pb::ship_reply::Body::Refused(convert::refusal_to_pb(
+                        from_index, &refusal,
+                    )))
+                    .await?;
+                    if matches!(refusal, Refusal::StaleTerm { .. }) {
+                        return Err(format!("refused a stale term: {refusal}"));
+                    }
+                }
+                ReceiverCommand::Ack { index } => {
+                    self.send(pb::ship_reply::Body::Ack(index)).await?;
+                }
+                ReceiverCommand::Position { index, hash } => {
+                    self.send(pb::ship_reply::Body::Position(pb::LogPosition {
+                        term: None,
+                        index,
+                        rolling_hash: hash,
+                    }))
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// HLC stamps from the active move our clock; a stamp too far ahead is clamped and alerted.
+    async fn observe_stamps(&self, entries: &[tandem_replication::log::HashedEntry]) {
+        let Some(last) = entries.last() else {
+            return;
+        };
+        let observed = match self.repl.inner.hlc.lock() {
+            Ok(mut clock) => clock.observe(&last.content.hlc, Replication::wall_ms()),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .observe(&last.content.hlc, Replication::wall_ms()),
+        };
+        if observed.clamped {
+            let message = format!(
+                "a stamp from {} is more than max_clock_offset ahead of this clock; clamped",
+                last.content.hlc.node
+            );
+            self.repl.record("clock_skew", &message).await;
+        }
+    }
+
+    async fn refuse_not_receiving(&self, from_index: u64, message: &str) -> Result<(), String> {
+        self.send(pb::ship_reply::Body::Refused(pb::ShipRefusal {
+            from_index,
+            kind: pb::RefusalKind::NotReceiving as i32,
+            message: message.to_string(),
+            ..pb::ShipRefusal::default()
+        }))
+        .await
+    }
+
+    async fn on_verdict(&self, verdict: pb::DiskVerdict) {
+        let disk = match pb::DiskState::try_from(verdict.disk) {
+            Ok(pb::DiskState::Outdated) => DiskState::Outdated,
+            Ok(pb::DiskState::Consistent) => DiskState::Consistent,
+            _ => return,
+        };
+        let input = Input::SetDisk {
+            disk,
+            reason: verdict.reason,
+        };
+        let _ = self.repl.inner.driver.inputs.send(input).await;
+    }
+
+    async fn rewind(&mut self, rewind: pb::Rewind) -> Result<(), String> {
+        let ours = self.repl.store().hash_at(rewind.to_index).await.ok().flatten();
+        if ours != Some(rewind.hash) {
+            let message = format!(
+                "asked to rewind to index {}, but this log's hash there differs",
+                rewind.to_index
+            );
+            self.refuse_not_receiving(rewind.to_index, &message).await?;
+            return Err(message);
+        }
+        let (orphans, head) = match self.repl.store().rewind_after(rewind.to_index).await {
+            Ok(rewound) => rewound,
+            Err(error) => {
+                let message = format!("cannot rewind to index {}: {error}", rewind.to_index);
+                self.refuse_not_receiving(rewind.to_index, &message).await?;
+                return Err(message);
+            }
+        };
+        let message = format!(
+            "rewound {} entries after index {} into the orphans table for merge-back",
+            orphans.len(),
+            rewind.to_index
+        );
+        self.repl.record("merge", &message).await;
+        self.repl.refresh_counts().await;
+        self.repl.update_status(|status| status.last_index = head.idx);
+        let newest = self.receiver.newest_term().cloned();
+        self.receiver = Receiver::new(
+            LogHead {
+                index: head.idx,
+                hash: head.hash,
+            },
+            newest,
+        );
+        self.step(ReceiverEvent::Connected).await?;
+        self.send_orphans().await
+    }
+
+    /// Hands every kept orphan to the active, oldest first, in messages of bounded size.
+    async fn send_orphans(&self) -> Result<(), String> {
+        let orphans = match self.repl.store().orphans().await {
+            Ok(orphans) => orphans,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the orphans table");
+                return Ok(());
+            }
+        };
+        let repl = &self.repl;
+        let mut chunk = Vec::new();
+        let mut bytes = 0usize;
+        for (_, entry) in &orphans {
+            bytes += entry.approx_size_bytes();
+            chunk.push(hashed_of(entry, |node| repl.priority_of(node)));
+            if bytes > 1024 * 1024 {
+                self.send_orphan_chunk(std::mem::take(&mut chunk)).await?;
+                bytes = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            self.send_orphan_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_orphan_chunk(
+        &self,
+        entries: Vec<tandem_replication::log::HashedEntry>,
+    ) -> Result<(), String> {
+        let batch = tandem_replication::log::Batch {
+            term: LogTerm::new(0, "orphans", 0),
+            checksum: 0,
+            entries,
+        };
+        let entries = convert::batch_to_pb(&batch).entries;
+        self.send(pb::ship_reply::Body::Orphans(pb::OrphanBatch { entries }))
+            .await
+    }
+}

@@ -1,0 +1,711 @@
+//! The ship task: on the active, the log core's `Shipper` over a `Replicate` stream.
+//!
+//! The task idles while this node is not active. When it becomes active in a term it starts a
+//! session: a `Shipper` seeded from the log's transactions, and a connector that dials the peer's
+//! peer port on a connection of its own (never the keep-alive one), opens `Replicate`, and
+//! forwards the replies here. The task runs the shipper's commands in order: read and send
+//! batches, answer waiting writes, degrade (the peer is told it is `outdated`), refuse writes,
+//! truncate, and on a halt for divergence run the divergence search and tell the peer to rewind.
+//! When the node stops being active, every write still waiting is answered "outcome unknown".
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tandem_proto::peer as pb;
+use tandem_proto::peer::peer_client::PeerClient;
+use tandem_replication::bridge::hashed_of;
+use tandem_replication::log::{
+    Batch, HaltReason, LogTerm, Mode, Shipper, ShipperCommand, ShipperConfig, ShipperEvent,
+    Unavailable, WriteRefusal,
+};
+use tandem_replication::merge::{DivergenceOutcome, DivergenceSearch, ProbeAnswer, SearchStep};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::Replication;
+use super::convert;
+use super::writer::{WriteDone, WriteFailure, WriteReply};
+use crate::config::ReplicationMode;
+use crate::status::Status;
+
+/// Messages queued for one `Replicate` stream.
+const STREAM_QUEUE_BOUND: usize = 64;
+/// Reconnect back-off of the replication connection.
+const BACKOFF_FIRST: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+pub enum ShipInput {
+    /// The writer committed entries up to `last_index`.
+    Appended { last_index: u64, bytes: u64 },
+    /// A committed write waits for `index` to be released.
+    Wait {
+        index: u64,
+        done: WriteDone,
+        reply: WriteReply,
+    },
+    StreamUp {
+        generation: u64,
+        sender: mpsc::Sender<pb::ShipMessage>,
+    },
+    Reply {
+        generation: u64,
+        reply: pb::ShipReply,
+    },
+    StreamDown {
+        generation: u64,
+        reason: String,
+    },
+}
+
+pub async fn run(repl: Replication, mut inputs: mpsc::Receiver<ShipInput>) {
+    let mut status = repl.inner.driver.status.clone();
+    loop {
+        let Some(term) = wait_until_active(&mut status, &mut inputs).await else {
+            return;
+        };
+        let mut session = match Session::start(&repl, term).await {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!(%error, "cannot start shipping");
+                repl.update_status(|s| s.halted = format!("cannot start shipping: {error}"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        session.run(&mut inputs, &mut status).await;
+        session.end();
+    }
+}
+
+/// Waits until this node is active; answers stray waiting writes meanwhile.
+async fn wait_until_active(
+    status: &mut watch::Receiver<Status>,
+    inputs: &mut mpsc::Receiver<ShipInput>,
+) -> Option<LogTerm> {
+    loop {
+        if let Some(term) = active_term(&status.borrow_and_update()) {
+            return Some(term);
+        }
+        tokio::select! {
+            changed = status.changed() => changed.ok()?,
+            input = inputs.recv() => {
+                if let ShipInput::Wait { reply, .. } = input? {
+                    let _ = reply.send(Err(WriteFailure::OutcomeUnknown(
+                        "this node stopped being the active before the peer acknowledged the write"
+                            .into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn active_term(status: &Status) -> Option<LogTerm> {
+    if status.node.role != "active" {
+        return None;
+    }
+    let term = status.node.term.as_ref()?;
+    Some(LogTerm::new(term.epoch, term.node.clone(), status.node.priority))
+}
+
+struct Session {
+    repl: Replication,
+    term: LogTerm,
+    shipper: Shipper,
+    origin: Instant,
+    waiting: HashMap<u64, (WriteDone, WriteReply)>,
+    next_write_id: u64,
+    last_wait_index: u64,
+    generation: u64,
+    out: Option<mpsc::Sender<pb::ShipMessage>>,
+    connector: tokio::task::JoinHandle<()>,
+    search: Option<DivergenceSearch>,
+    /// A rewind was asked for: the peer's next position starts over.
+    rewinding: bool,
+    peer_failed: bool,
+    snapshot_reported: bool,
+}
+
+impl Session {
+    async fn start(repl: &Replication, term: LogTerm) -> Result<Session, String> {
+        let store = repl.store();
+        let first = store.first_log_idx().await.map_err(|e| e.to_string())?;
+        let last = store.last_log_position().await.map_err(|e| e.to_string())?;
+        let truncated = first.map_or(last.idx, |first| first.saturating_sub(1));
+        let config = shipper_config(repl);
+        let origin = Instant::now();
+        let mut shipper = Shipper::new(config, truncated, 0).map_err(|e| e.to_string())?;
+        // The retained log, transaction by transaction, so batches never split one.
+        let transactions: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT max(idx), sum(64 + length(pk) + coalesce(length(new_image), 0) \
+             + coalesce(length(old_image), 0)) FROM _tandem_log GROUP BY txid ORDER BY 1",
+        )
+        .fetch_all(store.reader())
+        .await
+        .map_err(|e| e.to_string())?;
+        for (last_index, bytes) in transactions {
+            let last_index = last_index.max(0) as u64;
+            if last_index > shipper.last_index() {
+                shipper.step(
+                    ShipperEvent::Appended {
+                        last_index,
+                        bytes: bytes.max(0) as u64,
+                    },
+                    0,
+                );
+            }
+        }
+        let connector = tokio::spawn(connect_loop(repl.clone(), term.clone()));
+        repl.update_status(|status| {
+            status.halted.clear();
+            status.degraded = false;
+        });
+        tracing::info!(term = %term, last_index = last.idx, "shipping starts");
+        Ok(Session {
+            repl: repl.clone(),
+            term,
+            shipper,
+            origin,
+            waiting: HashMap::new(),
+            next_write_id: 1,
+            last_wait_index: 0,
+            generation: 0,
+            out: None,
+            connector,
+            search: None,
+            rewinding: false,
+            peer_failed: false,
+            snapshot_reported: false,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn run(
+        &mut self,
+        inputs: &mut mpsc::Receiver<ShipInput>,
+        status: &mut watch::Receiver<Status>,
+    ) {
+        let interval = self.repl.inner.config.timers.keepalive_interval;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if active_term(&status.borrow_and_update()).as_ref() != Some(&self.term) {
+                        return;
+                    }
+                }
+                input = inputs.recv() => match input {
+                    Some(input) => self.on_input(input).await,
+                    None => return,
+                },
+                _ = ticker.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    fn end(mut self) {
+        self.connector.abort();
+        let reason = "this node stopped being the active before the peer acknowledged the write";
+        for (_, (_, reply)) in self.waiting.drain() {
+            let _ = reply.send(Err(WriteFailure::OutcomeUnknown(reason.into())));
+        }
+        self.repl.update_status(|status| {
+            status.peer_acked_index = 0;
+            status.lag_entries = 0;
+        });
+        tracing::info!(term = %self.term, "shipping ends");
+    }
+
+    async fn on_tick(&mut self) {
+        let failed = self.repl.inner.driver.status.borrow().peer.state == "failed";
+        if failed != self.peer_failed {
+            self.peer_failed = failed;
+            let connected = self.out.is_some();
+            self.step(ShipperEvent::PeerState { connected, failed })
+                .await;
+        }
+        self.step(ShipperEvent::Tick).await;
+    }
+
+    async fn on_input(&mut self, input: ShipInput) {
+        match input {
+            ShipInput::Appended { last_index, bytes } => {
+                if last_index > self.shipper.last_index() {
+                    self.step(ShipperEvent::Appended { last_index, bytes })
+                        .await;
+                }
+            }
+            ShipInput::Wait { index, done, reply } => {
+                if index > self.shipper.last_index() {
+                    let _ = reply.send(Err(WriteFailure::OutcomeUnknown(
+                        "the write committed outside this node's term".into(),
+                    )));
+                    return;
+                }
+                let index = index.max(self.last_wait_index);
+                self.last_wait_index = index;
+                let write_id = self.next_write_id;
+                self.next_write_id += 1;
+                self.waiting.insert(write_id, (done, reply));
+                self.step(ShipperEvent::WriteWaiting { write_id, index })
+                    .await;
+            }
+            ShipInput::StreamUp { generation, sender } => {
+                self.generation = generation;
+                self.out = Some(sender);
+                self.search = None;
+                self.rewinding = false;
+                let failed = self.peer_failed;
+                self.step(ShipperEvent::PeerState {
+                    connected: true,
+                    failed,
+                })
+                .await;
+            }
+            ShipInput::StreamDown { generation, reason } => {
+                if generation != self.generation || self.out.is_none() {
+                    return;
+                }
+                tracing::debug!(%reason, "replication stream down");
+                self.out = None;
+                self.search = None;
+                self.rewinding = false;
+                let failed = self.peer_failed;
+                self.step(ShipperEvent::PeerState {
+                    connected: false,
+                    failed,
+                })
+                .await;
+            }
+            ShipInput::Reply { generation, reply } => {
+                if generation == self.generation && self.out.is_some() {
+                    self.on_reply(reply).await;
+                }
+            }
+        }
+    }
+
+    async fn on_reply(&mut self, reply: pb::ShipReply) {
+        use pb::ship_reply::Body;
+        match reply.body {
+            Some(Body::Position(position)) => {
+                if self.rewinding {
+                    self.rewinding = false;
+                    self.restart_position().await;
+                }
+                let ours = self.repl.store().hash_at(position.index).await.ok().flatten();
+                let hash_matches = ours.map(|hash| hash == position.rolling_hash);
+                if position.index <= self.shipper.last_index() && hash_matches == Some(true) {
+                    self.repl.update_status(|status| status.halted.clear());
+                }
+                self.step(ShipperEvent::PeerPosition {
+                    index: position.index,
+                    hash_matches,
+                })
+                .await;
+            }
+            Some(Body::Ack(index)) => self.step(ShipperEvent::PeerAcked { index }).await,
+            Some(Body::Refused(refusal)) => match convert::refusal_from_pb(&refusal) {
+                Some(parsed) => {
+                    self.step(ShipperEvent::PeerRefused {
+                        from_index: refusal.from_index,
+                        refusal: parsed,
+                    })
+                    .await
+                }
+                None => {
+                    let message = format!("the peer does not receive: {}", refusal.message);
+                    self.halted(message).await;
+                    self.drop_stream().await;
+                }
+            },
+            Some(Body::HashAt(answer)) => self.on_hash_at(answer).await,
+            Some(Body::Orphans(orphans)) => {
+                super::merge::reapply(&self.repl, orphans).await;
+            }
+            None => {}
+        }
+    }
+
+    async fn drop_stream(&mut self) {
+        self.out = None;
+        let failed = self.peer_failed;
+        Box::pin(self.step(ShipperEvent::PeerState {
+            connected: false,
+            failed,
+        }))
+        .await;
+        // The connector notices the closed sender and dials again.
+    }
+
+    async fn halted(&self, message: String) {
+        self.repl.update_status(|status| {
+            if status.halted != message {
+                status.halted = message.clone();
+            }
+        });
+        self.repl.record("replication_halted", &message).await;
+    }
+
+    async fn step(&mut self, event: ShipperEvent) {
+        let now_ms = self.now_ms();
+        let commands = self.shipper.step(event, now_ms);
+        for command in commands {
+            self.run_command(command).await;
+        }
+        let shipper = &self.shipper;
+        let (last, acked, lag, degraded) = (
+            shipper.last_index(),
+            shipper.peer_acked_index(),
+            shipper.lag_entries(),
+            shipper.degraded(),
+        );
+        self.repl.update_status(|status| {
+            status.last_index = last;
+            status.peer_acked_index = acked;
+            status.lag_entries = lag;
+            status.degraded = degraded;
+        });
+    }
+
+    async fn run_command(&mut self, command: ShipperCommand) {
+        match command {
+            ShipperCommand::SendBatch {
+                from_index,
+                to_index,
+            } => self.send_batch(from_index, to_index).await,
+            ShipperCommand::AckWrites { write_ids } => {
+                for id in write_ids {
+                    if let Some((done, reply)) = self.waiting.remove(&id) {
+                        let _ = reply.send(Ok(done));
+                    }
+                }
+            }
+            ShipperCommand::OutcomeUnknown { write_ids } => {
+                for id in write_ids {
+                    if let Some((_, reply)) = self.waiting.remove(&id) {
+                        let _ = reply.send(Err(WriteFailure::OutcomeUnknown(
+                            "committed on the active, but the peer's acknowledgement never came"
+                                .into(),
+                        )));
+                    }
+                }
+            }
+            ShipperCommand::Degrade { reason } => {
+                let why = unavailable_text(reason);
+                let message =
+                    format!("replication degraded to async ({why}); the peer is now outdated");
+                self.verdict(pb::DiskState::Outdated, &message).await;
+                self.repl.record("replication_degraded", &message).await;
+            }
+            ShipperCommand::Resync => {
+                let message = "the peer caught up; replication is synchronous again";
+                self.verdict(pb::DiskState::Consistent, message).await;
+                self.repl.record("replication_resynced", message).await;
+            }
+            ShipperCommand::RefuseWrites { reason } => {
+                let text = match reason {
+                    WriteRefusal::PeerUnavailable(why) => format!(
+                        "writes refused: sync_strict and the peer is unavailable ({})",
+                        unavailable_text(why)
+                    ),
+                    WriteRefusal::WaitingWritesFull => {
+                        "writes refused: too many writes wait for the peer".to_string()
+                    }
+                };
+                if let Ok(mut refusing) = self.repl.inner.refusing.lock() {
+                    *refusing = Some(text.clone());
+                }
+                self.repl.record("replication_refusing", &text).await;
+            }
+            ShipperCommand::AdmitWrites => {
+                if let Ok(mut refusing) = self.repl.inner.refusing.lock() {
+                    *refusing = None;
+                }
+            }
+            ShipperCommand::NeedSnapshot { peer_index } => {
+                if !self.snapshot_reported {
+                    self.snapshot_reported = true;
+                    let first = self.shipper.first_retained_index();
+                    let message = format!(
+                        "the peer is at index {peer_index}, before the oldest retained entry \
+                         {first}: it needs a snapshot (`tandemctl resync --to-peer`)"
+                    );
+                    self.halted(message).await;
+                }
+            }
+            ShipperCommand::Truncate { before_index } => {
+                if let Err(error) = self.repl.store().truncate_log_before(before_index).await {
+                    tracing::warn!(%error, "cannot truncate the replication log");
+                }
+            }
+            ShipperCommand::Halt { reason } => self.on_halt(reason).await,
+        }
+    }
+
+    async fn verdict(&self, disk: pb::DiskState, reason: &str) {
+        if let Some(out) = &self.out {
+            let message = pb::ShipMessage {
+                body: Some(pb::ship_message::Body::Disk(pb::DiskVerdict {
+                    disk: disk as i32,
+                    reason: reason.to_string(),
+                })),
+            };
+            let _ = out.send(message).await;
+        }
+    }
+
+    async fn send_batch(&mut self, from_index: u64, to_index: u64) {
+        let Some(out) = self.out.clone() else {
+            return;
+        };
+        let count = usize::try_from(to_index.saturating_sub(from_index) + 1).unwrap_or(usize::MAX);
+        let entries = match self
+            .repl
+            .store()
+            .read_log(from_index.saturating_sub(1), count, usize::MAX)
+            .await
+        {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, from_index, to_index, "cannot read the log to ship");
+                self.drop_stream().await;
+                return;
+            }
+        };
+        let repl = &self.repl;
+        let hashed = entries
+            .iter()
+            .take_while(|entry| entry.idx <= to_index)
+            .map(|entry| hashed_of(entry, |node| repl.priority_of(node)))
+            .collect();
+        let batch = Batch::new(self.term.clone(), hashed);
+        let message = pb::ShipMessage {
+            body: Some(pb::ship_message::Body::Batch(convert::batch_to_pb(&batch))),
+        };
+        if out.send(message).await.is_err() {
+            self.drop_stream().await;
+        }
+    }
+
+    async fn on_halt(&mut self, reason: HaltReason) {
+        let (text, diverged_at) = match &reason {
+            HaltReason::Diverged { peer_index } => (
+                format!("the peer's log differs from ours at or before index {peer_index}"),
+                Some(*peer_index),
+            ),
+            HaltReason::PeerAhead {
+                peer_index,
+                last_index,
+            } => (
+                format!("the peer's log ends at {peer_index}, after ours at {last_index}"),
+                Some(*peer_index),
+            ),
+            HaltReason::Refused(refusal) => (format!("the peer refused a batch: {refusal}"), None),
+            HaltReason::RefusedRepeatedly(refusal) => (
+                format!("the peer refused a batch repeatedly: {refusal}"),
+                None,
+            ),
+        };
+        self.halted(format!("shipping halted: {text}")).await;
+        if let Some(their_last) = diverged_at {
+            let search = DivergenceSearch::new(self.shipper.last_index(), their_last);
+            self.search = Some(search);
+            self.next_probe().await;
+        }
+    }
+
+    async fn next_probe(&mut self) {
+        let Some(search) = &self.search else {
+            return;
+        };
+        match search.step() {
+            SearchStep::Probe { index } => {
+                if let Some(out) = &self.out {
+                    let probe = pb::ShipMessage {
+                        body: Some(pb::ship_message::Body::Probe(pb::HashProbe { index })),
+                    };
+                    let _ = out.send(probe).await;
+                }
+            }
+            SearchStep::Done(DivergenceOutcome::Common { index }) => {
+                self.search = None;
+                let hash = self.repl.store().hash_at(index).await.ok().flatten().unwrap_or(0);
+                let message = format!(
+                    "divergence: the last common index is {index}; the peer moves its entries \
+                     after it to its orphans table and rewinds"
+                );
+                self.repl.record("merge", &message).await;
+                if let Some(out) = &self.out {
+                    self.rewinding = true;
+                    let rewind = pb::ShipMessage {
+                        body: Some(pb::ship_message::Body::Rewind(pb::Rewind {
+                            to_index: index,
+                            hash,
+                        })),
+                    };
+                    let _ = out.send(rewind).await;
+                }
+            }
+            SearchStep::Done(DivergenceOutcome::PastRetention { unknown_index }) => {
+                self.search = None;
+                let message = format!(
+                    "divergence below the retained log (index {unknown_index}): the peer needs a \
+                     snapshot; its database must be kept as diverged-<term>.db"
+                );
+                self.halted(message).await;
+            }
+        }
+    }
+
+    async fn on_hash_at(&mut self, answer: pb::HashAt) {
+        let ours = self.repl.store().hash_at(answer.index).await.ok().flatten();
+        let probe = match (ours, answer.found) {
+            (Some(our_hash), true) => ProbeAnswer::Hashes {
+                our_hash,
+                their_hash: answer.hash,
+            },
+            _ => ProbeAnswer::Unknown,
+        };
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        if let Err(error) = search.answer(answer.index, probe) {
+            tracing::warn!(%error, "dropping a stale hash answer");
+            return;
+        }
+        self.next_probe().await;
+    }
+
+    /// After a rewind the peer reports its new position on the same stream: start over as on a
+    /// new stream.
+    async fn restart_position(&mut self) {
+        let failed = self.peer_failed;
+        self.step(ShipperEvent::PeerState {
+            connected: false,
+            failed,
+        })
+        .await;
+        self.step(ShipperEvent::PeerState {
+            connected: true,
+            failed,
+        })
+        .await;
+    }
+}
+
+fn unavailable_text(reason: Unavailable) -> String {
+    match reason {
+        Unavailable::SyncTimeout { waited_ms } => {
+            format!("the oldest write waited {waited_ms} ms for the peer, above sync_timeout")
+        }
+        Unavailable::PeerFailed => "the peer is failed".into(),
+    }
+}
+
+fn shipper_config(repl: &Replication) -> ShipperConfig {
+    let config = &repl.inner.config;
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    ShipperConfig {
+        mode: match config.replication.mode {
+            ReplicationMode::Sync => Mode::Sync,
+            ReplicationMode::Async => Mode::Async,
+        },
+        sync_strict: config.replication.sync_strict,
+        sync_timeout_ms: millis(config.replication.sync_timeout),
+        tick_interval_ms: millis(config.timers.keepalive_interval),
+        batches_in_flight_max: 4,
+        retention_entries: config.replication.retention_entries,
+        retention_bytes: config.replication.retention_bytes,
+        ..ShipperConfig::default()
+    }
+}
+
+/// Dials the peer for replication until the session ends (the task is aborted).
+async fn connect_loop(repl: Replication, term: LogTerm) {
+    let config = &repl.inner.config;
+    let inputs = repl.inner.ship.clone();
+    let mut generation = 0u64;
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        generation += 1;
+        let connected = crate::tls::connect(
+            &config.peer.address,
+            &config.peer.name,
+            repl.inner.peer_tls.clone(),
+            config.timers.keepalive_interval * 5,
+        )
+        .await;
+        match connected {
+            Ok(channel) => {
+                let reason = stream_on(&repl, channel, &term, generation, &inputs).await;
+                let _ = inputs
+                    .send(ShipInput::StreamDown { generation, reason })
+                    .await;
+                backoff = BACKOFF_FIRST;
+            }
+            Err(error) => tracing::debug!(%error, "replication dial failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn stream_on(
+    repl: &Replication,
+    channel: tonic::transport::Channel,
+    term: &LogTerm,
+    generation: u64,
+    inputs: &mpsc::Sender<ShipInput>,
+) -> String {
+    let (sender, receiver) = mpsc::channel(STREAM_QUEUE_BOUND);
+    let hello = pb::ShipMessage {
+        body: Some(pb::ship_message::Body::Hello(pb::ShipHello {
+            term: Some(convert::term_to_pb(term)),
+            node: repl.inner.config.node.name.clone(),
+            last_index: 0,
+        })),
+    };
+    if sender.send(hello).await.is_err() {
+        return "stream closed".into();
+    }
+    let mut client = PeerClient::new(channel)
+        .max_decoding_message_size(super::receive::SHIP_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(super::receive::SHIP_MESSAGE_BYTES_MAX);
+    let mut replies = match client.replicate(ReceiverStream::new(receiver)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return format!("Replicate refused: {}", status.message()),
+    };
+    // The session holds the only sender: when it drops it, the request stream ends, the peer
+    // ends its replies, and this loop dials again.
+    if inputs
+        .send(ShipInput::StreamUp { generation, sender })
+        .await
+        .is_err()
+    {
+        return "ship task gone".into();
+    }
+    loop {
+        match replies.message().await {
+            Ok(Some(reply)) => {
+                if inputs
+                    .send(ShipInput::Reply { generation, reply })
+                    .await
+                    .is_err()
+                {
+                    return "ship task gone".into();
+                }
+            }
+            Ok(None) => return "the peer ended the stream".into(),
+            Err(status) => return format!("stream failed: {}", status.message()),
+        }
+    }
+}

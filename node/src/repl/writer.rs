@@ -1,0 +1,290 @@
+//! The writer task: client writes in groups, one commit (one fsync) per group.
+//!
+//! Requests queue on a channel; the task takes every request waiting (up to `GROUP_MAX`), runs
+//! each in its own savepoint of one transaction, commits once, and hands the committed ones to the
+//! ship task, which answers them when the shipper releases them. So the writer never waits for
+//! the peer: acknowledgements are awaited outside it, while the next group is already running.
+//!
+//! Each write records its outcome under its request id in `tandem_requests`, in the same
+//! transaction, so a retry (here or on the other node after a failover) finds it and is answered
+//! with the first outcome instead of running again.
+
+use tandem_replication::data_api::{self, DataError, Statement};
+use tandem_replication::store::{CaptureContext, StoreError, WriteGroup};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Replication;
+use super::ship::ShipInput;
+
+/// Most client writes in one group (one commit).
+const GROUP_MAX: usize = 256;
+
+pub type WriteReply = oneshot::Sender<Result<WriteDone, WriteFailure>>;
+
+pub struct WriteRequest {
+    pub request_id: String,
+    pub statements: Vec<Statement>,
+    pub reply: WriteReply,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteDone {
+    pub rows_affected: Vec<u64>,
+    pub last_insert_rowid: i64,
+    /// The write's last log entry; 0 when it changed no replicated row.
+    pub log_index: u64,
+    /// The stored outcome of an earlier request with the same id.
+    pub replayed: bool,
+}
+
+#[derive(Debug)]
+pub enum WriteFailure {
+    /// This node does not admit writes: it is not the active (or its lease lapsed).
+    NotActive,
+    /// Refused before commit; nothing was written.
+    Unavailable(String),
+    /// Committed here, but the acknowledgement it waited for never came.
+    OutcomeUnknown(String),
+    /// The client's statements: bad SQL, refused, too large, too slow. Nothing was written.
+    Invalid(DataError),
+    /// The store failed; nothing was written.
+    Store(String),
+}
+
+pub async fn run(repl: Replication, mut requests: mpsc::Receiver<WriteRequest>) {
+    while let Some(first) = requests.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match requests.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        repl.write_group(group).await;
+    }
+}
+
+enum Outcome {
+    Committed(WriteDone),
+    Failed(WriteFailure),
+}
+
+impl Replication {
+    async fn write_group(&self, group: Vec<WriteRequest>) {
+        let Some((term_epoch, term_node)) = self.writable_term() else {
+            for request in group {
+                let _ = request.reply.send(Err(WriteFailure::NotActive));
+            }
+            return;
+        };
+        let refusing = self.inner.refusing.lock().map(|r| r.clone()).unwrap_or(None);
+        if let Some(reason) = refusing {
+            for request in group {
+                let _ = request.reply.send(Err(WriteFailure::Unavailable(reason.clone())));
+            }
+            return;
+        }
+        let mut write_group = match self.inner.store.begin_write_group().await {
+            Ok(write_group) => write_group,
+            Err(error) => {
+                for request in group {
+                    let _ = request.reply.send(Err(WriteFailure::Store(error.to_string())));
+                }
+                return;
+            }
+        };
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut bytes = 0u64;
+        for request in &group {
+            bytes += request
+                .statements
+                .iter()
+                .map(|statement| {
+                    statement.sql.len() as u64
+                        + statement
+                            .params
+                            .iter()
+                            .map(|param| param.size_bytes() as u64)
+                            .sum::<u64>()
+                })
+                .sum::<u64>()
+                + 128;
+            let context = self.capture_context(term_epoch, &term_node);
+            outcomes.push(self.write_one(&mut write_group, &context, request).await);
+        }
+        let committed = write_group.commit().await;
+        let last_index = match committed {
+            Ok(position) => position.idx,
+            Err(error) => {
+                // Nothing of this group is on disk: every write fails, none is half done.
+                let reason = format!("the write was rolled back ({error}); retry");
+                for request in group {
+                    let _ = request
+                        .reply
+                        .send(Err(WriteFailure::Unavailable(reason.clone())));
+                }
+                return;
+            }
+        };
+        let changed = outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, Outcome::Committed(done) if done.log_index > 0));
+        if changed {
+            let _ = self
+                .inner
+                .ship
+                .send(ShipInput::Appended { last_index, bytes })
+                .await;
+            self.update_status(|status| status.last_index = status.last_index.max(last_index));
+        }
+        for (request, outcome) in group.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Failed(failure) => {
+                    let _ = request.reply.send(Err(failure));
+                }
+                Outcome::Committed(done) if done.log_index == 0 && !done.replayed => {
+                    let _ = request.reply.send(Ok(done));
+                }
+                Outcome::Committed(done) => {
+                    // A replayed outcome waits for everything written so far: its own entries
+                    // are somewhere before `last_index`.
+                    let index = if done.replayed {
+                        last_index
+                    } else {
+                        done.log_index
+                    };
+                    let wait = ShipInput::Wait {
+                        index,
+                        done,
+                        reply: request.reply,
+                    };
+                    let _ = self.inner.ship.send(wait).await;
+                }
+            }
+        }
+    }
+
+    /// The term this node writes in, if it admits writes now.
+    fn writable_term(&self) -> Option<(u64, String)> {
+        if !self.inner.driver.admission.admits() {
+            return None;
+        }
+        let status = self.inner.driver.status.borrow();
+        if status.node.role != "active" {
+            return None;
+        }
+        status
+            .node
+            .term
+            .as_ref()
+            .map(|term| (term.epoch, term.node.clone()))
+    }
+
+    fn capture_context(&self, term_epoch: u64, term_node: &str) -> CaptureContext {
+        let stamp = match self.inner.hlc.lock() {
+            Ok(mut clock) => clock.tick(Replication::wall_ms()),
+            Err(poisoned) => poisoned.into_inner().tick(Replication::wall_ms()),
+        };
+        CaptureContext {
+            term_epoch,
+            term_node: term_node.to_owned(),
+            txid: random_txid(),
+            hlc_ms: stamp.ms,
+            hlc_logical: stamp.logical,
+            hlc_node: stamp.node,
+            origin: self.inner.config.node.name.clone(),
+        }
+    }
+
+    async fn write_one(
+        &self,
+        write_group: &mut WriteGroup,
+        context: &CaptureContext,
+        request: &WriteRequest,
+    ) -> Outcome {
+        let mut write = match write_group.begin_write(context).await {
+            Ok(write) => write,
+            Err(error) => return Outcome::Failed(store_failure(error)),
+        };
+        let earlier = if request.request_id.is_empty() {
+            Ok(None)
+        } else {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT rows_affected, last_insert_rowid FROM tandem_requests WHERE request_id = ?",
+            )
+            .bind(&request.request_id)
+            .fetch_optional(write.connection())
+            .await
+        };
+        match earlier {
+            Ok(Some((rows_affected, last_insert_rowid))) => {
+                let _ = write.undo().await;
+                return Outcome::Committed(WriteDone {
+                    rows_affected: serde_json::from_str(&rows_affected).unwrap_or_default(),
+                    last_insert_rowid,
+                    log_index: 0,
+                    replayed: true,
+                });
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let _ = write.undo().await;
+                return Outcome::Failed(WriteFailure::Store(error.to_string()));
+            }
+        }
+        let limits = self.inner.limits.clone();
+        let result = match data_api::execute(write.connection(), &request.statements, &limits).await
+        {
+            Ok(result) => result,
+            Err(error) => {
+                let _ = write.undo().await;
+                return Outcome::Failed(WriteFailure::Invalid(error));
+            }
+        };
+        if !request.request_id.is_empty() {
+            let rows = serde_json::to_string(&result.rows_affected).unwrap_or_default();
+            let recorded = sqlx::query(
+                "INSERT INTO tandem_requests (request_id, rows_affected, last_insert_rowid, at_ms) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&request.request_id)
+            .bind(rows)
+            .bind(result.last_insert_rowid)
+            .bind(crate::state_store::wall_clock_ms())
+            .execute(write.connection())
+            .await;
+            if let Err(error) = recorded {
+                let _ = write.undo().await;
+                return Outcome::Failed(WriteFailure::Store(error.to_string()));
+            }
+        }
+        match write.finish().await {
+            Ok(range) => Outcome::Committed(WriteDone {
+                rows_affected: result.rows_affected,
+                last_insert_rowid: result.last_insert_rowid,
+                log_index: range.map_or(0, |(_, last)| last),
+                replayed: false,
+            }),
+            Err(error) => Outcome::Failed(store_failure(error)),
+        }
+    }
+}
+
+fn store_failure(error: StoreError) -> WriteFailure {
+    match error {
+        StoreError::WriteGroupAborted => WriteFailure::Unavailable(
+            "the write was rolled back with its group (a statement ran too long); retry".into(),
+        ),
+        other => WriteFailure::Store(other.to_string()),
+    }
+}
+
+/// A transaction id: random, so ids never repeat across restarts or nodes. Kept below 2^63
+/// (SQLite integers are signed).
+fn random_txid() -> u64 {
+    let mut bytes = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        return u64::try_from(crate::state_store::wall_clock_ms()).unwrap_or(1);
+    }
+    (u64::from_le_bytes(bytes) >> 1).max(1)
+}

@@ -1,0 +1,147 @@
+//! `Store::rewind_after`: the rejoining node's half of merge-back (DESIGN.md §4, divergence).
+//!
+//! Everything after the last common index is first copied to `_tandem_orphans`, then undone
+//! from its old images, newest first, and removed from the log, all in one transaction: a crash
+//! leaves either the diverged log or the rewound one with every orphan kept, never a mix. The
+//! undo is quiet (the applying flag), so it is not captured. Not here: finding the common index
+//! (the log core's divergence search) or re-applying the orphans (the active's driver).
+
+use super::entry::{ChangeOp, LogEntry};
+use super::error::{StoreError, to_sql_int};
+use super::handle::Store;
+use super::log_table::{ENTRY_COLUMNS, LogPosition, entry_from_row, last_position};
+use super::writer_transaction::WriterTransaction;
+
+impl Store {
+    /// Moves the entries after `idx` to the orphans table and undoes their changes. Returns the
+    /// orphans, oldest first, and the log's new last position (at `idx`).
+    pub async fn rewind_after(
+        &self,
+        idx: u64,
+    ) -> Result<(Vec<LogEntry>, LogPosition), StoreError> {
+        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx"
+        ))
+        .bind(to_sql_int("idx", idx)?)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let orphans = rows
+            .iter()
+            .map(|row| entry_from_row(row, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *transaction)
+            .await?;
+        super::apply::set_applying(&mut transaction, true).await?;
+        for entry in &orphans {
+            keep_orphan(&mut transaction, entry).await?;
+        }
+        for entry in orphans.iter().rev() {
+            super::apply::apply_change(&mut transaction, &inverse(entry)).await?;
+        }
+        sqlx::query("DELETE FROM _tandem_log WHERE idx > ?")
+            .bind(to_sql_int("idx", idx)?)
+            .execute(&mut *transaction)
+            .await?;
+        super::apply::set_applying(&mut transaction, false).await?;
+        let position = last_position(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok((orphans, position))
+    }
+
+    /// The orphans still kept, oldest first.
+    pub async fn orphans(&self) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, {ENTRY_COLUMNS} FROM _tandem_orphans ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = sqlx::Row::try_get(row, "id")?;
+                Ok((id, entry_from_row(row, true)?))
+            })
+            .collect()
+    }
+
+    /// Forgets the orphans of these transactions: the active re-applied them (or recorded them
+    /// as conflicts) and that came back through replication. Returns how many were dropped.
+    pub async fn drop_orphan_transactions(&self, txids: &[u64]) -> Result<u64, StoreError> {
+        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut dropped = 0;
+        for txid in txids {
+            dropped += sqlx::query("DELETE FROM _tandem_orphans WHERE txid = ?")
+                .bind(to_sql_int("txid", *txid)?)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(dropped)
+    }
+
+    /// Forgets the orphans with these ids: they are back through replication, or conflicts.
+    pub async fn drop_orphans(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        for id in ids {
+            sqlx::query("DELETE FROM _tandem_orphans WHERE id = ?")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+async fn keep_orphan(
+    connection: &mut sqlx::SqliteConnection,
+    entry: &LogEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO _tandem_orphans (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
+         old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, rewound_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+    )
+    .bind(to_sql_int("idx", entry.idx)?)
+    .bind(to_sql_int("term epoch", entry.term_epoch)?)
+    .bind(&entry.term_node)
+    .bind(to_sql_int("txid", entry.txid)?)
+    .bind(&entry.table)
+    .bind(&entry.pk)
+    .bind(entry.op.as_str())
+    .bind(&entry.new_image)
+    .bind(&entry.old_image)
+    .bind(to_sql_int("hlc ms", entry.hlc_ms)?)
+    .bind(i64::from(entry.hlc_logical))
+    .bind(&entry.hlc_node)
+    .bind(&entry.origin)
+    .bind(entry.hash as i64)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The change that undoes `entry`.
+fn inverse(entry: &LogEntry) -> LogEntry {
+    let mut undo = entry.clone();
+    match entry.op {
+        ChangeOp::Insert => {
+            undo.op = ChangeOp::Delete;
+            undo.old_image = entry.new_image.clone();
+            undo.new_image = None;
+        }
+        ChangeOp::Update => {
+            undo.new_image = entry.old_image.clone();
+            undo.old_image = entry.new_image.clone();
+        }
+        ChangeOp::Delete => {
+            undo.op = ChangeOp::Insert;
+            undo.new_image = entry.old_image.clone();
+            undo.old_image = None;
+        }
+    }
+    undo
+}
