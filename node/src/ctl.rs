@@ -78,6 +78,15 @@ pub enum CtlCommand {
     Monitoring { mode: MonitoringMode },
     /// Make this node ineligible to become active (on), or eligible again (off).
     Maintenance { state: OnOff },
+    /// Run one SQL statement against the active node (from either node).
+    Sql { statement: String },
+    /// Compare row hashes of the replicated tables on both nodes at one log index.
+    Verify,
+    /// List merge-back conflicts: the losing image of each.
+    Conflicts {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Certificates for a new pair.
     Certs {
         #[command(subcommand)]
@@ -236,8 +245,149 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             print_reply(client.set_maintenance(request).await, cli.json)
         }
+        CtlCommand::Sql { statement } => sql(&mut client, statement, cli.json).await,
+        CtlCommand::Verify => verify(&mut client, cli.json).await,
+        CtlCommand::Conflicts { limit } => conflicts(&mut client, limit, cli.json).await,
         CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
     }
+}
+
+async fn sql(
+    client: &mut AdminClient<Channel>,
+    statement: String,
+    json: bool,
+) -> Result<(), Failure> {
+    let reply = client
+        .sql(pb::SqlRequest { sql: statement })
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    let rows: Vec<serde_json::Value> = reply
+        .rows_json
+        .iter()
+        .map(|row| serde_json::from_str(row).unwrap_or(serde_json::Value::Null))
+        .collect();
+    if json {
+        let out = serde_json::json!({
+            "node": reply.node,
+            "columns": reply.columns,
+            "rows": rows,
+            "rows_affected": reply.rows_affected,
+            "log_index": reply.log_index,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if reply.columns.is_empty() {
+        let affected: u64 = reply.rows_affected.iter().sum();
+        println!(
+            "{affected} rows changed on {} (log index {})",
+            reply.node, reply.log_index
+        );
+        return Ok(());
+    }
+    println!("{}", reply.columns.join(" | "));
+    for row in &rows {
+        let cells: Vec<String> = row
+            .as_array()
+            .map(|cells| {
+                cells
+                    .iter()
+                    .map(|cell| match cell {
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("{}", cells.join(" | "));
+    }
+    println!("({} rows from {})", rows.len(), reply.node);
+    Ok(())
+}
+
+async fn verify(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Failure> {
+    let reply = client
+        .verify(pb::VerifyRequest {})
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    if json {
+        let tables: Vec<_> = reply
+            .tables
+            .iter()
+            .map(|t| {
+                serde_json::json!({"table": t.table, "local_rows": t.local_rows,
+                    "peer_rows": t.peer_rows, "same": t.same})
+            })
+            .collect();
+        let out = serde_json::json!({"index": reply.index, "node": reply.node,
+            "peer": reply.peer, "identical": reply.identical, "tables": tables});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "compared {} and {} at log index {}",
+            reply.node, reply.peer, reply.index
+        );
+        for table in &reply.tables {
+            println!(
+                "  {:<24} {:>8} rows here  {:>8} rows on the peer  {}",
+                table.table,
+                table.local_rows,
+                table.peer_rows,
+                if table.same { "same" } else { "DIFFERENT" }
+            );
+        }
+    }
+    if reply.identical {
+        if !json {
+            println!("identical");
+        }
+        Ok(())
+    } else {
+        let differ: Vec<_> = reply
+            .tables
+            .iter()
+            .filter(|t| !t.same)
+            .map(|t| t.table.as_str())
+            .collect();
+        Err(Failure(format!("tables differ: {}", differ.join(", "))))
+    }
+}
+
+async fn conflicts(client: &mut AdminClient<Channel>, limit: u32, json: bool) -> Result<(), Failure> {
+    let reply = client
+        .conflicts(pb::ConflictsRequest { limit })
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    if json {
+        let rows: Vec<_> = reply
+            .conflicts
+            .iter()
+            .map(|c| {
+                serde_json::json!({"at_ms": c.at_ms, "table": c.table, "primary_key": c.primary_key,
+                    "reason": c.reason, "losing_image": c.losing_image, "kept_image": c.kept_image})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if reply.conflicts.is_empty() {
+        println!("no conflicts");
+    }
+    for conflict in &reply.conflicts {
+        println!(
+            "{}  {} {}  {}\n    lost: {}\n    kept: {}",
+            conflict.at_ms,
+            conflict.table,
+            conflict.primary_key,
+            conflict.reason,
+            if conflict.losing_image.is_empty() { "(deleted)" } else { &conflict.losing_image },
+            if conflict.kept_image.is_empty() { "(deleted)" } else { &conflict.kept_image },
+        );
+    }
+    Ok(())
 }
 
 /// Where to dial and with which files, from --config or from --node/--ca/--cert/--key.
@@ -353,6 +503,28 @@ pub fn render_status(status: &Status) -> String {
         on_off(peer.maintenance),
         status.switchover.state
     ));
+    let replication = &status.replication;
+    text.push_str(&format!(
+        "replication {}{}  last index {}  peer acked {}  lag {}",
+        replication.mode,
+        if replication.degraded { " (degraded)" } else { "" },
+        replication.last_index,
+        replication.peer_acked_index,
+        replication.lag_entries
+    ));
+    if let Some(progress) = replication.snapshot_progress {
+        text.push_str(&format!("  snapshot {:.0}%", progress * 100.0));
+    }
+    if replication.orphans > 0 || replication.conflicts > 0 {
+        text.push_str(&format!(
+            "  orphans {}  conflicts {}",
+            replication.orphans, replication.conflicts
+        ));
+    }
+    text.push('\n');
+    if !replication.halted.is_empty() {
+        text.push_str(&format!("halted      {}\n", replication.halted));
+    }
     if peer.version_mismatch || peer.config_mismatch {
         text.push_str("warning     the peer's version or shared settings differ (see events)\n");
     }

@@ -2,6 +2,8 @@
 //! test binary, and waits on status conditions.
 #![allow(dead_code)]
 
+pub mod data;
+
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 

@@ -1,0 +1,156 @@
+//! The replicated database end to end: writes on the active reach the passive; the passive
+//! refuses writes and names the active; bad requests get clear errors; `verify` compares.
+
+mod common;
+
+use common::data::*;
+use common::*;
+use tandem_harness::{Cluster, ClusterSpec};
+
+fn start(dir: &tempfile::TempDir) -> anyhow::Result<Cluster> {
+    Cluster::start(with_schema(ClusterSpec::new(), dir.path()), &bins())
+}
+
+#[test]
+fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let cluster = start(&dir)?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let mut b = client(&cluster, "b").await?;
+
+        phase("write 50 rows on a, one with a BLOB of every byte value");
+        let all_bytes: Vec<u8> = (0..=255).collect();
+        for id in 0..50 {
+            let payload = if id == 7 { blob(&all_bytes) } else { blob(b"x") };
+            let reply = execute(
+                &mut a,
+                &format!("req-{id}"),
+                vec![statement(
+                    "INSERT INTO extensions (id, name, payload) VALUES (?, ?, ?)",
+                    vec![int(id), text(&format!("ext-{id}")), payload],
+                )],
+            )
+            .await?;
+            assert_eq!(reply.rows_affected, vec![1]);
+            assert!(reply.log_index > 0);
+        }
+
+        phase("the acknowledged rows are on b (sync mode)");
+        assert_eq!(count(&mut b, "extensions").await?, 50);
+        let rows = query(&mut b, "SELECT payload FROM extensions WHERE id = 7", true).await?;
+        assert_eq!(rows[0][0], blob(&all_bytes), "the BLOB round-trips exactly");
+
+        phase("a retry with the same request id is answered, not run again");
+        let again = execute(
+            &mut a,
+            "req-3",
+            vec![statement(
+                "INSERT INTO extensions (id, name) VALUES (1000, 'dup')",
+                Vec::new(),
+            )],
+        )
+        .await?;
+        assert!(again.replayed);
+        assert_eq!(again.rows_affected, vec![1]);
+        assert_eq!(count(&mut a, "extensions").await?, 50);
+
+        phase("b refuses writes with the active's address");
+        let refused = execute(
+            &mut b,
+            "req-b",
+            vec![statement("DELETE FROM extensions", Vec::new())],
+        )
+        .await
+        .expect_err("the passive refuses writes");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        let address = cluster.addrs("a").client.to_string();
+        assert!(refused.message().contains(&address), "{}", refused.message());
+        assert_eq!(
+            refused
+                .metadata()
+                .get("tandem-active-client-address")
+                .and_then(|v| v.to_str().ok()),
+            Some(address.as_str())
+        );
+        let stale = query(&mut b, "SELECT count(*) FROM extensions", false)
+            .await
+            .expect_err("a read on the passive needs allow_stale");
+        assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+
+        phase("bad requests get clear errors");
+        let bad = execute(&mut a, "bad-1", vec![statement("INSERT INTO nowhere VALUES (1)", vec![])])
+            .await
+            .expect_err("bad SQL");
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(bad.message().contains("nowhere"), "{}", bad.message());
+        let ddl = execute(&mut a, "bad-2", vec![statement("DROP TABLE extensions", vec![])])
+            .await
+            .expect_err("DDL through Execute");
+        assert_eq!(ddl.code(), tonic::Code::InvalidArgument);
+        let pragma = execute(&mut a, "bad-3", vec![statement("PRAGMA foreign_keys = OFF", vec![])])
+            .await
+            .expect_err("PRAGMA through Execute");
+        assert_eq!(pragma.code(), tonic::Code::InvalidArgument);
+        let huge = "x".repeat(2 * 1024 * 1024);
+        let oversize = execute(
+            &mut a,
+            "bad-4",
+            vec![statement(&format!("SELECT '{huge}'"), vec![])],
+        )
+        .await
+        .expect_err("oversize SQL");
+        assert_eq!(oversize.code(), tonic::Code::InvalidArgument);
+        assert!(oversize.message().contains("too large"), "{}", oversize.message());
+        let unique = execute(
+            &mut a,
+            "bad-5",
+            vec![statement("INSERT INTO extensions (id, name) VALUES (999, 'ext-1')", vec![])],
+        )
+        .await
+        .expect_err("UNIQUE clash");
+        assert!(unique.message().contains("UNIQUE"), "{}", unique.message());
+        let no_id = execute(&mut a, "", vec![statement("DELETE FROM extensions", vec![])])
+            .await
+            .expect_err("no request id");
+        assert_eq!(no_id.code(), tonic::Code::InvalidArgument);
+        assert_eq!(count(&mut a, "extensions").await?, 50, "nothing bad was written");
+        anyhow::Ok(())
+    })?;
+
+    phase("verify reports the two databases identical; sql runs on the active from b");
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    let sql = cluster.ctl_ok("b", &["sql", "SELECT count(*) FROM extensions"])?;
+    assert!(sql.contains("50") && sql.contains("from a"), "{sql}");
+    let status = cluster.status("a")?;
+    assert_eq!(status["replication"]["mode"], "sync");
+    assert_eq!(status["replication"]["degraded"], false);
+    Ok(())
+}
+
+#[test]
+fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new(), dir.path()).set(
+        "a",
+        "replication.tables",
+        toml::Value::Array(vec!["extensions".into(), "loose".into()]),
+    );
+    let mut cluster = Cluster::prepare(spec, &bins())?;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tandemd"))
+        .arg("--config")
+        .arg(cluster.config_path("a"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("\"loose\" has no primary key"), "{stderr}");
+    cluster.start_node("b")?;
+    Ok(())
+}
