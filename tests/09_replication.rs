@@ -154,3 +154,108 @@ fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error()
     cluster.start_node("b")?;
     Ok(())
 }
+
+/// Waits until `writers` acknowledged `more` rows past `from`.
+fn wait_acked(cluster: &Cluster, writers: &Writers, more: u64) -> anyhow::Result<()> {
+    let target = writers.acked() + more;
+    cluster.wait_until(WAIT, &format!("{more} more acknowledged writes"), |_| {
+        Ok((writers.acked() >= target).then_some(()))
+    })
+}
+
+#[test]
+fn no_acknowledged_row_is_lost_over_five_kills_of_the_active_under_concurrent_writers()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let mut cluster = start(&dir)?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let writers = Writers::start(&cluster, 8, &runtime);
+    let mut active = "a";
+    for kill in 1..=5 {
+        wait_acked(&cluster, &writers, 100)?;
+        phase(&format!("kill {kill}: SIGKILL {active} under 8 writers"));
+        cluster.node_mut(active).kill()?;
+        let survivor = other(active);
+        wait_serving(&cluster, survivor)?;
+        wait_acked(&cluster, &writers, 50)?;
+        phase(&format!("restart {active}: it rejoins as passive and catches up"));
+        cluster.start_node(active)?;
+        wait_steady(&cluster, survivor)?;
+        wait_in_sync(&cluster, survivor)?;
+        active = survivor;
+    }
+    let acked = writers.stop(&runtime);
+    phase(&format!("{} acknowledged rows; all on the active", acked.len()));
+    wait_in_sync(&cluster, active)?;
+    runtime.block_on(async {
+        let mut client = client(&cluster, active).await?;
+        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
+        let present: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|row| match &row[0].kind {
+                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
+        assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
+        anyhow::Ok(())
+    })?;
+    let verify = cluster.ctl_ok(active, &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}
+
+#[test]
+fn a_node_down_through_ten_thousand_writes_catches_up_from_the_log() -> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let mut cluster = start(&dir)?;
+    wait_steady(&cluster, "a")?;
+    phase("stop b, write 10,000 rows on a");
+    cluster.node_mut("b").kill()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for writer in 0..10 {
+            let mut a = client(&cluster, "a").await?;
+            tasks.push(tokio::spawn(async move {
+                for n in 0..1000 {
+                    let id = format!("c{writer}-{n}");
+                    execute(
+                        &mut a,
+                        &id,
+                        vec![statement(
+                            "INSERT INTO notes (id, body) VALUES (?, ?)",
+                            vec![text(&id), text("while b was down")],
+                        )],
+                    )
+                    .await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    let status = cluster.status("a")?;
+    assert_eq!(status["replication"]["degraded"], true, "a degraded without b");
+    phase("restart b: it catches up from the log and a returns to sync");
+    cluster.start_node("b")?;
+    wait_steady(&cluster, "a")?;
+    wait_in_sync(&cluster, "a")?;
+    let status = cluster.status("a")?;
+    assert_eq!(status["replication"]["degraded"], false);
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    runtime.block_on(async {
+        let mut b = client(&cluster, "b").await?;
+        assert_eq!(count(&mut b, "notes").await?, 10_000);
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

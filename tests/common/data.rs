@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+
 use tandem_harness::Cluster;
 use tandem_proto::data::data_client::DataClient;
 use tandem_proto::data::{self as pb, value::Kind};
@@ -117,4 +118,125 @@ pub async fn count(client: &mut DataClient<Channel>, table: &str) -> anyhow::Res
         .and_then(|row| row.first())
         .and_then(as_int)
         .ok_or_else(|| anyhow::anyhow!("count(*) of {table} returned no integer"))
+}
+
+/// Waits until `active` has shipped everything to the other node and the other node holds the
+/// same log: lag 0, nothing halted, both at one index.
+pub fn wait_in_sync(cluster: &Cluster, active: &str) -> anyhow::Result<serde_json::Value> {
+    let passive = super::other(active);
+    cluster.wait_until(
+        super::WAIT * 2,
+        &format!("{passive} caught up with {active}"),
+        |c| {
+            let (a, p) = (c.status(active)?, c.status(passive)?);
+            let replication = &a["replication"];
+            let caught_up = replication["lag_entries"] == 0
+                && replication["halted"] == ""
+                && replication["last_index"] == p["replication"]["last_index"]
+                && p["node"]["disk"] == "consistent"
+                && replication["last_index"].as_u64().unwrap_or(0) > 0;
+            Ok(caught_up.then_some(a))
+        },
+    )
+}
+
+/// Writers that keep inserting rows into `notes` and follow the active node: every row whose
+/// `Execute` was acknowledged is recorded. A refused or failed write is retried with the same
+/// request id on the other node.
+pub struct Writers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+    pub acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Writers {
+    pub fn start(cluster: &Cluster, count: usize, runtime: &tokio::runtime::Runtime) -> Writers {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let certs = cluster.certs_dir();
+        let addrs = [
+            cluster.addrs("a").client.to_string(),
+            cluster.addrs("b").client.to_string(),
+        ];
+        let mut tasks = Vec::new();
+        for writer in 0..count {
+            let (stop, acked, certs, addrs) =
+                (stop.clone(), acked.clone(), certs.clone(), addrs.clone());
+            tasks.push(runtime.spawn(async move {
+                let names = ["a", "b"];
+                let files = tandem_node::tls::TlsFiles {
+                    ca: certs.join("ca.pem"),
+                    cert: certs.join("admin.pem"),
+                    key: certs.join("admin.key"),
+                };
+                let config = tandem_node::tls::client_config(&files, false).expect("tls");
+                let mut target = 0usize;
+                let mut done = Vec::new();
+                let mut n = 0u64;
+                let mut pending: Option<String> = None;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = pending.take().unwrap_or_else(|| {
+                        n += 1;
+                        format!("w{writer}-{n}")
+                    });
+                    let connected = tandem_node::tls::connect(
+                        &addrs[target],
+                        names[target],
+                        config.clone(),
+                        Duration::from_millis(500),
+                    )
+                    .await;
+                    let Ok(channel) = connected else {
+                        target = 1 - target;
+                        pending = Some(id);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let mut client = DataClient::new(channel);
+                    while !stop.load(Ordering::SeqCst) {
+                        let reply = execute(
+                            &mut client,
+                            &id,
+                            vec![statement(
+                                "INSERT INTO notes (id, body) VALUES (?, ?)",
+                                vec![text(&id), text("acknowledged")],
+                            )],
+                        )
+                        .await;
+                        match reply {
+                            Ok(_) => {
+                                done.push(id);
+                                acked.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            Err(_) => {
+                                target = 1 - target;
+                                pending = Some(id);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                break;
+                            }
+                        }
+                    }
+                }
+                done
+            }));
+        }
+        Writers { stop, tasks, acked }
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the writers and returns every acknowledged row id.
+    pub fn stop(self, runtime: &tokio::runtime::Runtime) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.extend(runtime.block_on(task).unwrap_or_default());
+        }
+        all
+    }
 }

@@ -53,12 +53,46 @@ pub async fn reapply(repl: &Replication, orphans: pb::OrphanBatch) {
     });
 }
 
+/// Re-applies this node's own orphans (kept from a rewind before it became the active); each is
+/// dropped once its merge write is acknowledged.
+pub fn reapply_local(repl: &Replication) {
+    let repl = repl.clone();
+    tokio::spawn(async move {
+        let orphans = match repl.store().orphans().await {
+            Ok(orphans) if !orphans.is_empty() => orphans,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the orphans table");
+                return;
+            }
+        };
+        let _merging = repl.inner.merge_lock.lock().await;
+        let entries: Vec<LogEntry> = orphans.into_iter().map(|(_, entry)| entry).collect();
+        let txids: Vec<u64> = entries.iter().map(|entry| entry.txid).collect();
+        let mut counts = Counts::default();
+        let result = merge_entries(&repl, entries, &mut counts).await;
+        let mut message = format!(
+            "merge-back of this node's own orphans: {} transactions: {} re-applied, {} already              merged, {} conflicts recorded",
+            counts.transactions, counts.applied, counts.already, counts.conflicts
+        );
+        match result {
+            Ok(()) => {
+                if let Err(error) = repl.store().drop_orphan_transactions(&txids).await {
+                    tracing::warn!(%error, "cannot drop merged orphans");
+                }
+            }
+            Err(reason) => message.push_str(&format!("; stopped: {reason}")),
+        }
+        repl.record("merge", &message).await;
+        repl.refresh_counts().await;
+    });
+}
+
 async fn merge(
     repl: &Replication,
     orphans: pb::OrphanBatch,
     counts: &mut Counts,
 ) -> Result<(), String> {
-    let since = orphans.entries.iter().map(|e| e.index).min().unwrap_or(0);
     let wire = pb::LogBatch {
         term: Some(pb::Term {
             epoch: 0,
@@ -69,10 +103,23 @@ async fn merge(
         checksum: 0,
     };
     let batch = super::convert::batch_from_pb(wire)?;
+    let entries = batch
+        .entries
+        .iter()
+        .map(tandem_replication::bridge::stored_of)
+        .collect();
+    merge_entries(repl, entries, counts).await
+}
+
+async fn merge_entries(
+    repl: &Replication,
+    entries: Vec<LogEntry>,
+    counts: &mut Counts,
+) -> Result<(), String> {
+    let since = entries.iter().map(|e| e.idx).min().unwrap_or(0);
     // Transactions in log order; entries of one transaction are consecutive.
     let mut transactions: Vec<(u64, String, Vec<LogEntry>)> = Vec::new();
-    for hashed in &batch.entries {
-        let entry = tandem_replication::bridge::stored_of(hashed);
+    for entry in entries {
         match transactions.last_mut() {
             Some((txid, _, entries)) if *txid == entry.txid => entries.push(entry),
             _ => transactions.push((entry.txid, entry.origin.clone(), vec![entry])),
@@ -271,7 +318,6 @@ async fn write(
 
 /// On the passive, after a batch is applied: orphans whose merge came back are dropped.
 pub async fn on_applied(repl: &Replication, entries: &[LogEntry]) {
-    let own = format!("{MERGE_PREFIX}{}:", repl.inner.config.node.name);
     let mut merged = Vec::new();
     for entry in entries {
         if entry.table != super::REQUESTS_TABLE {
@@ -282,7 +328,8 @@ pub async fn on_applied(repl: &Replication, entries: &[LogEntry]) {
         };
         for (_, value) in key {
             if let SqlValue::Text(id) = value
-                && let Some(txid) = id.strip_prefix(&own)
+                && let Some(rest) = id.strip_prefix(MERGE_PREFIX)
+                && let Some((_, txid)) = rest.rsplit_once(':')
                 && let Ok(txid) = txid.parse::<u64>()
             {
                 merged.push(txid);

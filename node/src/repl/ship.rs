@@ -156,6 +156,8 @@ impl Session {
             }
         }
         let connector = tokio::spawn(connect_loop(repl.clone(), term.clone()));
+        // Orphans this node kept from an earlier rewind are merged now that it is the active.
+        super::merge::reapply_local(repl);
         repl.update_status(|status| {
             status.halted.clear();
             status.degraded = false;
@@ -269,6 +271,12 @@ impl Session {
                     failed,
                 })
                 .await;
+                if self.shipper.degraded() {
+                    // It degraded while the peer was away: the peer learns it is outdated first.
+                    let message = "replication degraded while this node was away; it is outdated \
+                                   until it catches up";
+                    self.verdict(pb::DiskState::Outdated, message).await;
+                }
             }
             ShipInput::StreamDown { generation, reason } => {
                 if generation != self.generation || self.out.is_none() {
