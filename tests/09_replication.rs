@@ -259,3 +259,92 @@ fn a_node_down_through_ten_thousand_writes_catches_up_from_the_log() -> anyhow::
     })?;
     Ok(())
 }
+
+#[test]
+fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_conflicts()
+-> anyhow::Result<()> {
+    use tandem_harness::Mode;
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
+        .set_all("replication.sync_timeout", "300ms");
+    let cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let one = |sql: &str, params| vec![statement(sql, params)];
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        for id in 1..=5 {
+            execute(
+                &mut a,
+                &format!("base-{id}"),
+                one(
+                    "INSERT INTO extensions (id, name) VALUES (?, ?)",
+                    vec![int(id), text(&format!("ext-{id}"))],
+                ),
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    })?;
+    wait_in_sync(&cluster, "a")?;
+
+    phase("partition: b takes over while a stays active; both take writes");
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    wait_serving(&cluster, "b")?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let mut b = client(&cluster, "b").await?;
+        execute(&mut a, "a-1", one("INSERT INTO notes (id, body) VALUES ('a-only', 'a')", vec![]))
+            .await?;
+        execute(&mut a, "a-2", one("UPDATE extensions SET name = 'from-a' WHERE id = 1", vec![]))
+            .await?;
+        execute(&mut a, "a-3", one("INSERT INTO extensions (id, name) VALUES (100, 'clash')", vec![]))
+            .await?;
+        execute(&mut b, "b-1", one("INSERT INTO notes (id, body) VALUES ('b-only', 'b')", vec![]))
+            .await?;
+        execute(&mut b, "b-2", one("UPDATE extensions SET name = 'from-b' WHERE id = 1", vec![]))
+            .await?;
+        execute(&mut b, "b-3", one("INSERT INTO extensions (id, name) VALUES (200, 'clash')", vec![]))
+            .await?;
+        anyhow::Ok(())
+    })?;
+
+    phase("heal: a demotes, rewinds its suffix into orphans, b merges them back");
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_steady(&cluster, "b")?;
+    wait_event(&cluster, "a", "merge", "orphans table")?;
+    wait_event(&cluster, "b", "merge", "merge-back")?;
+    wait_in_sync(&cluster, "b")?;
+    cluster.wait_until(WAIT, "a's orphans to be back through replication", |c| {
+        Ok((c.status("a")?["replication"]["orphans"] == 0).then_some(()))
+    })?;
+    let verify = cluster.ctl_ok("b", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+
+    phase("every write is present or in the conflicts table");
+    runtime.block_on(async {
+        let mut b = client(&cluster, "b").await?;
+        let notes = query(&mut b, "SELECT id FROM notes ORDER BY id", false).await?;
+        assert_eq!(notes, vec![vec![text("a-only")], vec![text("b-only")]]);
+        let one_row = query(&mut b, "SELECT name FROM extensions WHERE id = 1", false).await?;
+        assert_eq!(one_row, vec![vec![text("from-b")]], "b's later update wins (newest)");
+        let clash = query(&mut b, "SELECT id FROM extensions WHERE name = 'clash'", false).await?;
+        assert_eq!(clash, vec![vec![int(200)]]);
+        anyhow::Ok(())
+    })?;
+    let conflicts = cluster.ctl_ok("a", &["conflicts", "--json"])?;
+    let conflicts: serde_json::Value = serde_json::from_str(&conflicts)?;
+    let lost: Vec<String> = conflicts
+        .as_array()
+        .map(|rows| rows.iter().map(|row| row["losing_image"].to_string()).collect())
+        .unwrap_or_default();
+    assert!(lost.iter().any(|image| image.contains("from-a")), "{conflicts}");
+    assert!(
+        lost.iter().any(|image| image.contains("clash") && image.contains("100")),
+        "{conflicts}"
+    );
+    Ok(())
+}
