@@ -348,3 +348,75 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     );
     Ok(())
 }
+
+#[test]
+fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyhow::Result<()> {
+    use tandem_harness::Mode;
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
+        .set_all("replication.sync_timeout", "300ms");
+    let mut cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    phase("partition; a writes 200 rows that only it has");
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    wait_serving(&cluster, "b")?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let mut b = client(&cluster, "b").await?;
+        for n in 0..200 {
+            let id = format!("orphan-{n}");
+            execute(
+                &mut a,
+                &id,
+                vec![statement(
+                    "INSERT INTO notes (id, body) VALUES (?, 'written on a')",
+                    vec![text(&id)],
+                )],
+            )
+            .await?;
+        }
+        execute(
+            &mut b,
+            "b-1",
+            vec![statement("INSERT INTO notes (id, body) VALUES ('on-b', 'b')", vec![])],
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+
+    phase("heal, and SIGKILL b as soon as a has rewound its suffix into orphans");
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_event(&cluster, "a", "merge", "orphans table")?;
+    cluster.node_mut("b").kill()?;
+
+    phase("a keeps its orphans; outdated, it takes over only with --force, then merges them");
+    let a = cluster.wait_until(WAIT, "a to see b gone", |c| {
+        let status = c.status("a")?;
+        Ok((status["peer"]["state"] == "failed").then_some(status))
+    })?;
+    if role(&a) != "active" {
+        cluster.ctl_ok("a", &["failover-now", "--force"])?;
+    }
+    wait_serving(&cluster, "a")?;
+    cluster.wait_until(WAIT, "a's own orphans merged", |c| {
+        Ok((c.status("a")?["replication"]["orphans"] == 0).then_some(()))
+    })?;
+    cluster.start_node("b")?;
+    wait_steady(&cluster, "a")?;
+    wait_in_sync(&cluster, "a")?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let rows = query(&mut a, "SELECT count(*) FROM notes WHERE id LIKE 'orphan-%'", false)
+            .await?;
+        assert_eq!(rows, vec![vec![int(200)]], "every orphan is back");
+        anyhow::Ok(())
+    })?;
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}
