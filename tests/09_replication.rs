@@ -420,3 +420,141 @@ fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyh
     assert!(verify.contains("identical"), "{verify}");
     Ok(())
 }
+
+/// Writes `rows` rows of `bytes` bytes each into `extensions` on `node`, from 8 writers.
+fn write_rows(
+    runtime: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    node: &str,
+    first: i64,
+    rows: i64,
+    bytes: usize,
+) -> anyhow::Result<()> {
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let mut client = client(cluster, node).await?;
+            tasks.push(tokio::spawn(async move {
+                let payload = vec![writer as u8; bytes];
+                let mut id = first + writer;
+                while id < first + rows {
+                    execute(
+                        &mut client,
+                        &format!("row-{id}"),
+                        vec![statement(
+                            "INSERT INTO extensions (id, name, payload) VALUES (?, ?, ?)",
+                            vec![int(id), text(&format!("ext-{id}")), blob(&payload)],
+                        )],
+                    )
+                    .await?;
+                    id += 8;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        anyhow::Ok(())
+    })
+}
+
+#[test]
+fn a_node_down_past_retention_catches_up_by_snapshot() -> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new(), dir.path())
+        .set_all("replication.log_retention.entries", 50)
+        .ctl_timeout(std::time::Duration::from_secs(60));
+    let mut cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    write_rows(&runtime, &cluster, "a", 0, 20, 10)?;
+    wait_in_sync(&cluster, "a")?;
+
+    phase("b down through 500 writes, far past a retention of 50 entries");
+    cluster.node_mut("b").kill()?;
+    write_rows(&runtime, &cluster, "a", 1000, 500, 100)?;
+
+    phase("b comes back: a sends a snapshot, b installs it and continues from the log");
+    cluster.start_node("b")?;
+    wait_event(&cluster, "b", "snapshot", "installed")?;
+    wait_in_sync(&cluster, "a")?;
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    runtime.block_on(async {
+        let mut b = client(&cluster, "b").await?;
+        assert_eq!(count(&mut b, "extensions").await?, 520);
+        anyhow::Ok(())
+    })?;
+
+    phase("resync --from-peer on b forces a full copy again, with progress");
+    let out = cluster.ctl_ok("b", &["resync", "--from-peer"])?;
+    assert!(out.contains("full copy") && out.contains("snapshot"), "{out}");
+    cluster.wait_until(WAIT, "a second snapshot installed on b", |c| {
+        let installed = events(c, "b")?
+            .iter()
+            .filter(|(kind, message)| kind == "snapshot" && message.contains("installed"))
+            .count();
+        Ok((installed >= 2).then_some(()))
+    })?;
+    wait_in_sync(&cluster, "a")?;
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}
+
+#[test]
+fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active() -> anyhow::Result<()>
+{
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new(), dir.path())
+        .set_all("replication.log_retention.entries", 50)
+        .set_all("replication.resync_rate", "128KiB");
+    let mut cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    cluster.node_mut("b").kill()?;
+    phase("2 MiB written while b is down; b needs a snapshot sent at 128 KiB/s");
+    write_rows(&runtime, &cluster, "a", 0, 256, 8 * 1024)?;
+    cluster.start_node("b")?;
+    cluster.wait_until(WAIT, "b receiving the snapshot", |c| {
+        let status = c.status("b")?;
+        let receiving = status["replication"]["snapshot_progress"].as_f64().unwrap_or(0.0) > 0.0;
+        Ok((receiving && status["node"]["disk"] == "inconsistent").then_some(()))
+    })?;
+
+    phase("SIGKILL a mid-snapshot: b stays inconsistent, does not promote, and says why");
+    cluster.node_mut("a").kill()?;
+    cluster.wait_until(WAIT, "b to see a gone", |c| {
+        Ok((c.status("b")?["peer"]["state"] == "failed").then_some(()))
+    })?;
+    let said = events(&cluster, "b")?;
+    assert!(
+        said.iter().any(|(kind, message)| (kind == "role_change"
+            || kind == "failover_suppressed")
+            && message.contains("inconsistent")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|(kind, message)| kind == "snapshot" && message.contains("stopped before")),
+        "{said:?}"
+    );
+    let status = cluster.status("b")?;
+    assert_ne!(role(&status), "active");
+    assert_eq!(status["node"]["disk"], "inconsistent");
+    let refused = cluster.ctl("b", &["failover-now", "--force"])?;
+    assert_eq!(refused.status.code(), Some(1), "an inconsistent node never promotes");
+
+    phase("SIGKILL b too; restart both: b opens its old, whole database and a sends a new snapshot");
+    cluster.node_mut("b").kill()?;
+    cluster.start_node("a")?;
+    cluster.start_node("b")?;
+    wait_steady(&cluster, "a")?;
+    wait_in_sync(&cluster, "a")?;
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}

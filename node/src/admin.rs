@@ -69,6 +69,17 @@ impl pb::admin_server::Admin for AdminService {
             .map(Response::new)
     }
 
+    async fn resync(
+        &self,
+        request: Request<pb::ResyncRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let message = self
+            .replication
+            .admin_resync(&request.into_inner().direction)
+            .await?;
+        Ok(Response::new(pb::CommandReply { message }))
+    }
+
     async fn verify(
         &self,
         _: Request<pb::VerifyRequest>,

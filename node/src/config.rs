@@ -57,6 +57,7 @@ struct RawReplication {
     tables: Vec<String>,
     conflict_policy: std::collections::BTreeMap<String, String>,
     log_retention: RawRetention,
+    resync_rate: String,
 }
 
 impl Default for RawReplication {
@@ -69,6 +70,7 @@ impl Default for RawReplication {
             tables: Vec::new(),
             conflict_policy: std::collections::BTreeMap::new(),
             log_retention: RawRetention::default(),
+            resync_rate: "0".into(),
         }
     }
 }
@@ -217,6 +219,8 @@ pub struct ReplicationConfig {
     pub table_policies: Vec<(String, ConflictPolicy)>,
     pub retention_entries: u64,
     pub retention_bytes: u64,
+    /// Bytes per second a snapshot is sent at; 0 for no limit.
+    pub resync_rate: u64,
 }
 
 impl ReplicationConfig {
@@ -543,7 +547,10 @@ impl Validator<'_> {
                 "must be at least 1KiB",
             ));
         }
+        let resync_rate = parse_bytes(&raw.resync_rate)
+            .map_err(|message| self.invalid("replication.resync_rate", message))?;
         Ok(ReplicationConfig {
+            resync_rate,
             mode,
             sync_strict: raw.sync_strict,
             sync_timeout,

@@ -80,6 +80,17 @@ pub enum CtlCommand {
     Maintenance { state: OnOff },
     /// Run one SQL statement against the active node (from either node).
     Sql { statement: String },
+    /// Force a full copy of the database: --to-peer on the active, --from-peer on the passive.
+    /// Waits and prints progress until the copy is installed.
+    Resync {
+        #[arg(long, conflicts_with = "from_peer", required_unless_present = "from_peer")]
+        to_peer: bool,
+        #[arg(long)]
+        from_peer: bool,
+        /// Start the copy and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Compare row hashes of the replicated tables on both nodes at one log index.
     Verify,
     /// List merge-back conflicts: the losing image of each.
@@ -247,6 +258,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         CtlCommand::Sql { statement } => sql(&mut client, statement, cli.json).await,
         CtlCommand::Verify => verify(&mut client, cli.json).await,
+        CtlCommand::Resync {
+            to_peer, no_wait, ..
+        } => resync(&mut client, to_peer, no_wait, cli.json).await,
         CtlCommand::Conflicts { limit } => conflicts(&mut client, limit, cli.json).await,
         CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
     }
@@ -303,6 +317,60 @@ async fn sql(
         println!("{}", cells.join(" | "));
     }
     println!("({} rows from {})", rows.len(), reply.node);
+    Ok(())
+}
+
+async fn resync(
+    client: &mut AdminClient<Channel>,
+    to_peer: bool,
+    no_wait: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let direction = if to_peer { "to_peer" } else { "from_peer" };
+    let reply = client
+        .resync(pb::ResyncRequest {
+            direction: direction.into(),
+        })
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    if json {
+        println!("{}", serde_json::json!({ "message": reply.message }));
+    } else {
+        println!("{}", reply.message);
+    }
+    if no_wait {
+        return Ok(());
+    }
+    // Progress is on this node's status: the sender's bytes sent, the receiver's received.
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(3600);
+    let mut seen = false;
+    let mut last_shown = -1i64;
+    loop {
+        let status = fetch_status(client).await?;
+        match status.replication.snapshot_progress {
+            Some(fraction) => {
+                seen = true;
+                let percent = (fraction * 100.0).floor() as i64;
+                if percent / 10 != last_shown / 10 && !json {
+                    println!("snapshot {percent}%");
+                    last_shown = percent;
+                }
+            }
+            None if seen => break,
+            // A small copy can be over before the first look.
+            None if started.elapsed() > std::time::Duration::from_secs(5) => break,
+            None => {}
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure("the snapshot did not finish within an hour".into()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !json {
+        println!("snapshot sent; see `tandemctl events` and `tandemctl verify`");
+    }
     Ok(())
 }
 

@@ -130,6 +130,42 @@ impl Replication {
         })
     }
 
+    /// `tandemctl resync --to-peer` (on the active) or `--from-peer` (on the passive).
+    pub async fn admin_resync(&self, direction: &str) -> Result<String, Status> {
+        match direction {
+            "to_peer" => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let input = super::ship::ShipInput::ForceSnapshot {
+                    reason: "resync --to-peer".into(),
+                    reply: Some(reply),
+                };
+                self.inner
+                    .ship
+                    .send(input)
+                    .await
+                    .map_err(|_| Status::unavailable("the node is stopping"))?;
+                match answer.await {
+                    Ok(Ok(message)) => Ok(message),
+                    Ok(Err(reason)) => Err(Status::failed_precondition(reason)),
+                    Err(_) => Err(Status::unavailable("the node is stopping")),
+                }
+            }
+            "from_peer" => {
+                if !self.inner.receiving.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Status::failed_precondition(
+                        "no active is shipping to this node; run `resync --from-peer` on the \
+                         passive while the active is up, or `resync --to-peer` on the active",
+                    ));
+                }
+                self.inner.want_snapshot.notify_one();
+                Ok("asked the active for a full copy; `tandemctl status` shows its progress".into())
+            }
+            other => Err(Status::invalid_argument(format!(
+                "resync direction {other:?} is not \"to_peer\" or \"from_peer\""
+            ))),
+        }
+    }
+
     /// `tandemctl verify`: row hashes of both nodes at one log index.
     pub async fn admin_verify(&self) -> Result<pb::VerifyReply, Status> {
         let channel = self.connect_peer().await?;

@@ -23,6 +23,7 @@ pub mod data_service;
 pub mod merge;
 pub mod receive;
 pub mod ship;
+pub mod snapshot_send;
 pub mod writer;
 
 use std::path::Path;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use tandem_replication::data_api::Limits;
 use tandem_replication::log::HlcClock;
+use tandem_replication::snapshot::{SnapshotError, cleanup_old_generations, current_generation};
 use tandem_replication::store::{Store, StoreError, StoreOptions};
 use tokio::sync::{mpsc, watch};
 
@@ -71,12 +73,16 @@ const SHIP_QUEUE_BOUND: usize = 8192;
 pub enum ReplError {
     #[error("replication: {0}")]
     Store(#[from] StoreError),
+    #[error("replication: {0}")]
+    Generation(#[from] SnapshotError),
 }
 
 impl ReplError {
     /// True when the cause is the config or its migrations (exit status 2), not the disk.
     pub fn is_config(&self) -> bool {
-        let ReplError::Store(error) = self;
+        let ReplError::Store(error) = self else {
+            return false;
+        };
         matches!(
             error,
             StoreError::MigrationsDir { .. }
@@ -99,7 +105,8 @@ pub struct Replication {
 }
 
 pub(crate) struct Inner {
-    pub store: Store,
+    /// Replaced whole when a snapshot is installed as a new generation.
+    pub store: std::sync::RwLock<Store>,
     pub config: Config,
     pub writes: mpsc::Sender<writer::WriteRequest>,
     pub ship: mpsc::Sender<ship::ShipInput>,
@@ -111,6 +118,10 @@ pub(crate) struct Inner {
     pub receive_lock: Arc<tokio::sync::Mutex<()>>,
     /// One merge-back runs at a time.
     pub merge_lock: tokio::sync::Mutex<()>,
+    /// `resync --from-peer`: the receiving stream asks the active for a snapshot.
+    pub want_snapshot: tokio::sync::Notify,
+    /// True while a `Replicate` stream from the active is open here.
+    pub receiving: std::sync::atomic::AtomicBool,
     pub driver: DriverHandle,
     pub events: EventWriter,
     pub peer_tls: Arc<rustls::ClientConfig>,
@@ -126,7 +137,9 @@ impl Replication {
         events: EventWriter,
         peer_tls: Arc<rustls::ClientConfig>,
     ) -> Result<Replication, ReplError> {
-        let store = open_store(config, &config.node.data_dir).await?;
+        let generation = current_generation(&config.node.data_dir)?;
+        cleanup_old_generations(&config.node.data_dir)?;
+        let store = open_store(config, &generation.dir).await?;
         let last = store.last_log_position().await?;
         let last_term = (last.idx > 0).then(|| crate::status::TermStatus {
             epoch: last.term_epoch,
@@ -144,7 +157,7 @@ impl Replication {
         });
         let replication = Replication {
             inner: Arc::new(Inner {
-                store,
+                store: std::sync::RwLock::new(store),
                 config: config.clone(),
                 writes,
                 ship,
@@ -153,6 +166,8 @@ impl Replication {
                 hlc: Mutex::new(hlc),
                 receive_lock: Arc::new(tokio::sync::Mutex::new(())),
                 merge_lock: tokio::sync::Mutex::new(()),
+                want_snapshot: tokio::sync::Notify::new(),
+                receiving: std::sync::atomic::AtomicBool::new(false),
                 driver,
                 events,
                 peer_tls,
@@ -165,8 +180,21 @@ impl Replication {
         Ok(replication)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The live `data.db` (a cheap handle: its pools are shared).
+    pub fn store(&self) -> Store {
+        match self.inner.store.read() {
+            Ok(store) => store.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `store` in place of the live one and returns the old one (to close).
+    pub(crate) fn replace_store(&self, store: Store) -> Store {
+        let mut live = match self.inner.store.write() {
+            Ok(live) => live,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::replace(&mut *live, store)
     }
 
     pub fn status(&self) -> watch::Receiver<ReplicationStatus> {
@@ -184,7 +212,7 @@ impl Replication {
 
     /// Orphans and conflicts, for status.
     pub(crate) async fn refresh_counts(&self) {
-        let store = &self.inner.store;
+        let store = self.store();
         let orphans: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM _tandem_orphans")
             .fetch_one(store.reader())
             .await;

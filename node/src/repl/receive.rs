@@ -7,12 +7,16 @@
 //! when the active asks, hands the orphans to the active, and passes the active's verdict on
 //! this node's disk (`outdated`, `consistent`) to the driver, which persists it.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tandem_proto::peer as pb;
 use tandem_replication::bridge::{hashed_of, stored_of};
 use tandem_replication::log::{
     LogHead, LogTerm, Receiver, ReceiverCommand, ReceiverEvent, Refusal,
+};
+use tandem_replication::snapshot::{
+    Chunk, Manifest, SnapshotWriter, cleanup_old_generations, install,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,6 +33,8 @@ pub const SHIP_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const REPLY_QUEUE_BOUND: usize = 64;
 /// How long a new stream waits for the previous one to let go.
 const RECEIVE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a disk-state change may take to reach `state.db`.
+const DISK_STATE_WAIT: Duration = Duration::from_secs(10);
 
 pub type ReplyStream = ReceiverStream<Result<pb::ShipReply, Status>>;
 
@@ -85,12 +91,21 @@ pub async fn replicate(
     tokio::spawn(async move {
         let _guard = guard;
         let mut stream = Stream {
-            repl,
+            repl: repl.clone(),
             receiver,
             replies,
+            snapshot: None,
         };
+        repl.inner.receiving.store(true, Ordering::SeqCst);
         if let Err(reason) = stream.run(&mut incoming).await {
             tracing::info!(%reason, "replication stream ended");
+        }
+        repl.inner.receiving.store(false, Ordering::SeqCst);
+        if stream.snapshot.is_some() {
+            let message = "the snapshot stopped before it was complete; this node stays \
+                           inconsistent until a snapshot completes";
+            repl.update_status(|status| status.snapshot_progress = None);
+            repl.record("snapshot", message).await;
         }
     });
     Ok(ReceiverStream::new(replies_rx))
@@ -100,6 +115,8 @@ struct Stream {
     repl: Replication,
     receiver: Receiver,
     replies: mpsc::Sender<Result<pb::ShipReply, Status>>,
+    /// A snapshot being received.
+    snapshot: Option<SnapshotWriter>,
 }
 
 impl Stream {
@@ -114,7 +131,15 @@ impl Stream {
         self.step(ReceiverEvent::Connected).await?;
         self.send_orphans().await?;
         loop {
-            let message = match incoming.message().await {
+            let next = tokio::select! {
+                next = incoming.message() => next,
+                _ = self.repl.inner.want_snapshot.notified() => {
+                    let reason = "resync --from-peer".to_string();
+                    self.send(pb::ship_reply::Body::WantSnapshot(reason)).await?;
+                    continue;
+                }
+            };
+            let message = match next {
                 Ok(Some(message)) => message,
                 Ok(None) => return Err("the active ended the stream".into()),
                 Err(status) => return Err(format!("stream failed: {}", status.message())),
@@ -142,6 +167,9 @@ impl Stream {
                     .await?;
                 }
                 Some(Body::Rewind(rewind)) => self.rewind(rewind).await?,
+                Some(Body::SnapshotBegin(begin)) => self.snapshot_begin(begin).await?,
+                Some(Body::SnapshotChunk(chunk)) => self.snapshot_chunk(chunk).await?,
+                Some(Body::SnapshotEnd(end)) => self.snapshot_end(end).await?,
                 Some(Body::Hello(_)) | None => {}
             }
         }
@@ -285,6 +313,134 @@ impl Stream {
         );
         self.step(ReceiverEvent::Connected).await?;
         self.send_orphans().await
+    }
+
+    /// Persists a disk state through the driver and waits until it is on disk.
+    async fn set_disk(&self, disk: DiskState, reason: &str) -> Result<(), String> {
+        let input = Input::SetDisk {
+            disk,
+            reason: reason.to_string(),
+        };
+        self.repl
+            .inner
+            .driver
+            .inputs
+            .send(input)
+            .await
+            .map_err(|_| "the node is stopping".to_string())?;
+        let mut status = self.repl.inner.driver.status.clone();
+        let wanted = disk.as_str();
+        tokio::time::timeout(
+            DISK_STATE_WAIT,
+            status.wait_for(|status| status.node.disk == wanted),
+        )
+        .await
+        .map_err(|_| format!("the disk state did not become {wanted}"))?
+        .map_err(|_| "the node is stopping".to_string())?;
+        Ok(())
+    }
+
+    async fn snapshot_begin(&mut self, begin: pb::SnapshotBegin) -> Result<(), String> {
+        // Inconsistent first: from here until the swap this node must not promote.
+        let reason = format!(
+            "receiving a snapshot of {} bytes at log index {} ({})",
+            begin.total_bytes, begin.last_index, begin.reason
+        );
+        self.set_disk(DiskState::Inconsistent, &reason).await?;
+        let data_dir = self.repl.inner.config.node.data_dir.clone();
+        let writer = SnapshotWriter::begin(&data_dir, begin.total_bytes)
+            .map_err(|error| format!("cannot receive the snapshot: {error}"))?;
+        self.snapshot = Some(writer);
+        self.repl
+            .update_status(|status| status.snapshot_progress = Some(0.0));
+        self.repl.record("snapshot", &reason).await;
+        Ok(())
+    }
+
+    async fn snapshot_chunk(&mut self, chunk: pb::SnapshotChunk) -> Result<(), String> {
+        let Some(writer) = self.snapshot.as_mut() else {
+            return Err("a snapshot chunk arrived outside a snapshot".into());
+        };
+        let checksum: [u8; 32] = chunk
+            .checksum
+            .as_slice()
+            .try_into()
+            .map_err(|_| "a snapshot chunk's checksum is not 32 bytes".to_string())?;
+        let progress = writer
+            .write_chunk(&Chunk {
+                offset: chunk.offset,
+                bytes: chunk.data,
+                checksum,
+            })
+            .map_err(|error| format!("snapshot chunk refused: {error}"))?;
+        self.repl
+            .update_status(|status| status.snapshot_progress = Some(progress.fraction()));
+        Ok(())
+    }
+
+    async fn snapshot_end(&mut self, end: pb::SnapshotEnd) -> Result<(), String> {
+        let Some(writer) = self.snapshot.take() else {
+            return Err("a snapshot ended that never began".into());
+        };
+        let sha256: [u8; 32] = end
+            .sha256
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the snapshot digest is not 32 bytes".to_string())?;
+        let manifest = Manifest {
+            total_bytes: end.total_bytes,
+            sha256,
+            last_log_idx: end.last_index,
+            chunk_count: end.chunk_count,
+        };
+        let verified = writer
+            .finish(&manifest)
+            .map_err(|error| format!("the snapshot does not verify: {error}"))?;
+        let data_dir = self.repl.inner.config.node.data_dir.clone();
+        let installed = install(&data_dir, verified)
+            .await
+            .map_err(|error| format!("cannot install the snapshot: {error}"))?;
+        let store = super::open_store(&self.repl.inner.config, &installed.generation.dir)
+            .await
+            .map_err(|error| format!("cannot open the installed snapshot: {error}"))?;
+        let old = self.repl.replace_store(store);
+        old.close().await;
+        if let Err(error) = cleanup_old_generations(&data_dir) {
+            tracing::warn!(%error, "cannot remove the old generation");
+        }
+        let head = self
+            .repl
+            .store()
+            .last_log_position()
+            .await
+            .map_err(|error| error.to_string())?;
+        self.repl.update_status(|status| {
+            status.snapshot_progress = None;
+            status.last_index = head.idx;
+            status.last_term = (head.idx > 0).then(|| crate::status::TermStatus {
+                epoch: head.term_epoch,
+                node: head.term_node.clone(),
+            });
+        });
+        self.repl.refresh_counts().await;
+        let message = format!(
+            "snapshot installed as {} at log index {}; the log continues from there",
+            installed.generation.dir.display(),
+            head.idx
+        );
+        self.repl.record("snapshot", &message).await;
+        // Whole but behind: outdated until the active says it caught up.
+        self.set_disk(DiskState::Outdated, "snapshot installed; catching up from the log")
+            .await?;
+        let newest = self.receiver.newest_term().cloned();
+        self.receiver = Receiver::new(
+            LogHead {
+                index: head.idx,
+                hash: head.hash,
+            },
+            newest,
+        );
+        self.step(ReceiverEvent::Connected).await
     }
 
     /// Hands every kept orphan to the active, oldest first, in messages of bounded size.

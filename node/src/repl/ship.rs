@@ -19,7 +19,7 @@ use tandem_replication::log::{
     Unavailable, WriteRefusal,
 };
 use tandem_replication::merge::{DivergenceOutcome, DivergenceSearch, ProbeAnswer, SearchStep};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Replication;
@@ -55,6 +55,16 @@ pub enum ShipInput {
         generation: u64,
         reason: String,
     },
+    /// A snapshot sent on stream `generation` finished (its last index) or failed.
+    SnapshotSent {
+        generation: u64,
+        result: Result<u64, String>,
+    },
+    /// `tandemctl resync --to-peer` (or the peer's `--from-peer`).
+    ForceSnapshot {
+        reason: String,
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
 }
 
 pub async fn run(repl: Replication, mut inputs: mpsc::Receiver<ShipInput>) {
@@ -88,14 +98,22 @@ async fn wait_until_active(
         }
         tokio::select! {
             changed = status.changed() => changed.ok()?,
-            input = inputs.recv() => {
-                if let ShipInput::Wait { reply, .. } = input? {
+            input = inputs.recv() => match input? {
+                ShipInput::Wait { reply, .. } => {
                     let _ = reply.send(Err(WriteFailure::OutcomeUnknown(
                         "this node stopped being the active before the peer acknowledged the write"
                             .into(),
                     )));
                 }
-            }
+                ShipInput::ForceSnapshot { reply: Some(reply), .. } => {
+                    let _ = reply.send(Err(
+                        "this node is not the active; run `resync --to-peer` on the active, or \
+                         `resync --from-peer` here"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            },
         }
     }
 }
@@ -120,8 +138,14 @@ struct Session {
     out: Option<mpsc::Sender<pb::ShipMessage>>,
     connector: tokio::task::JoinHandle<()>,
     search: Option<DivergenceSearch>,
-    /// A rewind was asked for: the peer's next position starts over.
-    rewinding: bool,
+    /// A rewind or a snapshot was sent: the peer's next position starts over.
+    restart_on_position: bool,
+    /// A snapshot is being sent on the current stream.
+    snapshotting: bool,
+    /// The peer was told it is consistent on this stream, once caught up.
+    consistent_sent: bool,
+    /// The peer's position on this stream was proven to be on our log (hash or acknowledgement).
+    position_ok: bool,
     peer_failed: bool,
     snapshot_reported: bool,
 }
@@ -175,7 +199,10 @@ impl Session {
             out: None,
             connector,
             search: None,
-            rewinding: false,
+            restart_on_position: false,
+            snapshotting: false,
+            consistent_sent: false,
+            position_ok: false,
             peer_failed: false,
             snapshot_reported: false,
         })
@@ -264,7 +291,11 @@ impl Session {
                 self.generation = generation;
                 self.out = Some(sender);
                 self.search = None;
-                self.rewinding = false;
+                self.restart_on_position = false;
+                self.snapshotting = false;
+                self.consistent_sent = false;
+                self.position_ok = false;
+                self.snapshot_reported = false;
                 let failed = self.peer_failed;
                 self.step(ShipperEvent::PeerState {
                     connected: true,
@@ -285,7 +316,8 @@ impl Session {
                 tracing::debug!(%reason, "replication stream down");
                 self.out = None;
                 self.search = None;
-                self.rewinding = false;
+                self.restart_on_position = false;
+                self.snapshotting = false;
                 let failed = self.peer_failed;
                 self.step(ShipperEvent::PeerState {
                     connected: false,
@@ -298,19 +330,77 @@ impl Session {
                     self.on_reply(reply).await;
                 }
             }
+            ShipInput::SnapshotSent { generation, result } => {
+                if generation != self.generation {
+                    return;
+                }
+                self.snapshotting = false;
+                match result {
+                    Ok(index) => {
+                        let message = format!("snapshot at log index {index} sent to the peer");
+                        self.repl.record("snapshot", &message).await;
+                    }
+                    Err(reason) => {
+                        self.halted(format!("snapshot to the peer failed: {reason}")).await;
+                        self.drop_stream().await;
+                    }
+                }
+            }
+            ShipInput::ForceSnapshot { reason, reply } => {
+                let answer = self.start_snapshot(&reason, true).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer);
+                }
+            }
         }
+    }
+
+    /// Starts sending a snapshot on the current stream. `forced`: the shipper is told the peer
+    /// went away first, so no batch interleaves with the chunks.
+    async fn start_snapshot(&mut self, reason: &str, forced: bool) -> Result<String, String> {
+        let Some(out) = self.out.clone() else {
+            return Err("the peer is not connected for replication".into());
+        };
+        if self.snapshotting {
+            return Err("a snapshot is already being sent".into());
+        }
+        if forced {
+            let failed = self.peer_failed;
+            self.step(ShipperEvent::PeerState {
+                connected: false,
+                failed,
+            })
+            .await;
+        }
+        self.snapshotting = true;
+        self.restart_on_position = true;
+        self.consistent_sent = false;
+        self.position_ok = false;
+        let repl = self.repl.clone();
+        let generation = self.generation;
+        let reason = reason.to_string();
+        tokio::spawn(async move {
+            let result = super::snapshot_send::send(&repl, &out, &reason).await;
+            let _ = repl
+                .inner
+                .ship
+                .send(ShipInput::SnapshotSent { generation, result })
+                .await;
+        });
+        Ok("snapshot started; `tandemctl status` shows its progress".into())
     }
 
     async fn on_reply(&mut self, reply: pb::ShipReply) {
         use pb::ship_reply::Body;
         match reply.body {
             Some(Body::Position(position)) => {
-                if self.rewinding {
-                    self.rewinding = false;
+                if self.restart_on_position {
+                    self.restart_on_position = false;
                     self.restart_position().await;
                 }
                 let ours = self.repl.store().hash_at(position.index).await.ok().flatten();
                 let hash_matches = ours.map(|hash| hash == position.rolling_hash);
+                self.position_ok = hash_matches == Some(true);
                 if position.index <= self.shipper.last_index() && hash_matches == Some(true) {
                     self.repl.update_status(|status| status.halted.clear());
                 }
@@ -338,6 +428,12 @@ impl Session {
             Some(Body::HashAt(answer)) => self.on_hash_at(answer).await,
             Some(Body::Orphans(orphans)) => {
                 super::merge::reapply(&self.repl, orphans).await;
+            }
+            Some(Body::WantSnapshot(reason)) => {
+                let reason = format!("the peer asked for a full copy ({reason})");
+                if let Err(error) = self.start_snapshot(&reason, true).await {
+                    tracing::warn!(%error, "cannot start the snapshot the peer asked for");
+                }
             }
             None => {}
         }
@@ -382,6 +478,16 @@ impl Session {
             status.lag_entries = lag;
             status.degraded = degraded;
         });
+        let caught_up = self.position_ok && acked >= last && self.shipper.halted().is_none();
+        if !self.consistent_sent && caught_up && !degraded && !self.snapshotting && self.out.is_some()
+        {
+            self.consistent_sent = true;
+            self.verdict(
+                pb::DiskState::Consistent,
+                "caught up with the active's log",
+            )
+            .await;
+        }
     }
 
     async fn run_command(&mut self, command: ShipperCommand) {
@@ -440,14 +546,17 @@ impl Session {
                 }
             }
             ShipperCommand::NeedSnapshot { peer_index } => {
-                if !self.snapshot_reported {
+                if !self.snapshot_reported && !self.snapshotting {
                     self.snapshot_reported = true;
                     let first = self.shipper.first_retained_index();
-                    let message = format!(
+                    let reason = format!(
                         "the peer is at index {peer_index}, before the oldest retained entry \
-                         {first}: it needs a snapshot (`tandemctl resync --to-peer`)"
+                         {first}"
                     );
-                    self.halted(message).await;
+                    if let Err(error) = Box::pin(self.start_snapshot(&reason, false)).await {
+                        self.halted(format!("{reason}; cannot send a snapshot: {error}"))
+                            .await;
+                    }
                 }
             }
             ShipperCommand::Truncate { before_index } => {
@@ -553,7 +662,7 @@ impl Session {
                 );
                 self.repl.record("merge", &message).await;
                 if let Some(out) = &self.out {
-                    self.rewinding = true;
+                    self.restart_on_position = true;
                     let rewind = pb::ShipMessage {
                         body: Some(pb::ship_message::Body::Rewind(pb::Rewind {
                             to_index: index,

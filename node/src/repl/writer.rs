@@ -84,7 +84,7 @@ impl Replication {
             }
             return;
         }
-        let mut write_group = match self.inner.store.begin_write_group().await {
+        let mut write_group = match self.store().begin_write_group().await {
             Ok(write_group) => write_group,
             Err(error) => {
                 for request in group {

@@ -184,13 +184,19 @@ impl RoleMachine {
             return Vec::new();
         }
         self.durable.disk = disk;
-        vec![
+        let mut out = vec![
             Command::Persist(self.durable.clone()),
             Command::Record {
                 kind: EventKind::Disk,
                 message: format!("disk is {}: {reason}", disk.as_str()),
             },
-        ]
+        ];
+        if self.role == Role::Fault && disk != DiskState::Inconsistent {
+            // Whole again: a passive that may follow the active (and catch up).
+            let reason = format!("disk is {} again", disk.as_str());
+            out.extend(self.follow(self.durable.term.clone(), reason));
+        }
+        out
     }
 
     pub fn role(&self) -> Role {

@@ -286,3 +286,24 @@ fn an_active_ignores_disk_verdicts() {
     assert_eq!(out, Vec::new());
     assert_eq!(node.durable().disk, DiskState::Consistent);
 }
+
+#[test]
+fn a_node_in_fault_for_an_inconsistent_disk_follows_again_once_whole() {
+    let start = Durable {
+        disk: DiskState::Inconsistent,
+        ..durable(1, Some(term(1, "b")))
+    };
+    let mut node = Node::start_with(config(), start, LogPosition::default());
+    node.heartbeat(heartbeat(Role::Active, Some(term(1, "b"))));
+    assert_eq!(node.role(), Role::Fault);
+    let out = node.step(Event::DiskVerdict {
+        disk: DiskState::Outdated,
+        reason: "snapshot installed".into(),
+    });
+    assert_eq!(node.role(), Role::Passive);
+    assert!(out.contains(&Command::SetRole {
+        role: Role::Passive,
+        reason: "disk is outdated again".into(),
+    }));
+    assert_eq!(node.durable().disk, DiskState::Outdated);
+}
