@@ -49,10 +49,11 @@ impl RoleMachine {
                 let reason = format!("peer {} is active", self.config.peer_name);
                 self.follow(heartbeat.term.clone(), reason)
             }
-            Role::Starting | Role::Passive | Role::Active => {
+            // A faulted peer (inconsistent disk) is not eligible: the election decides.
+            Role::Starting | Role::Passive | Role::Active | Role::Fault => {
                 self.elect(heartbeat, "start-up election")
             }
-            Role::Promoting | Role::Demoting | Role::Fault => {
+            Role::Promoting | Role::Demoting => {
                 let reason = format!(
                     "peer {} is {}",
                     self.config.peer_name,

@@ -373,3 +373,15 @@ fn a_node_alone_does_not_promote_late_while_monitoring_is_suspended() {
     assert_eq!(node.tick(), vec![send_heartbeat(52)]);
     assert_eq!(node.role(), Role::Passive);
 }
+
+#[test]
+fn a_starting_node_wins_the_election_against_a_faulted_peer_with_an_inconsistent_disk() {
+    let mut node = Node::start_with(config(), durable(1, Some(term(1, "a"))), log(1, "a", 5));
+
+    node.heartbeat(PeerHeartbeat {
+        disk: DiskState::Inconsistent,
+        ..heartbeat(Role::Fault, Some(term(1, "a")))
+    });
+
+    assert_eq!(node.role(), Role::Active);
+}
