@@ -129,11 +129,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
     let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
-    let (mut driver, handle) =
-        Driver::new(config.clone(), store.clone(), events.clone()).await?;
+    let (mut driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
     let dial_tls = tls::client_config(&config.tls, true)?;
     let replication =
-        crate::repl::Replication::start(&config, handle.clone(), events, dial_tls.clone()).await?;
+        crate::repl::Replication::start(&config, handle.clone(), dial_tls.clone()).await?;
     driver.attach_replication(replication.status());
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
     handle

@@ -59,6 +59,8 @@ pub enum Input {
         generation: u64,
     },
     Reachability(bool),
+    /// An event from elsewhere in the node (replication), recorded in order with the driver's.
+    Record { kind: String, message: String },
     /// The active's verdict on this node's disk, from the replication stream.
     SetDisk {
         disk: crate::role::DiskState,
@@ -327,6 +329,7 @@ impl Driver {
                 self.step(Event::Admin { id, request }).await
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
+            Input::Record { kind, message } => self.record(&kind, &message).await,
             Input::SetDisk { disk, reason } => {
                 self.step(Event::DiskVerdict { disk, reason }).await
             }

@@ -15,7 +15,6 @@ use crate::state_store::StateStore;
 const QUEUE_BOUND: usize = 1024;
 
 /// The driver's end of the queue.
-#[derive(Clone)]
 pub struct EventWriter {
     queue: mpsc::Sender<(String, String)>,
 }

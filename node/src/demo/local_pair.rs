@@ -16,10 +16,16 @@ use crate::tls::TlsFiles;
 
 pub const NAMES: [&str; 2] = ["a", "b"];
 
+/// The demo's application table, replicated.
+const DEMO_SCHEMA: &str =
+    "CREATE TABLE extensions (id TEXT PRIMARY KEY, name TEXT NOT NULL, written_by TEXT);\n";
+
 /// One node of the local pair.
 pub struct LocalNode {
     pub config_path: PathBuf,
     pub admin_address: String,
+    /// `[listen] client`: the Data API.
+    pub client_address: String,
     pub tls: TlsFiles,
     /// The running process, if any.
     pub child: Option<Child>,
@@ -82,11 +88,14 @@ impl LocalPair {
                 &ports[other * 4..other * 4 + 4],
             );
             let node_dir = dir.join(name);
-            std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(node_dir.join("migrations")).map_err(|e| e.to_string())?;
+            std::fs::write(node_dir.join("migrations/001_demo.sql"), DEMO_SCHEMA)
+                .map_err(|e| e.to_string())?;
             let config = format!(
                 "cluster = \"demo\"\n\n[node]\nname = \"{name}\"\npriority = {priority}\ndata_dir = \"data\"\n\n\
                  [listen]\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n\n\
                  [peer]\nname = \"{peer}\"\naddress = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\n\n\
+                 [replication]\nmigrations = \"migrations\"\ntables = [\"extensions\"]\n\n\
                  [tls]\nca = \"../certs/ca.pem\"\ncert = \"../certs/{name}.pem\"\nkey = \"../certs/{name}.key\"\n",
                 mine[0],
                 mine[1],
@@ -106,6 +115,7 @@ impl LocalPair {
                 key: certs.join("admin.key"),
             };
             nodes.push(LocalNode {
+                client_address: format!("127.0.0.1:{}", mine[1]),
                 config_path,
                 probe: tokio::sync::Mutex::new(StatusProbe::new(
                     admin_address.clone(),

@@ -1,11 +1,16 @@
 //! `tandemctl demo`: a local pair of real `tandemd` processes in a temp dir, a scripted scenario,
 //! and a readable report. It exits 0 only if every step behaved.
 //!
-//! Steps: election; SIGKILL of the active and the failover time; restart and rejoin as passive;
-//! a switchover and the client gap; SIGTERM on the active and the graceful hand-over; a timeline.
+//! Steps: election; rows written through the Data API and read on the passive; SIGKILL of the
+//! active under writers, the failover time, and every acknowledged row on the new active; restart,
+//! catch-up and `verify`; a switchover and the client gap; SIGTERM on the active and the graceful
+//! hand-over; a timeline.
 
+mod data;
 mod local_pair;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use local_pair::{LocalPair, wait_for};
@@ -98,7 +103,31 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         took.as_millis()
     ));
 
-    println!("\n2. SIGKILL the active node");
+    println!("\n2. write 200 rows on {active} through the Data API, and read them on the passive");
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = data::join(data::start_writers(pair, "first", 4, Some(50), stop.clone())).await;
+    let took = started.elapsed();
+    if written.len() != 200 {
+        return Err(format!("only {} of 200 writes were acknowledged", written.len()));
+    }
+    report.say(format!(
+        "200 rows acknowledged in {} ms (sync: each is on the peer before it returns)",
+        took.as_millis()
+    ));
+    let on_passive = data::ids_on(pair, other(active)).await?;
+    let missing = written.iter().filter(|id| !on_passive.contains(*id)).count();
+    if missing > 0 {
+        return Err(format!("{missing} acknowledged rows are missing on the passive"));
+    }
+    report.say(format!(
+        "all 200 rows are on the passive {} (a stale read)",
+        other(active)
+    ));
+
+    println!("\n3. SIGKILL the active node while 4 writers keep writing");
+    let writers = data::start_writers(pair, "during-kill", 4, None, stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
     pair.signal(active, libc::SIGKILL)?;
     let survivor = other(active);
     let ((), took) = wait_for(STEP_TIMEOUT, || async {
@@ -111,8 +140,21 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         took.as_millis()
     ));
     pair.wait_exit(active, STEP_TIMEOUT).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let acked = data::join(writers).await;
+    let on_survivor = data::ids_on(pair, survivor).await?;
+    let lost: Vec<&String> = acked.iter().filter(|id| !on_survivor.contains(*id)).collect();
+    if !lost.is_empty() {
+        return Err(format!("acknowledged rows lost in the failover: {lost:?}"));
+    }
+    report.say(format!(
+        "all {} rows acknowledged around the kill are on {survivor} ({} rows in all)",
+        acked.len(),
+        on_survivor.len()
+    ));
 
-    println!("\n3. restart the killed node");
+    println!("\n4. restart the killed node; it catches up; verify both databases");
     pair.start(active)?;
     let (status, took) = wait_for(STEP_TIMEOUT, || async {
         let status = role_is(pair, active, "passive").await?;
@@ -131,15 +173,50 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         "{active} rejoined as passive in {} ms, following term {term}",
         took.as_millis()
     ));
+    let (caught_up, took) = wait_for(STEP_TIMEOUT, || async {
+        let survivor_status = pair.get(survivor).status().await?;
+        let rejoined = pair.get(active).status().await?;
+        let replication = &survivor_status.replication;
+        (replication.lag_entries == 0
+            && replication.halted.is_empty()
+            && rejoined.node.disk == "consistent"
+            && rejoined.replication.last_index == replication.last_index)
+            .then_some(replication.last_index)
+    })
+    .await
+    .ok_or(format!("{active} did not catch up with {survivor}"))?;
+    report.say(format!(
+        "{active} caught up to log index {caught_up} in {} ms",
+        took.as_millis()
+    ));
+    let mut admin = pair.get(survivor).client().await?;
+    let verify = admin
+        .verify(tandem_proto::admin::VerifyRequest {})
+        .await
+        .map_err(|status| format!("verify: {}", status.message()))?
+        .into_inner();
+    if !verify.identical {
+        return Err(format!("verify found differences: {:?}", verify.tables));
+    }
+    let rows: u64 = verify
+        .tables
+        .iter()
+        .filter(|t| t.table == "extensions")
+        .map(|t| t.local_rows)
+        .sum();
+    report.say(format!(
+        "verify: identical at log index {} ({rows} rows in extensions)",
+        verify.index
+    ));
 
-    println!("\n4. switch over from {survivor} to {active}");
+    println!("\n5. switch over from {survivor} to {active}");
     let gap = switchover_gap(pair, survivor, active).await?;
     report.say(format!(
         "switchover done: {active} active; clients saw no node admitting for {:.1} ms",
         gap.as_secs_f64() * 1000.0
     ));
 
-    println!("\n5. SIGTERM the active node ({active}): it hands over, then exits");
+    println!("\n6. SIGTERM the active node ({active}): it hands over, then exits");
     let sent = Instant::now();
     pair.signal(active, libc::SIGTERM)?;
     wait_for(STEP_TIMEOUT, || async {

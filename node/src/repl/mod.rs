@@ -38,7 +38,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, ReplicationMode};
 use crate::driver::DriverHandle;
-use crate::event_writer::EventWriter;
 use crate::status::ReplicationStatus;
 
 /// The node's own replicated table: the outcome of every `Execute` by request id, so a retry
@@ -123,7 +122,6 @@ pub(crate) struct Inner {
     /// True while a `Replicate` stream from the active is open here.
     pub receiving: std::sync::atomic::AtomicBool,
     pub driver: DriverHandle,
-    pub events: EventWriter,
     pub peer_tls: Arc<rustls::ClientConfig>,
     pub limits: Limits,
 }
@@ -134,7 +132,6 @@ impl Replication {
     pub async fn start(
         config: &Config,
         driver: DriverHandle,
-        events: EventWriter,
         peer_tls: Arc<rustls::ClientConfig>,
     ) -> Result<Replication, ReplError> {
         let generation = current_generation(&config.node.data_dir)?;
@@ -169,7 +166,6 @@ impl Replication {
                 want_snapshot: tokio::sync::Notify::new(),
                 receiving: std::sync::atomic::AtomicBool::new(false),
                 driver,
-                events,
                 peer_tls,
                 limits: Limits::default(),
             }),
@@ -205,9 +201,15 @@ impl Replication {
         self.inner.status.send_modify(change);
     }
 
+    /// Records an event through the driver (which writes events in order, off its loop).
     pub(crate) async fn record(&self, kind: &str, message: &str) {
-        tracing::info!(kind, "{message}");
-        self.inner.events.record(kind, message).await;
+        let input = crate::driver::Input::Record {
+            kind: kind.to_string(),
+            message: message.to_string(),
+        };
+        if self.inner.driver.inputs.send(input).await.is_err() {
+            tracing::warn!(kind, "the node is stopping; event not recorded: {message}");
+        }
     }
 
     /// Orphans and conflicts, for status.
