@@ -5,6 +5,7 @@
 //! figures (units last in the names). "Served" means that the other node answers `status` as
 //! active and admitting, read over a kept-open admin connection polled every 2 ms.
 
+mod replication;
 mod scenarios;
 mod stats;
 
@@ -20,9 +21,10 @@ struct Args {
     /// Runs per scenario (failover-crash, failover-freeze, switchover).
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// How long false-failovers runs (e.g. "5m").
-    #[arg(long, default_value = "5m")]
-    duration: String,
+    /// How long false-failovers runs (e.g. "5m"), and each load of replication.
+    /// (default: 5m for false-failovers, 10s for replication).
+    #[arg(long)]
+    duration: Option<String>,
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -34,6 +36,8 @@ enum Scenario {
     FailoverFreeze,
     Switchover,
     FalseFailovers,
+    Replication,
+    PassiveCrash,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,8 +46,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let duration: Duration = tandem_node::duration::parse_duration(&args.duration)
-        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let default_duration = match args.scenario {
+        Scenario::Replication => "10s",
+        _ => "5m",
+    };
+    let duration: Duration =
+        tandem_node::duration::parse_duration(args.duration.as_deref().unwrap_or(default_duration))
+            .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let result = match args.scenario {
         Scenario::FailoverCrash => {
             runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?
@@ -54,6 +63,10 @@ fn main() -> anyhow::Result<()> {
         Scenario::Switchover => runtime.block_on(scenarios::switchover(&bins, args.runs))?,
         Scenario::FalseFailovers => {
             runtime.block_on(scenarios::false_failovers(&bins, duration))?
+        }
+        Scenario::Replication => runtime.block_on(replication::replication(&bins, duration))?,
+        Scenario::PassiveCrash => {
+            runtime.block_on(replication::passive_crash(&bins, args.runs))?
         }
     };
     println!("{}", stats::table(&result));

@@ -47,6 +47,7 @@ pub mod wait;
 
 /// Re-exported so tests can name signals (`libc::SIGSTOP`) without a dependency of their own.
 pub use libc;
+pub use toml;
 
 pub use binaries::Binaries;
 pub use cluster::Cluster;

@@ -7,5 +7,6 @@ mod log_table_test;
 mod migrate_test;
 mod open_test;
 mod property_test;
+mod rewind_test;
 mod row_hash_test;
 mod write_group_test;

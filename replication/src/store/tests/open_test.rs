@@ -62,7 +62,8 @@ async fn internal_tables_exist_and_reopening_keeps_them() {
             "_tandem_applying",
             "_tandem_capture_ctx",
             "_tandem_log",
-            "_tandem_migrations"
+            "_tandem_migrations",
+            "_tandem_orphans"
         ]
     );
 }
