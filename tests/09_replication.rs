@@ -558,3 +558,75 @@ fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active(
     assert!(verify.contains("identical"), "{verify}");
     Ok(())
 }
+
+#[test]
+fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new(), dir.path())
+        .set_all("replication.sync_strict", true)
+        .set_all("replication.sync_timeout", "300ms");
+    let mut cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    phase("b down: a refuses writes instead of degrading, and stays consistent for b");
+    cluster.node_mut("b").kill()?;
+    cluster.wait_until(WAIT, "a to see b gone", |c| {
+        Ok((c.status("a")?["peer"]["state"] == "failed").then_some(()))
+    })?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let deadline = std::time::Instant::now() + WAIT;
+        let refused = loop {
+            let result = execute(
+                &mut a,
+                "strict-1",
+                vec![statement("INSERT INTO notes (id, body) VALUES ('s', 'x')", vec![])],
+            )
+            .await;
+            match result {
+                Err(status) => break status,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Ok(_) => anyhow::bail!("a kept admitting writes under sync_strict without b"),
+            }
+        };
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(
+            refused.message().contains("sync_strict") || refused.message().contains("outcome unknown"),
+            "{}",
+            refused.message()
+        );
+        anyhow::Ok(())
+    })?;
+    let status = cluster.status("a")?;
+    assert_eq!(status["replication"]["mode"], "sync_strict");
+    assert_eq!(status["replication"]["degraded"], true);
+
+    phase("b back: writes are admitted again once it caught up");
+    cluster.start_node("b")?;
+    wait_steady(&cluster, "a")?;
+    wait_in_sync(&cluster, "a")?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let result = execute(
+                &mut a,
+                "strict-2",
+                vec![statement("INSERT INTO notes (id, body) VALUES ('t', 'y')", vec![])],
+            )
+            .await;
+            match result {
+                Ok(_) => break,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(status) => anyhow::bail!("a still refuses writes with b back: {status:?}"),
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

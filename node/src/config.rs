@@ -304,6 +304,9 @@ impl Config {
             timers.failover_after_misses.to_string(),
             timers.startup_failover_after_misses.to_string(),
             millis(timers.min_failover_interval),
+            format!("{:?}", self.replication.mode),
+            self.replication.sync_strict.to_string(),
+            self.replication.tables.join(","),
         ]
         .join("|");
         let digest = ring::digest::digest(&ring::digest::SHA256, shared.as_bytes());
@@ -774,5 +777,79 @@ mod tests {
         let retimed =
             Config::load(&write_config(third.path(), &[("\"100ms\"", "\"200ms\"")])).unwrap();
         assert_ne!(a.digest(), retimed.digest());
+    }
+
+    fn with_replication(section: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), &[("[tls]\n", &format!("{section}\n[tls]\n"))]);
+        match Config::load(&path) {
+            Ok(config) => format!("ok {:?}", config.replication),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn replication_defaults_are_sync_with_the_designed_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&write_config(dir.path(), &[])).unwrap();
+        let replication = config.replication;
+        assert_eq!(replication.mode, ReplicationMode::Sync);
+        assert!(!replication.sync_strict);
+        assert_eq!(replication.sync_timeout, Duration::from_secs(2));
+        assert_eq!(replication.retention_entries, 1_000_000);
+        assert_eq!(replication.retention_bytes, 1 << 30);
+        assert_eq!(replication.migrations, None, "no migrations directory, none used");
+        assert_eq!(replication.resync_rate, 0);
+    }
+
+    #[test]
+    fn bad_replication_settings_name_their_key() {
+        let cases = [
+            ("[replication]\nmode = \"semi\"", "replication.mode"),
+            ("[replication]\nsync_timeout = \"soon\"", "replication.sync_timeout"),
+            ("[replication]\nmigrations = \"nowhere\"", "replication.migrations"),
+            ("[replication]\ntables = [\"a b\"]", "replication.tables[0]"),
+            ("[replication]\ntables = [\"_tandem_log\"]", "replication.tables[0]"),
+            (
+                "[replication]\ntables = [\"t\"]\nconflict_policy = { t = \"loudest\" }",
+                "replication.conflict_policy.t",
+            ),
+            (
+                "[replication]\nconflict_policy = { u = \"newest\" }",
+                "replication.conflict_policy.u",
+            ),
+            (
+                "[replication]\nlog_retention = { entries = 0 }",
+                "replication.log_retention.entries",
+            ),
+            (
+                "[replication]\nlog_retention = { bytes = \"1 parsec\" }",
+                "replication.log_retention.bytes",
+            ),
+            ("[replication]\nresync_rate = \"fast\"", "replication.resync_rate"),
+            ("[replication]\nshipping = true", "shipping"),
+        ];
+        for (section, key) in cases {
+            let message = with_replication(section);
+            assert!(message.contains(key), "{section}: {message}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_policies_parse() {
+        let message = with_replication(
+            "[replication]\nmode = \"async\"\ntables = [\"t\", \"u\"]\n\
+             conflict_policy = { default = \"keep_active\", u = \"newest\" }\n\
+             log_retention = { entries = 10, bytes = \"512MiB\" }\nresync_rate = \"64KiB\"",
+        );
+        assert!(message.starts_with("ok"), "{message}");
+        assert!(message.contains("mode: Async"), "{message}");
+        assert!(message.contains("default_policy: KeepActive"), "{message}");
+        assert!(message.contains("(\"u\", Newest)"), "{message}");
+        assert!(message.contains("retention_bytes: 536870912"), "{message}");
+        assert!(message.contains("resync_rate: 65536"), "{message}");
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("99999999999TiB").unwrap_err().contains("too large"));
     }
 }
