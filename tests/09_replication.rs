@@ -26,7 +26,11 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
         phase("write 50 rows on a, one with a BLOB of every byte value");
         let all_bytes: Vec<u8> = (0..=255).collect();
         for id in 0..50 {
-            let payload = if id == 7 { blob(&all_bytes) } else { blob(b"x") };
+            let payload = if id == 7 {
+                blob(&all_bytes)
+            } else {
+                blob(b"x")
+            };
             let reply = execute(
                 &mut a,
                 &format!("req-{id}"),
@@ -69,7 +73,11 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
         .expect_err("the passive refuses writes");
         assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
         let address = cluster.addrs("a").client.to_string();
-        assert!(refused.message().contains(&address), "{}", refused.message());
+        assert!(
+            refused.message().contains(&address),
+            "{}",
+            refused.message()
+        );
         assert_eq!(
             refused
                 .metadata()
@@ -83,18 +91,30 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
         assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
 
         phase("bad requests get clear errors");
-        let bad = execute(&mut a, "bad-1", vec![statement("INSERT INTO nowhere VALUES (1)", vec![])])
-            .await
-            .expect_err("bad SQL");
+        let bad = execute(
+            &mut a,
+            "bad-1",
+            vec![statement("INSERT INTO nowhere VALUES (1)", vec![])],
+        )
+        .await
+        .expect_err("bad SQL");
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
         assert!(bad.message().contains("nowhere"), "{}", bad.message());
-        let ddl = execute(&mut a, "bad-2", vec![statement("DROP TABLE extensions", vec![])])
-            .await
-            .expect_err("DDL through Execute");
+        let ddl = execute(
+            &mut a,
+            "bad-2",
+            vec![statement("DROP TABLE extensions", vec![])],
+        )
+        .await
+        .expect_err("DDL through Execute");
         assert_eq!(ddl.code(), tonic::Code::InvalidArgument);
-        let pragma = execute(&mut a, "bad-3", vec![statement("PRAGMA foreign_keys = OFF", vec![])])
-            .await
-            .expect_err("PRAGMA through Execute");
+        let pragma = execute(
+            &mut a,
+            "bad-3",
+            vec![statement("PRAGMA foreign_keys = OFF", vec![])],
+        )
+        .await
+        .expect_err("PRAGMA through Execute");
         assert_eq!(pragma.code(), tonic::Code::InvalidArgument);
         let huge = "x".repeat(2 * 1024 * 1024);
         let oversize = execute(
@@ -105,20 +125,35 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
         .await
         .expect_err("oversize SQL");
         assert_eq!(oversize.code(), tonic::Code::InvalidArgument);
-        assert!(oversize.message().contains("too large"), "{}", oversize.message());
+        assert!(
+            oversize.message().contains("too large"),
+            "{}",
+            oversize.message()
+        );
         let unique = execute(
             &mut a,
             "bad-5",
-            vec![statement("INSERT INTO extensions (id, name) VALUES (999, 'ext-1')", vec![])],
+            vec![statement(
+                "INSERT INTO extensions (id, name) VALUES (999, 'ext-1')",
+                vec![],
+            )],
         )
         .await
         .expect_err("UNIQUE clash");
         assert!(unique.message().contains("UNIQUE"), "{}", unique.message());
-        let no_id = execute(&mut a, "", vec![statement("DELETE FROM extensions", vec![])])
-            .await
-            .expect_err("no request id");
+        let no_id = execute(
+            &mut a,
+            "",
+            vec![statement("DELETE FROM extensions", vec![])],
+        )
+        .await
+        .expect_err("no request id");
         assert_eq!(no_id.code(), tonic::Code::InvalidArgument);
-        assert_eq!(count(&mut a, "extensions").await?, 50, "nothing bad was written");
+        assert_eq!(
+            count(&mut a, "extensions").await?,
+            50,
+            "nothing bad was written"
+        );
         anyhow::Ok(())
     })?;
 
@@ -134,8 +169,8 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
 }
 
 #[test]
-fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error()
--> anyhow::Result<()> {
+fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error() -> anyhow::Result<()>
+{
     let _serial = serial();
     let dir = tempfile::tempdir()?;
     let spec = with_schema(ClusterSpec::new(), dir.path()).set(
@@ -180,14 +215,19 @@ fn no_acknowledged_row_is_lost_over_five_kills_of_the_active_under_concurrent_wr
         let survivor = other(active);
         wait_serving(&cluster, survivor)?;
         wait_acked(&cluster, &writers, 50)?;
-        phase(&format!("restart {active}: it rejoins as passive and catches up"));
+        phase(&format!(
+            "restart {active}: it rejoins as passive and catches up"
+        ));
         cluster.start_node(active)?;
         wait_steady(&cluster, survivor)?;
         wait_in_sync(&cluster, survivor)?;
         active = survivor;
     }
     let acked = writers.stop(&runtime);
-    phase(&format!("{} acknowledged rows; all on the active", acked.len()));
+    phase(&format!(
+        "{} acknowledged rows; all on the active",
+        acked.len()
+    ));
     wait_in_sync(&cluster, active)?;
     runtime.block_on(async {
         let mut client = client(&cluster, active).await?;
@@ -243,7 +283,10 @@ fn a_node_down_through_ten_thousand_writes_catches_up_from_the_log() -> anyhow::
         anyhow::Ok(())
     })?;
     let status = cluster.status("a")?;
-    assert_eq!(status["replication"]["degraded"], true, "a degraded without b");
+    assert_eq!(
+        status["replication"]["degraded"], true,
+        "a degraded without b"
+    );
     phase("restart b: it catches up from the log and a returns to sync");
     cluster.start_node("b")?;
     wait_steady(&cluster, "a")?;
@@ -296,18 +339,54 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
         let mut b = client(&cluster, "b").await?;
-        execute(&mut a, "a-1", one("INSERT INTO notes (id, body) VALUES ('a-only', 'a')", vec![]))
-            .await?;
-        execute(&mut a, "a-2", one("UPDATE extensions SET name = 'from-a' WHERE id = 1", vec![]))
-            .await?;
-        execute(&mut a, "a-3", one("INSERT INTO extensions (id, name) VALUES (100, 'clash')", vec![]))
-            .await?;
-        execute(&mut b, "b-1", one("INSERT INTO notes (id, body) VALUES ('b-only', 'b')", vec![]))
-            .await?;
-        execute(&mut b, "b-2", one("UPDATE extensions SET name = 'from-b' WHERE id = 1", vec![]))
-            .await?;
-        execute(&mut b, "b-3", one("INSERT INTO extensions (id, name) VALUES (200, 'clash')", vec![]))
-            .await?;
+        execute(
+            &mut a,
+            "a-1",
+            one(
+                "INSERT INTO notes (id, body) VALUES ('a-only', 'a')",
+                vec![],
+            ),
+        )
+        .await?;
+        execute(
+            &mut a,
+            "a-2",
+            one("UPDATE extensions SET name = 'from-a' WHERE id = 1", vec![]),
+        )
+        .await?;
+        execute(
+            &mut a,
+            "a-3",
+            one(
+                "INSERT INTO extensions (id, name) VALUES (100, 'clash')",
+                vec![],
+            ),
+        )
+        .await?;
+        execute(
+            &mut b,
+            "b-1",
+            one(
+                "INSERT INTO notes (id, body) VALUES ('b-only', 'b')",
+                vec![],
+            ),
+        )
+        .await?;
+        execute(
+            &mut b,
+            "b-2",
+            one("UPDATE extensions SET name = 'from-b' WHERE id = 1", vec![]),
+        )
+        .await?;
+        execute(
+            &mut b,
+            "b-3",
+            one(
+                "INSERT INTO extensions (id, name) VALUES (200, 'clash')",
+                vec![],
+            ),
+        )
+        .await?;
         anyhow::Ok(())
     })?;
 
@@ -330,8 +409,17 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
         let notes = query(&mut b, "SELECT id FROM notes ORDER BY id", false).await?;
         assert_eq!(notes, vec![vec![text("a-only")], vec![text("b-only")]]);
         let one_row = query(&mut b, "SELECT name FROM extensions WHERE id = 1", false).await?;
-        assert_eq!(one_row, vec![vec![text("from-b")]], "b's later update wins (newest)");
-        let clash = query(&mut b, "SELECT id FROM extensions WHERE name = 'clash'", false).await?;
+        assert_eq!(
+            one_row,
+            vec![vec![text("from-b")]],
+            "b's later update wins (newest)"
+        );
+        let clash = query(
+            &mut b,
+            "SELECT id FROM extensions WHERE name = 'clash'",
+            false,
+        )
+        .await?;
         assert_eq!(clash, vec![vec![int(200)]]);
         anyhow::Ok(())
     })?;
@@ -339,11 +427,19 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     let conflicts: serde_json::Value = serde_json::from_str(&conflicts)?;
     let lost: Vec<String> = conflicts
         .as_array()
-        .map(|rows| rows.iter().map(|row| row["losing_image"].to_string()).collect())
+        .map(|rows| {
+            rows.iter()
+                .map(|row| row["losing_image"].to_string())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(lost.iter().any(|image| image.contains("from-a")), "{conflicts}");
     assert!(
-        lost.iter().any(|image| image.contains("clash") && image.contains("100")),
+        lost.iter().any(|image| image.contains("from-a")),
+        "{conflicts}"
+    );
+    assert!(
+        lost.iter()
+            .any(|image| image.contains("clash") && image.contains("100")),
         "{conflicts}"
     );
     Ok(())
@@ -382,7 +478,10 @@ fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyh
         execute(
             &mut b,
             "b-1",
-            vec![statement("INSERT INTO notes (id, body) VALUES ('on-b', 'b')", vec![])],
+            vec![statement(
+                "INSERT INTO notes (id, body) VALUES ('on-b', 'b')",
+                vec![],
+            )],
         )
         .await?;
         anyhow::Ok(())
@@ -411,8 +510,12 @@ fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyh
     wait_in_sync(&cluster, "a")?;
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
-        let rows = query(&mut a, "SELECT count(*) FROM notes WHERE id LIKE 'orphan-%'", false)
-            .await?;
+        let rows = query(
+            &mut a,
+            "SELECT count(*) FROM notes WHERE id LIKE 'orphan-%'",
+            false,
+        )
+        .await?;
         assert_eq!(rows, vec![vec![int(200)]], "every orphan is back");
         anyhow::Ok(())
     })?;
@@ -490,7 +593,10 @@ fn a_node_down_past_retention_catches_up_by_snapshot() -> anyhow::Result<()> {
 
     phase("resync --from-peer on b forces a full copy again, with progress");
     let out = cluster.ctl_ok("b", &["resync", "--from-peer"])?;
-    assert!(out.contains("full copy") && out.contains("snapshot"), "{out}");
+    assert!(
+        out.contains("full copy") && out.contains("snapshot"),
+        "{out}"
+    );
     cluster.wait_until(WAIT, "a second snapshot installed on b", |c| {
         let installed = events(c, "b")?
             .iter()
@@ -505,8 +611,8 @@ fn a_node_down_past_retention_catches_up_by_snapshot() -> anyhow::Result<()> {
 }
 
 #[test]
-fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active() -> anyhow::Result<()>
-{
+fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active()
+-> anyhow::Result<()> {
     let _serial = serial();
     let dir = tempfile::tempdir()?;
     let spec = with_schema(ClusterSpec::new(), dir.path())
@@ -521,7 +627,10 @@ fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active(
     cluster.start_node("b")?;
     cluster.wait_until(WAIT, "b receiving the snapshot", |c| {
         let status = c.status("b")?;
-        let receiving = status["replication"]["snapshot_progress"].as_f64().unwrap_or(0.0) > 0.0;
+        let receiving = status["replication"]["snapshot_progress"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0;
         Ok((receiving && status["node"]["disk"] == "inconsistent").then_some(()))
     })?;
 
@@ -532,9 +641,10 @@ fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active(
     })?;
     let said = events(&cluster, "b")?;
     assert!(
-        said.iter().any(|(kind, message)| (kind == "role_change"
-            || kind == "failover_suppressed")
-            && message.contains("inconsistent")),
+        said.iter().any(
+            |(kind, message)| (kind == "role_change" || kind == "failover_suppressed")
+                && message.contains("inconsistent")
+        ),
         "{said:?}"
     );
     assert!(
@@ -546,9 +656,15 @@ fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active(
     assert_ne!(role(&status), "active");
     assert_eq!(status["node"]["disk"], "inconsistent");
     let refused = cluster.ctl("b", &["failover-now", "--force"])?;
-    assert_eq!(refused.status.code(), Some(1), "an inconsistent node never promotes");
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "an inconsistent node never promotes"
+    );
 
-    phase("SIGKILL b too; restart both: b opens its old, whole database and a sends a new snapshot");
+    phase(
+        "SIGKILL b too; restart both: b opens its old, whole database and a sends a new snapshot",
+    );
     cluster.node_mut("b").kill()?;
     cluster.start_node("a")?;
     cluster.start_node("b")?;
@@ -581,7 +697,10 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
             let result = execute(
                 &mut a,
                 "strict-1",
-                vec![statement("INSERT INTO notes (id, body) VALUES ('s', 'x')", vec![])],
+                vec![statement(
+                    "INSERT INTO notes (id, body) VALUES ('s', 'x')",
+                    vec![],
+                )],
             )
             .await;
             match result {
@@ -594,7 +713,8 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
         };
         assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
         assert!(
-            refused.message().contains("sync_strict") || refused.message().contains("outcome unknown"),
+            refused.message().contains("sync_strict")
+                || refused.message().contains("outcome unknown"),
             "{}",
             refused.message()
         );
@@ -615,7 +735,10 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
             let result = execute(
                 &mut a,
                 "strict-2",
-                vec![statement("INSERT INTO notes (id, body) VALUES ('t', 'y')", vec![])],
+                vec![statement(
+                    "INSERT INTO notes (id, body) VALUES ('t', 'y')",
+                    vec![],
+                )],
             )
             .await;
             match result {

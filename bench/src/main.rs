@@ -65,9 +65,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(scenarios::false_failovers(&bins, duration))?
         }
         Scenario::Replication => runtime.block_on(replication::replication(&bins, duration))?,
-        Scenario::PassiveCrash => {
-            runtime.block_on(replication::passive_crash(&bins, args.runs))?
-        }
+        Scenario::PassiveCrash => runtime.block_on(replication::passive_crash(&bins, args.runs))?,
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {

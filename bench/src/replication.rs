@@ -1,8 +1,8 @@
 //! `replication` and `passive-crash`: writes through the Data API of a real pair.
 //!
-//! `replication` runs concurrent single-row inserts for a fixed time, in sync mode against
-//! "replication off" — the same binaries, schema, triggers and group commit, in async mode with
-//! the peer stopped — with 1 and with 64 writers, and measures the local fsync p99 of the same
+//! `replication` runs concurrent single-row inserts for a fixed time, in sync mode, in async mode
+//! (the peer up and receiving), and with "replication off" — the same binaries, schema, triggers
+//! and group commit, in async mode with the peer stopped — with 1 and with 64 writers, and measures the local fsync p99 of the same
 //! disk in the same run (4 KiB write + fdatasync in a loop).
 //! `passive-crash`: 8 writers in sync mode; SIGKILL the passive; the longest any write waited
 //! around the kill is the run's stall.
@@ -65,7 +65,9 @@ fn insert(id: String) -> pb::ExecuteRequest {
 }
 
 fn wait_for(cluster: &Cluster, what: &str, check: impl Fn(&Value) -> bool) -> anyhow::Result<()> {
-    cluster.wait_until(STEP_TIMEOUT, what, |c| Ok(check(&c.status("a")?).then_some(())))
+    cluster.wait_until(STEP_TIMEOUT, what, |c| {
+        Ok(check(&c.status("a")?).then_some(()))
+    })
 }
 
 /// Runs `writers` writers against `node` for `duration`; returns commits and each latency.
@@ -128,7 +130,7 @@ pub async fn replication(bins: &Binaries, duration: Duration) -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let mut results = serde_json::Map::new();
     let fsync = fsync_p99(dir.path())?;
-    for (label, mode) in [("sync", "sync"), ("off", "async")] {
+    for (label, mode) in [("sync", "sync"), ("async", "async"), ("off", "async")] {
         let cluster = Cluster::start(spec(dir.path(), mode)?, bins)?;
         wait_for(&cluster, "a active with b passive", |s| {
             s["node"]["role"] == "active" && s["peer"]["role"] == "passive"
@@ -136,7 +138,9 @@ pub async fn replication(bins: &Binaries, duration: Duration) -> anyhow::Result<
         let mut cluster = cluster;
         if label == "off" {
             cluster.node_mut("b").kill()?;
-            wait_for(&cluster, "a to see b gone", |s| s["peer"]["state"] == "failed")?;
+            wait_for(&cluster, "a to see b gone", |s| {
+                s["peer"]["state"] == "failed"
+            })?;
         }
         for writers in [1usize, 64] {
             let tag = format!("{label}-{writers}");
@@ -151,7 +155,8 @@ pub async fn replication(bins: &Binaries, duration: Duration) -> anyhow::Result<
         }
     }
     let get = |key: &str, figure: &str| results[key][figure].as_f64().unwrap_or(0.0);
-    let ratio_64 = get("sync_64_writers", "commits_per_s") / get("off_64_writers", "commits_per_s").max(1.0);
+    let ratio_64 =
+        get("sync_64_writers", "commits_per_s") / get("off_64_writers", "commits_per_s").max(1.0);
     let single_p99 = get("sync_1_writers", "p99_ms");
     let bound = 2.0 * fsync + 2.0;
     let mut out = json!({
@@ -209,7 +214,11 @@ pub async fn passive_crash(bins: &Binaries, runs: usize) -> anyhow::Result<Value
         for task in tasks {
             stall = stall.max(task.await??);
         }
-        eprintln!("run {}: longest write {:.1} ms", run + 1, stall.as_secs_f64() * 1000.0);
+        eprintln!(
+            "run {}: longest write {:.1} ms",
+            run + 1,
+            stall.as_secs_f64() * 1000.0
+        );
         stalls.push(stall);
         cluster.start_node("b")?;
     }

@@ -62,7 +62,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
-    async fn sql(&self, request: Request<pb::SqlRequest>) -> Result<Response<pb::SqlReply>, Status> {
+    async fn sql(
+        &self,
+        request: Request<pb::SqlRequest>,
+    ) -> Result<Response<pb::SqlReply>, Status> {
         self.replication
             .admin_sql(request.into_inner().sql)
             .await

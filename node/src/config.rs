@@ -528,10 +528,7 @@ impl Validator<'_> {
             if table == "default" {
                 default_policy = parsed;
             } else if !raw.tables.contains(table) {
-                return Err(self.invalid(
-                    &key,
-                    format!("\"{table}\" is not in replication.tables"),
-                ));
+                return Err(self.invalid(&key, format!("\"{table}\" is not in replication.tables")));
             } else {
                 table_policies.push((table.clone(), parsed));
             }
@@ -545,10 +542,7 @@ impl Validator<'_> {
         let retention_bytes = parse_bytes(&raw.log_retention.bytes)
             .map_err(|message| self.invalid("replication.log_retention.bytes", message))?;
         if retention_bytes < 1024 {
-            return Err(self.invalid(
-                "replication.log_retention.bytes",
-                "must be at least 1KiB",
-            ));
+            return Err(self.invalid("replication.log_retention.bytes", "must be at least 1KiB"));
         }
         let resync_rate = parse_bytes(&raw.resync_rate)
             .map_err(|message| self.invalid("replication.resync_rate", message))?;
@@ -798,7 +792,10 @@ mod tests {
         assert_eq!(replication.sync_timeout, Duration::from_secs(2));
         assert_eq!(replication.retention_entries, 1_000_000);
         assert_eq!(replication.retention_bytes, 1 << 30);
-        assert_eq!(replication.migrations, None, "no migrations directory, none used");
+        assert_eq!(
+            replication.migrations, None,
+            "no migrations directory, none used"
+        );
         assert_eq!(replication.resync_rate, 0);
     }
 
@@ -806,10 +803,19 @@ mod tests {
     fn bad_replication_settings_name_their_key() {
         let cases = [
             ("[replication]\nmode = \"semi\"", "replication.mode"),
-            ("[replication]\nsync_timeout = \"soon\"", "replication.sync_timeout"),
-            ("[replication]\nmigrations = \"nowhere\"", "replication.migrations"),
+            (
+                "[replication]\nsync_timeout = \"soon\"",
+                "replication.sync_timeout",
+            ),
+            (
+                "[replication]\nmigrations = \"nowhere\"",
+                "replication.migrations",
+            ),
             ("[replication]\ntables = [\"a b\"]", "replication.tables[0]"),
-            ("[replication]\ntables = [\"_tandem_log\"]", "replication.tables[0]"),
+            (
+                "[replication]\ntables = [\"_tandem_log\"]",
+                "replication.tables[0]",
+            ),
             (
                 "[replication]\ntables = [\"t\"]\nconflict_policy = { t = \"loudest\" }",
                 "replication.conflict_policy.t",
@@ -826,7 +832,10 @@ mod tests {
                 "[replication]\nlog_retention = { bytes = \"1 parsec\" }",
                 "replication.log_retention.bytes",
             ),
-            ("[replication]\nresync_rate = \"fast\"", "replication.resync_rate"),
+            (
+                "[replication]\nresync_rate = \"fast\"",
+                "replication.resync_rate",
+            ),
             ("[replication]\nshipping = true", "shipping"),
         ];
         for (section, key) in cases {
@@ -850,6 +859,10 @@ mod tests {
         assert!(message.contains("resync_rate: 65536"), "{message}");
         assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
         assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert!(parse_bytes("99999999999TiB").unwrap_err().contains("too large"));
+        assert!(
+            parse_bytes("99999999999TiB")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

@@ -83,7 +83,11 @@ pub enum CtlCommand {
     /// Force a full copy of the database: --to-peer on the active, --from-peer on the passive.
     /// Waits and prints progress until the copy is installed.
     Resync {
-        #[arg(long, conflicts_with = "from_peer", required_unless_present = "from_peer")]
+        #[arg(
+            long,
+            conflicts_with = "from_peer",
+            required_unless_present = "from_peer"
+        )]
         to_peer: bool,
         #[arg(long)]
         from_peer: bool,
@@ -423,7 +427,11 @@ async fn verify(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Fai
     }
 }
 
-async fn conflicts(client: &mut AdminClient<Channel>, limit: u32, json: bool) -> Result<(), Failure> {
+async fn conflicts(
+    client: &mut AdminClient<Channel>,
+    limit: u32,
+    json: bool,
+) -> Result<(), Failure> {
     let reply = client
         .conflicts(pb::ConflictsRequest { limit })
         .await
@@ -451,8 +459,16 @@ async fn conflicts(client: &mut AdminClient<Channel>, limit: u32, json: bool) ->
             conflict.table,
             conflict.primary_key,
             conflict.reason,
-            if conflict.losing_image.is_empty() { "(deleted)" } else { &conflict.losing_image },
-            if conflict.kept_image.is_empty() { "(deleted)" } else { &conflict.kept_image },
+            if conflict.losing_image.is_empty() {
+                "(deleted)"
+            } else {
+                &conflict.losing_image
+            },
+            if conflict.kept_image.is_empty() {
+                "(deleted)"
+            } else {
+                &conflict.kept_image
+            },
         );
     }
     Ok(())
@@ -575,7 +591,11 @@ pub fn render_status(status: &Status) -> String {
     text.push_str(&format!(
         "replication {}{}  last index {}  peer acked {}  lag {}",
         replication.mode,
-        if replication.degraded { " (degraded)" } else { "" },
+        if replication.degraded {
+            " (degraded)"
+        } else {
+            ""
+        },
         replication.last_index,
         replication.peer_acked_index,
         replication.lag_entries

@@ -219,9 +219,9 @@ fn start_servers(
         .add_service(gateway)
         .add_service(data_service)
         .serve_with_incoming_shutdown(
-        tls::tls_incoming(client, client_tls, "client"),
-        until_stopped(stopped.clone()),
-    );
+            tls::tls_incoming(client, client_tls, "client"),
+            until_stopped(stopped.clone()),
+        );
     let admin_server = builder()
         .add_service(admin_service)
         .serve_with_incoming_shutdown(

@@ -60,7 +60,10 @@ pub enum Input {
     },
     Reachability(bool),
     /// An event from elsewhere in the node (replication), recorded in order with the driver's.
-    Record { kind: String, message: String },
+    Record {
+        kind: String,
+        message: String,
+    },
     /// The active's verdict on this node's disk, from the replication stream.
     SetDisk {
         disk: crate::role::DiskState,
@@ -330,9 +333,7 @@ impl Driver {
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
             Input::Record { kind, message } => self.record(&kind, &message).await,
-            Input::SetDisk { disk, reason } => {
-                self.step(Event::DiskVerdict { disk, reason }).await
-            }
+            Input::SetDisk { disk, reason } => self.step(Event::DiskVerdict { disk, reason }).await,
         }
     }
 

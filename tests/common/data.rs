@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 use tandem_harness::Cluster;
 use tandem_proto::data::data_client::DataClient;
 use tandem_proto::data::{self as pb, value::Kind};
@@ -20,18 +19,18 @@ CREATE TABLE loose (a INTEGER, b TEXT);
 ";
 
 /// Writes the migrations directory and returns the spec settings that use it.
-pub fn with_schema(spec: tandem_harness::ClusterSpec, dir: &std::path::Path) -> tandem_harness::ClusterSpec {
+pub fn with_schema(
+    spec: tandem_harness::ClusterSpec,
+    dir: &std::path::Path,
+) -> tandem_harness::ClusterSpec {
     let migrations = dir.join("migrations");
     std::fs::create_dir_all(&migrations).expect("create the migrations dir");
     std::fs::write(migrations.join("001_extensions.sql"), MIGRATION).expect("write the migration");
-    spec.set_all(
-        "replication.migrations",
-        migrations.display().to_string(),
-    )
-    .set_all(
-        "replication.tables",
-        toml::Value::Array(vec!["extensions".into(), "notes".into()]),
-    )
+    spec.set_all("replication.migrations", migrations.display().to_string())
+        .set_all(
+            "replication.tables",
+            toml::Value::Array(vec!["extensions".into(), "notes".into()]),
+        )
 }
 
 pub async fn client(cluster: &Cluster, node: &str) -> anyhow::Result<DataClient<Channel>> {
@@ -44,8 +43,7 @@ pub async fn client(cluster: &Cluster, node: &str) -> anyhow::Result<DataClient<
     };
     let config = tandem_node::tls::client_config(&files, false)?;
     let address = cluster.addrs(node).client.to_string();
-    let channel =
-        tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?;
+    let channel = tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?;
     Ok(DataClient::new(channel))
 }
 
@@ -176,48 +174,45 @@ impl Writers {
                 let mut done = Vec::new();
                 let mut n = 0u64;
                 let mut pending: Option<String> = None;
+                let mut client: Option<DataClient<Channel>> = None;
                 while !stop.load(Ordering::SeqCst) {
                     let id = pending.take().unwrap_or_else(|| {
                         n += 1;
                         format!("w{writer}-{n}")
                     });
-                    let connected = tandem_node::tls::connect(
-                        &addrs[target],
-                        names[target],
-                        config.clone(),
-                        Duration::from_millis(500),
-                    )
-                    .await;
-                    let Ok(channel) = connected else {
-                        target = 1 - target;
-                        pending = Some(id);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    };
-                    let mut client = DataClient::new(channel);
-                    while !stop.load(Ordering::SeqCst) {
-                        let reply = execute(
-                            &mut client,
+                    if client.is_none() {
+                        client = tandem_node::tls::connect(
+                            &addrs[target],
+                            names[target],
+                            config.clone(),
+                            Duration::from_millis(500),
+                        )
+                        .await
+                        .ok()
+                        .map(DataClient::new);
+                    }
+                    let written = match client.as_mut() {
+                        Some(client) => execute(
+                            client,
                             &id,
                             vec![statement(
                                 "INSERT INTO notes (id, body) VALUES (?, ?)",
                                 vec![text(&id), text("acknowledged")],
                             )],
                         )
-                        .await;
-                        match reply {
-                            Ok(_) => {
-                                done.push(id);
-                                acked.fetch_add(1, Ordering::SeqCst);
-                                break;
-                            }
-                            Err(_) => {
-                                target = 1 - target;
-                                pending = Some(id);
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                break;
-                            }
-                        }
+                        .await
+                        .is_ok(),
+                        None => false,
+                    };
+                    if written {
+                        done.push(id);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        // Refused, failed or unreachable: retry the same id on the other node.
+                        client = None;
+                        target = 1 - target;
+                        pending = Some(id);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
                 done

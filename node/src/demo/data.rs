@@ -11,7 +11,11 @@ use tonic::transport::Channel;
 use super::local_pair::LocalPair;
 use crate::tls::TlsFiles;
 
-pub async fn connect(address: &str, name: &str, tls: &TlsFiles) -> Result<DataClient<Channel>, String> {
+pub async fn connect(
+    address: &str,
+    name: &str,
+    tls: &TlsFiles,
+) -> Result<DataClient<Channel>, String> {
     let config = crate::tls::client_config(tls, false).map_err(|e| e.to_string())?;
     let channel = crate::tls::connect(address, name, config, Duration::from_millis(500))
         .await
@@ -20,7 +24,11 @@ pub async fn connect(address: &str, name: &str, tls: &TlsFiles) -> Result<DataCl
 }
 
 /// One row's insert, under its id as request id (a retry is idempotent).
-async fn insert(client: &mut DataClient<Channel>, id: &str, writer: &str) -> Result<(), tonic::Status> {
+async fn insert(
+    client: &mut DataClient<Channel>,
+    id: &str,
+    writer: &str,
+) -> Result<(), tonic::Status> {
     let text = |value: &str| pb::Value {
         kind: Some(pb::value::Kind::Text(value.to_string())),
     };
@@ -94,7 +102,10 @@ pub async fn join(tasks: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<Strin
 }
 
 /// The ids in `extensions` on `name` (a stale read is allowed on a passive).
-pub async fn ids_on(pair: &LocalPair, name: &str) -> Result<std::collections::HashSet<String>, String> {
+pub async fn ids_on(
+    pair: &LocalPair,
+    name: &str,
+) -> Result<std::collections::HashSet<String>, String> {
     let node = pair.get(name);
     let mut client = connect(&node.client_address, name, &node.tls).await?;
     let reply = client

@@ -106,19 +106,34 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
     println!("\n2. write 200 rows on {active} through the Data API, and read them on the passive");
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let written = data::join(data::start_writers(pair, "first", 4, Some(50), stop.clone())).await;
+    let written = data::join(data::start_writers(
+        pair,
+        "first",
+        4,
+        Some(50),
+        stop.clone(),
+    ))
+    .await;
     let took = started.elapsed();
     if written.len() != 200 {
-        return Err(format!("only {} of 200 writes were acknowledged", written.len()));
+        return Err(format!(
+            "only {} of 200 writes were acknowledged",
+            written.len()
+        ));
     }
     report.say(format!(
         "200 rows acknowledged in {} ms (sync: each is on the peer before it returns)",
         took.as_millis()
     ));
     let on_passive = data::ids_on(pair, other(active)).await?;
-    let missing = written.iter().filter(|id| !on_passive.contains(*id)).count();
+    let missing = written
+        .iter()
+        .filter(|id| !on_passive.contains(*id))
+        .count();
     if missing > 0 {
-        return Err(format!("{missing} acknowledged rows are missing on the passive"));
+        return Err(format!(
+            "{missing} acknowledged rows are missing on the passive"
+        ));
     }
     report.say(format!(
         "all 200 rows are on the passive {} (a stale read)",
@@ -144,7 +159,10 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
     stop.store(true, Ordering::SeqCst);
     let acked = data::join(writers).await;
     let on_survivor = data::ids_on(pair, survivor).await?;
-    let lost: Vec<&String> = acked.iter().filter(|id| !on_survivor.contains(*id)).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !on_survivor.contains(*id))
+        .collect();
     if !lost.is_empty() {
         return Err(format!("acknowledged rows lost in the failover: {lost:?}"));
     }

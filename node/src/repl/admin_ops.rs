@@ -13,6 +13,17 @@ use tonic::Status;
 use super::Replication;
 use super::convert;
 
+/// A row of `tandem_conflicts`: id, time, table, key, reason, losing and kept images.
+type ConflictRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// `verify` compares at one log index: attempts while writes keep moving the index.
 const VERIFY_ATTEMPTS: u32 = 50;
 const VERIFY_RETRY: Duration = Duration::from_millis(100);
@@ -107,9 +118,11 @@ impl Replication {
                     .rows
                     .into_iter()
                     .map(|row| {
-                        row_json(row.values.into_iter().map(|value| {
-                            convert::value_to_json(&convert::value_from_pb(value))
-                        }))
+                        row_json(
+                            row.values.into_iter().map(|value| {
+                                convert::value_to_json(&convert::value_from_pb(value))
+                            }),
+                        )
                     })
                     .collect(),
                 ..pb::SqlReply::default()
@@ -151,14 +164,21 @@ impl Replication {
                 }
             }
             "from_peer" => {
-                if !self.inner.receiving.load(std::sync::atomic::Ordering::SeqCst) {
+                if !self
+                    .inner
+                    .receiving
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                {
                     return Err(Status::failed_precondition(
                         "no active is shipping to this node; run `resync --from-peer` on the \
                          passive while the active is up, or `resync --to-peer` on the active",
                     ));
                 }
                 self.inner.want_snapshot.notify_one();
-                Ok("asked the active for a full copy; `tandemctl status` shows its progress".into())
+                Ok(
+                    "asked the active for a full copy; `tandemctl status` shows its progress"
+                        .into(),
+                )
             }
             other => Err(Status::invalid_argument(format!(
                 "resync direction {other:?} is not \"to_peer\" or \"from_peer\""
@@ -225,15 +245,14 @@ impl Replication {
             0 => CONFLICTS_DEFAULT,
             n => n.min(CONFLICTS_MAX),
         };
-        let rows: Vec<(String, i64, String, String, String, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT id, at_ms, tbl, pk, reason, losing_image, kept_image \
+        let rows: Vec<ConflictRow> = sqlx::query_as(
+            "SELECT id, at_ms, tbl, pk, reason, losing_image, kept_image \
                  FROM tandem_conflicts ORDER BY at_ms DESC, id LIMIT ?",
-            )
-            .bind(i64::from(limit))
-            .fetch_all(self.store().reader())
-            .await
-            .map_err(|error| Status::unavailable(format!("data.db: {error}")))?;
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.store().reader())
+        .await
+        .map_err(|error| Status::unavailable(format!("data.db: {error}")))?;
         Ok(pb::ConflictsReply {
             conflicts: rows
                 .into_iter()

@@ -46,7 +46,9 @@ pub async fn reapply(repl: &Replication, orphans: pb::OrphanBatch) {
             counts.transactions, counts.applied, counts.already, counts.conflicts
         );
         if let Err(reason) = &result {
-            message.push_str(&format!("; stopped: {reason} (the rest is merged on reconnect)"));
+            message.push_str(&format!(
+                "; stopped: {reason} (the rest is merged on reconnect)"
+            ));
         }
         repl.record("merge", &message).await;
         repl.refresh_counts().await;
@@ -148,8 +150,7 @@ async fn merge_entries(
                 // A constraint broke: keep the whole orphan transaction as a conflict.
                 let mut records = Vec::new();
                 for entry in &entries {
-                    if entry.table == super::REQUESTS_TABLE
-                        || entry.table == super::CONFLICTS_TABLE
+                    if entry.table == super::REQUESTS_TABLE || entry.table == super::CONFLICTS_TABLE
                     {
                         continue;
                     }
@@ -262,11 +263,17 @@ async fn change_statements(repl: &Replication, entry: &LogEntry) -> Result<Vec<S
             .join(", ");
         let mut params = values;
         params.extend(key_params);
-        Statement::new(format!("UPDATE {table} SET {sets} WHERE {key_match}"), params)
+        Statement::new(
+            format!("UPDATE {table} SET {sets} WHERE {key_match}"),
+            params,
+        )
     } else {
         let marks = vec!["?"; columns.len()].join(", ");
         Statement::new(
-            format!("INSERT INTO {table} ({}) VALUES ({marks})", columns.join(", ")),
+            format!(
+                "INSERT INTO {table} ({}) VALUES ({marks})",
+                columns.join(", ")
+            ),
             values,
         )
     };

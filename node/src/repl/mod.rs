@@ -218,10 +218,9 @@ impl Replication {
         let orphans: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM _tandem_orphans")
             .fetch_one(store.reader())
             .await;
-        let conflicts: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM tandem_conflicts")
-                .fetch_one(store.reader())
-                .await;
+        let conflicts: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM tandem_conflicts")
+            .fetch_one(store.reader())
+            .await;
         self.update_status(|status| {
             status.orphans = orphans.map_or(0, |n| n.max(0) as u64);
             status.conflicts = conflicts.map_or(0, |n| n.max(0) as u64);

@@ -46,7 +46,11 @@ pub async fn replicate(
         Some(pb::ShipMessage {
             body: Some(pb::ship_message::Body::Hello(hello)),
         }) => hello,
-        _ => return Err(Status::invalid_argument("a Replicate stream starts with a hello")),
+        _ => {
+            return Err(Status::invalid_argument(
+                "a Replicate stream starts with a hello",
+            ));
+        }
     };
     let term = convert::term_from_pb(hello.term.as_ref(), "hello term")
         .map_err(Status::invalid_argument)?;
@@ -71,9 +75,12 @@ pub async fn replicate(
             "stream from term {term}, older than term {newest}"
         )));
     }
-    let guard = tokio::time::timeout(RECEIVE_LOCK_WAIT, repl.inner.receive_lock.clone().lock_owned())
-        .await
-        .map_err(|_| Status::unavailable("another Replicate stream is still applying"))?;
+    let guard = tokio::time::timeout(
+        RECEIVE_LOCK_WAIT,
+        repl.inner.receive_lock.clone().lock_owned(),
+    )
+    .await
+    .map_err(|_| Status::unavailable("another Replicate stream is still applying"))?;
     let head = repl
         .store()
         .last_log_position()
@@ -95,6 +102,7 @@ pub async fn replicate(
             receiver,
             replies,
             snapshot: None,
+            clamp_reported: false,
         };
         repl.inner.receiving.store(true, Ordering::SeqCst);
         if let Err(reason) = stream.run(&mut incoming).await {
@@ -117,6 +125,8 @@ struct Stream {
     replies: mpsc::Sender<Result<pb::ShipReply, Status>>,
     /// A snapshot being received.
     snapshot: Option<SnapshotWriter>,
+    /// A clamped stamp was reported on this stream (once is enough).
+    clamp_reported: bool,
 }
 
 impl Stream {
@@ -189,9 +199,13 @@ impl Stream {
                     };
                     let (index, hash) = (last.index(), last.hash);
                     if let Err(error) = self.repl.store().apply_entries(&entries).await {
-                        let message = format!("cannot apply entries {}..={index}: {error}", batch.first_index());
+                        let message = format!(
+                            "cannot apply entries {}..={index}: {error}",
+                            batch.first_index()
+                        );
                         self.repl.record("replication_apply_failed", &message).await;
-                        self.refuse_not_receiving(batch.first_index(), &message).await?;
+                        self.refuse_not_receiving(batch.first_index(), &message)
+                            .await?;
                         return Err(message);
                     }
                     self.observe_stamps(&batch.entries).await;
@@ -235,7 +249,7 @@ impl Stream {
     }
 
     /// HLC stamps from the active move our clock; a stamp too far ahead is clamped and alerted.
-    async fn observe_stamps(&self, entries: &[tandem_replication::log::HashedEntry]) {
+    async fn observe_stamps(&mut self, entries: &[tandem_replication::log::HashedEntry]) {
         let Some(last) = entries.last() else {
             return;
         };
@@ -245,9 +259,11 @@ impl Stream {
                 .into_inner()
                 .observe(&last.content.hlc, Replication::wall_ms()),
         };
-        if observed.clamped {
+        if observed.clamped && !self.clamp_reported {
+            self.clamp_reported = true;
             let message = format!(
-                "a stamp from {} is more than max_clock_offset ahead of this clock; clamped",
+                "a stamp from {} is more than max_clock_offset ahead of this clock; clamped \
+                 (reported once per stream)",
                 last.content.hlc.node
             );
             self.repl.record("clock_skew", &message).await;
@@ -278,7 +294,13 @@ impl Stream {
     }
 
     async fn rewind(&mut self, rewind: pb::Rewind) -> Result<(), String> {
-        let ours = self.repl.store().hash_at(rewind.to_index).await.ok().flatten();
+        let ours = self
+            .repl
+            .store()
+            .hash_at(rewind.to_index)
+            .await
+            .ok()
+            .flatten();
         if ours != Some(rewind.hash) {
             let message = format!(
                 "asked to rewind to index {}, but this log's hash there differs",
@@ -302,7 +324,8 @@ impl Stream {
         );
         self.repl.record("merge", &message).await;
         self.repl.refresh_counts().await;
-        self.repl.update_status(|status| status.last_index = head.idx);
+        self.repl
+            .update_status(|status| status.last_index = head.idx);
         let newest = self.receiver.newest_term().cloned();
         self.receiver = Receiver::new(
             LogHead {
@@ -430,8 +453,11 @@ impl Stream {
         );
         self.repl.record("snapshot", &message).await;
         // Whole but behind: outdated until the active says it caught up.
-        self.set_disk(DiskState::Outdated, "snapshot installed; catching up from the log")
-            .await?;
+        self.set_disk(
+            DiskState::Outdated,
+            "snapshot installed; catching up from the log",
+        )
+        .await?;
         let newest = self.receiver.newest_term().cloned();
         self.receiver = Receiver::new(
             LogHead {

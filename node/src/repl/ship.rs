@@ -36,7 +36,10 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 pub enum ShipInput {
     /// The writer committed entries up to `last_index`.
-    Appended { last_index: u64, bytes: u64 },
+    Appended {
+        last_index: u64,
+        bytes: u64,
+    },
     /// A committed write waits for `index` to be released.
     Wait {
         index: u64,
@@ -123,7 +126,11 @@ fn active_term(status: &Status) -> Option<LogTerm> {
         return None;
     }
     let term = status.node.term.as_ref()?;
-    Some(LogTerm::new(term.epoch, term.node.clone(), status.node.priority))
+    Some(LogTerm::new(
+        term.epoch,
+        term.node.clone(),
+        status.node.priority,
+    ))
 }
 
 struct Session {
@@ -335,13 +342,15 @@ impl Session {
                     return;
                 }
                 self.snapshotting = false;
+                self.snapshot_reported = false;
                 match result {
                     Ok(index) => {
                         let message = format!("snapshot at log index {index} sent to the peer");
                         self.repl.record("snapshot", &message).await;
                     }
                     Err(reason) => {
-                        self.halted(format!("snapshot to the peer failed: {reason}")).await;
+                        self.halted(format!("snapshot to the peer failed: {reason}"))
+                            .await;
                         self.drop_stream().await;
                     }
                 }
@@ -398,7 +407,13 @@ impl Session {
                     self.restart_on_position = false;
                     self.restart_position().await;
                 }
-                let ours = self.repl.store().hash_at(position.index).await.ok().flatten();
+                let ours = self
+                    .repl
+                    .store()
+                    .hash_at(position.index)
+                    .await
+                    .ok()
+                    .flatten();
                 let hash_matches = ours.map(|hash| hash == position.rolling_hash);
                 self.position_ok = hash_matches == Some(true);
                 if position.index <= self.shipper.last_index() && hash_matches == Some(true) {
@@ -479,14 +494,15 @@ impl Session {
             status.degraded = degraded;
         });
         let caught_up = self.position_ok && acked >= last && self.shipper.halted().is_none();
-        if !self.consistent_sent && caught_up && !degraded && !self.snapshotting && self.out.is_some()
+        if !self.consistent_sent
+            && caught_up
+            && !degraded
+            && !self.snapshotting
+            && self.out.is_some()
         {
             self.consistent_sent = true;
-            self.verdict(
-                pb::DiskState::Consistent,
-                "caught up with the active's log",
-            )
-            .await;
+            self.verdict(pb::DiskState::Consistent, "caught up with the active's log")
+                .await;
         }
     }
 
@@ -655,7 +671,14 @@ impl Session {
             }
             SearchStep::Done(DivergenceOutcome::Common { index }) => {
                 self.search = None;
-                let hash = self.repl.store().hash_at(index).await.ok().flatten().unwrap_or(0);
+                let hash = self
+                    .repl
+                    .store()
+                    .hash_at(index)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
                 let message = format!(
                     "divergence: the last common index is {index}; the peer moves its entries \
                      after it to its orphans table and rewinds"

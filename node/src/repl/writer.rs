@@ -77,10 +77,17 @@ impl Replication {
             }
             return;
         };
-        let refusing = self.inner.refusing.lock().map(|r| r.clone()).unwrap_or(None);
+        let refusing = self
+            .inner
+            .refusing
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or(None);
         if let Some(reason) = refusing {
             for request in group {
-                let _ = request.reply.send(Err(WriteFailure::Unavailable(reason.clone())));
+                let _ = request
+                    .reply
+                    .send(Err(WriteFailure::Unavailable(reason.clone())));
             }
             return;
         }
@@ -88,7 +95,9 @@ impl Replication {
             Ok(write_group) => write_group,
             Err(error) => {
                 for request in group {
-                    let _ = request.reply.send(Err(WriteFailure::Store(error.to_string())));
+                    let _ = request
+                        .reply
+                        .send(Err(WriteFailure::Store(error.to_string())));
                 }
                 return;
             }

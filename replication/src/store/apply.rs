@@ -89,7 +89,10 @@ impl Store {
     }
 }
 
-pub(super) async fn set_applying(connection: &mut SqliteConnection, applying: bool) -> Result<(), StoreError> {
+pub(super) async fn set_applying(
+    connection: &mut SqliteConnection,
+    applying: bool,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE _tandem_applying SET flag = ?")
         .bind(i64::from(applying))
         .execute(connection)

@@ -15,10 +15,7 @@ use super::writer_transaction::WriterTransaction;
 impl Store {
     /// Moves the entries after `idx` to the orphans table and undoes their changes. Returns the
     /// orphans, oldest first, and the log's new last position (at `idx`).
-    pub async fn rewind_after(
-        &self,
-        idx: u64,
-    ) -> Result<(Vec<LogEntry>, LogPosition), StoreError> {
+    pub async fn rewind_after(&self, idx: u64) -> Result<(Vec<LogEntry>, LogPosition), StoreError> {
         let mut transaction = WriterTransaction::begin(&self.writer).await?;
         let rows = sqlx::query(&format!(
             "SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx"

@@ -8,20 +8,32 @@ const ITEMS: &str = "SELECT id, name, qty FROM items ORDER BY id";
 #[tokio::test]
 async fn a_rewind_keeps_every_orphan_and_leaves_the_rows_as_at_the_common_index() {
     let (a, b) = (node().await, node().await);
-    write_sql(&a.store, 1, "INSERT INTO items (id, name, qty) VALUES (1, 'one', 1), (2, 'two', 2)")
-        .await
-        .unwrap();
+    write_sql(
+        &a.store,
+        1,
+        "INSERT INTO items (id, name, qty) VALUES (1, 'one', 1), (2, 'two', 2)",
+    )
+    .await
+    .unwrap();
     ship(&a.store, &b.store).await.unwrap();
     let common = a.store.last_log_position().await.unwrap();
     let at_common = rows(&a.store, ITEMS).await;
 
     // The suffix: an insert, an update and a delete, in two transactions.
-    write_sql(&a.store, 2, "INSERT INTO items (id, name, qty) VALUES (3, 'three', 3)")
-        .await
-        .unwrap();
-    write_sql(&a.store, 3, "UPDATE items SET qty = 20 WHERE id = 2; DELETE FROM items WHERE id = 1")
-        .await
-        .unwrap();
+    write_sql(
+        &a.store,
+        2,
+        "INSERT INTO items (id, name, qty) VALUES (3, 'three', 3)",
+    )
+    .await
+    .unwrap();
+    write_sql(
+        &a.store,
+        3,
+        "UPDATE items SET qty = 20 WHERE id = 2; DELETE FROM items WHERE id = 1",
+    )
+    .await
+    .unwrap();
     let suffix: Vec<_> = all_entries(&a.store)
         .await
         .into_iter()
@@ -32,14 +44,28 @@ async fn a_rewind_keeps_every_orphan_and_leaves_the_rows_as_at_the_common_index(
     let (orphans, head) = a.store.rewind_after(common.idx).await.unwrap();
     assert_eq!(orphans, suffix, "every orphan, oldest first, unchanged");
     assert_eq!(head, common, "the log ends at the common index");
-    assert_eq!(rows(&a.store, ITEMS).await, at_common, "the rows are as they were");
-    let kept: Vec<_> = a.store.orphans().await.unwrap().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        rows(&a.store, ITEMS).await,
+        at_common,
+        "the rows are as they were"
+    );
+    let kept: Vec<_> = a
+        .store
+        .orphans()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
     assert_eq!(kept, suffix, "the orphans table holds them durably");
     assert_eq!(all_entries(&a.store).await, all_entries(&b.store).await);
 
     // Orphans leave only when told which transactions came back.
     assert_eq!(a.store.drop_orphan_transactions(&[2]).await.unwrap(), 1);
     assert_eq!(a.store.orphans().await.unwrap().len(), 2);
-    assert_eq!(a.store.hash_at(common.idx).await.unwrap(), Some(common.hash));
+    assert_eq!(
+        a.store.hash_at(common.idx).await.unwrap(),
+        Some(common.hash)
+    );
     assert_eq!(a.store.hash_at(common.idx + 1).await.unwrap(), None);
 }
