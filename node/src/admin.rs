@@ -105,8 +105,10 @@ impl pb::admin_server::Admin for AdminService {
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
         let mut status = self.handle.status.borrow().clone();
-        // The gate, not the last published status: it is exact at this instant.
+        // The gate and the replication state, not the last published status: they are exact
+        // at this instant.
         status.node.admitting = self.handle.admission.admits();
+        status.replication = self.replication.status().borrow().clone();
         Ok(Response::new(crate::status_wire::status_to_pb(&status)))
     }
 
