@@ -685,6 +685,16 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
     let mut cluster = Cluster::start(spec, &bins())?;
     wait_steady(&cluster, "a")?;
     let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        execute(
+            &mut a,
+            "strict-0",
+            vec![statement("INSERT INTO notes (id, body) VALUES ('r', 'x')", vec![])],
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
     phase("b down: a refuses writes instead of degrading, and stays consistent for b");
     cluster.node_mut("b").kill()?;
     cluster.wait_until(WAIT, "a to see b gone", |c| {
