@@ -582,6 +582,9 @@ fn a_node_down_past_retention_catches_up_by_snapshot() -> anyhow::Result<()> {
     phase("b comes back: a sends a snapshot, b installs it and continues from the log");
     cluster.start_node("b")?;
     wait_event(&cluster, "b", "snapshot", "installed")?;
+    // b's position is below a's retention, so a cannot check it: b keeps its old database.
+    wait_event(&cluster, "b", "diverged", "kept as")?;
+    assert_eq!(diverged_files(&cluster, "b")?.len(), 1);
     wait_in_sync(&cluster, "a")?;
     let verify = cluster.ctl_ok("a", &["verify"])?;
     assert!(verify.contains("identical"), "{verify}");
@@ -639,14 +642,14 @@ fn the_active_dying_mid_snapshot_leaves_the_passive_inconsistent_and_not_active(
     cluster.wait_until(WAIT, "b to see a gone", |c| {
         Ok((c.status("b")?["peer"]["state"] == "failed").then_some(()))
     })?;
-    let said = events(&cluster, "b")?;
-    assert!(
-        said.iter().any(
-            |(kind, message)| (kind == "role_change" || kind == "failover_suppressed")
+    let said = cluster.wait_until(WAIT, "b to say why it does not take over", |c| {
+        let said = events(c, "b")?;
+        let why = said.iter().any(|(kind, message)| {
+            (kind == "role_change" || kind == "failover_suppressed")
                 && message.contains("inconsistent")
-        ),
-        "{said:?}"
-    );
+        });
+        Ok(why.then_some(said))
+    })?;
     assert!(
         said.iter()
             .any(|(kind, message)| kind == "snapshot" && message.contains("stopped before")),
@@ -690,7 +693,10 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
         execute(
             &mut a,
             "strict-0",
-            vec![statement("INSERT INTO notes (id, body) VALUES ('r', 'x')", vec![])],
+            vec![statement(
+                "INSERT INTO notes (id, body) VALUES ('r', 'x')",
+                vec![],
+            )],
         )
         .await?;
         anyhow::Ok(())
@@ -761,5 +767,76 @@ fn sync_strict_refuses_writes_before_commit_while_the_peer_is_away() -> anyhow::
         }
         anyhow::Ok(())
     })?;
+    Ok(())
+}
+
+/// The `diverged-*.db` files in a node's data directory.
+fn diverged_files(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(cluster.data_dir(node))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with("diverged-") && n.ends_with(".db")) {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+#[test]
+fn a_divergence_past_retention_keeps_the_old_database_and_takes_a_full_copy() -> anyhow::Result<()>
+{
+    use tandem_harness::Mode;
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
+        .set_all("replication.sync_timeout", "300ms")
+        .set_all("replication.log_retention.entries", 50);
+    let cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    write_rows(&runtime, &cluster, "a", 0, 10, 10)?;
+    wait_in_sync(&cluster, "a")?;
+
+    phase("partition: a writes 5 rows, b writes 300 and truncates its log past the split");
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    wait_serving(&cluster, "b")?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        for n in 0..5 {
+            let id = format!("only-on-a-{n}");
+            execute(
+                &mut a,
+                &id,
+                vec![statement(
+                    "INSERT INTO notes (id, body) VALUES (?, 'a')",
+                    vec![text(&id)],
+                )],
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    })?;
+    write_rows(&runtime, &cluster, "b", 1000, 300, 10)?;
+
+    phase("heal: a keeps its diverged database, installs b's copy, and the pair is identical");
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_steady(&cluster, "b")?;
+    let kept = wait_event(&cluster, "a", "diverged", "kept as")?;
+    assert!(kept.contains("not merged"), "{kept}");
+    wait_in_sync(&cluster, "b")?;
+    let verify = cluster.ctl_ok("b", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    let files = diverged_files(&cluster, "a")?;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let header = std::fs::read(&files[0])?;
+    assert!(
+        header.starts_with(b"SQLite format 3\0"),
+        "a whole SQLite file"
+    );
+    let sent = wait_event(&cluster, "b", "snapshot", "could not be checked")?;
+    assert!(sent.contains("diverged-"), "{sent}");
     Ok(())
 }

@@ -102,6 +102,7 @@ pub async fn replicate(
             receiver,
             replies,
             snapshot: None,
+            keep_old_as: None,
             clamp_reported: false,
         };
         repl.inner.receiving.store(true, Ordering::SeqCst);
@@ -123,8 +124,9 @@ struct Stream {
     repl: Replication,
     receiver: Receiver,
     replies: mpsc::Sender<Result<pb::ShipReply, Status>>,
-    /// A snapshot being received.
+    /// A snapshot being received, and the name to keep the replaced database under.
     snapshot: Option<SnapshotWriter>,
+    keep_old_as: Option<String>,
     /// A clamped stamp was reported on this stream (once is enough).
     clamp_reported: bool,
 }
@@ -374,6 +376,7 @@ impl Stream {
         let writer = SnapshotWriter::begin(&data_dir, begin.total_bytes)
             .map_err(|error| format!("cannot receive the snapshot: {error}"))?;
         self.snapshot = Some(writer);
+        self.keep_old_as = keep_name(&begin.keep_old_as)?;
         self.repl
             .update_status(|status| status.snapshot_progress = Some(0.0));
         self.repl.record("snapshot", &reason).await;
@@ -428,6 +431,28 @@ impl Stream {
             .map_err(|error| format!("cannot open the installed snapshot: {error}"))?;
         let old = self.repl.replace_store(store);
         old.close().await;
+        if let Some(name) = self.keep_old_as.take() {
+            let kept = data_dir.join(&name);
+            match std::fs::rename(&installed.previous.db_path, &kept) {
+                Ok(()) => {
+                    let message = format!(
+                        "the diverged database was kept as {}: its changes after the last \
+                         common index were not merged; inspect it",
+                        kept.display()
+                    );
+                    self.repl.record("diverged", &message).await;
+                }
+                Err(error) => {
+                    let message = format!(
+                        "cannot keep the diverged database {} as {}: {error}; it stays in place",
+                        installed.previous.db_path.display(),
+                        kept.display()
+                    );
+                    self.repl.record("diverged", &message).await;
+                    return Err(message);
+                }
+            }
+        }
         if let Err(error) = cleanup_old_generations(&data_dir) {
             tracing::warn!(%error, "cannot remove the old generation");
         }
@@ -508,4 +533,20 @@ impl Stream {
         self.send(pb::ship_reply::Body::Orphans(pb::OrphanBatch { entries }))
             .await
     }
+}
+
+/// The file name a replaced database is kept under: a plain name in the data directory.
+fn keep_name(name: &str) -> Result<Option<String>, String> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let plain = name.starts_with("diverged-")
+        && name.ends_with(".db")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !plain {
+        return Err(format!("refusing to keep the old database as {name:?}"));
+    }
+    Ok(Some(name.to_string()))
 }

@@ -356,7 +356,7 @@ impl Session {
                 }
             }
             ShipInput::ForceSnapshot { reason, reply } => {
-                let answer = self.start_snapshot(&reason, true).await;
+                let answer = self.start_snapshot(&reason, true, None).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(answer);
                 }
@@ -366,7 +366,12 @@ impl Session {
 
     /// Starts sending a snapshot on the current stream. `forced`: the shipper is told the peer
     /// went away first, so no batch interleaves with the chunks.
-    async fn start_snapshot(&mut self, reason: &str, forced: bool) -> Result<String, String> {
+    async fn start_snapshot(
+        &mut self,
+        reason: &str,
+        forced: bool,
+        keep_old_as: Option<String>,
+    ) -> Result<String, String> {
         let Some(out) = self.out.clone() else {
             return Err("the peer is not connected for replication".into());
         };
@@ -389,7 +394,7 @@ impl Session {
         let generation = self.generation;
         let reason = reason.to_string();
         tokio::spawn(async move {
-            let result = super::snapshot_send::send(&repl, &out, &reason).await;
+            let result = super::snapshot_send::send(&repl, &out, &reason, keep_old_as).await;
             let _ = repl
                 .inner
                 .ship
@@ -446,7 +451,7 @@ impl Session {
             }
             Some(Body::WantSnapshot(reason)) => {
                 let reason = format!("the peer asked for a full copy ({reason})");
-                if let Err(error) = self.start_snapshot(&reason, true).await {
+                if let Err(error) = self.start_snapshot(&reason, true, None).await {
                     tracing::warn!(%error, "cannot start the snapshot the peer asked for");
                 }
             }
@@ -565,11 +570,22 @@ impl Session {
                 if !self.snapshot_reported && !self.snapshotting {
                     self.snapshot_reported = true;
                     let first = self.shipper.first_retained_index();
-                    let reason = format!(
+                    let mut reason = format!(
                         "the peer is at index {peer_index}, before the oldest retained entry \
                          {first}"
                     );
-                    if let Err(error) = Box::pin(self.start_snapshot(&reason, false)).await {
+                    // A position below retention cannot be checked against our hashes: the
+                    // peer may hold changes we never had. It keeps its old database.
+                    let keep = (!self.position_ok).then(|| {
+                        let keep = format!("diverged-{}.db", self.term.epoch);
+                        reason.push_str(&format!(
+                            "; its position could not be checked against this log, so it keeps \
+                             its old database as {keep} in case it holds changes never \
+                             replicated"
+                        ));
+                        keep
+                    });
+                    if let Err(error) = Box::pin(self.start_snapshot(&reason, false, keep)).await {
                         self.halted(format!("{reason}; cannot send a snapshot: {error}"))
                             .await;
                     }
@@ -697,11 +713,16 @@ impl Session {
             }
             SearchStep::Done(DivergenceOutcome::PastRetention { unknown_index }) => {
                 self.search = None;
-                let message = format!(
-                    "divergence below the retained log (index {unknown_index}): the peer needs a \
-                     snapshot; its database must be kept as diverged-<term>.db"
+                let keep = format!("diverged-{}.db", self.term.epoch);
+                let reason = format!(
+                    "the logs diverged at or below index {unknown_index}, which is no longer \
+                     retained: the peer keeps its database as {keep} and takes a full copy"
                 );
-                self.halted(message).await;
+                self.repl.record("diverged", &reason).await;
+                if let Err(error) = Box::pin(self.start_snapshot(&reason, true, Some(keep))).await {
+                    self.halted(format!("{reason}; cannot send the snapshot: {error}"))
+                        .await;
+                }
             }
         }
     }

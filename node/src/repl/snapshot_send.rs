@@ -23,13 +23,14 @@ pub async fn send(
     repl: &Replication,
     out: &mpsc::Sender<pb::ShipMessage>,
     reason: &str,
+    keep_old_as: Option<String>,
 ) -> Result<u64, String> {
     let dir = repl.inner.config.node.data_dir.join(OUTGOING_DIR);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-    let result = send_from(repl, out, reason, &dir).await;
+    let result = send_from(repl, out, reason, keep_old_as, &dir).await;
     let _ = tokio::fs::remove_dir_all(&dir).await;
     repl.update_status(|status| status.snapshot_progress = None);
     result
@@ -39,6 +40,7 @@ async fn send_from(
     repl: &Replication,
     out: &mpsc::Sender<pb::ShipMessage>,
     reason: &str,
+    keep_old_as: Option<String>,
     dir: &std::path::Path,
 ) -> Result<u64, String> {
     let source = repl.store().path().to_path_buf();
@@ -59,6 +61,7 @@ async fn send_from(
         total_bytes: info.bytes,
         last_index: info.last_log_idx,
         reason: reason.to_string(),
+        keep_old_as: keep_old_as.unwrap_or_default(),
     }))
     .await?;
     let mut reader = SnapshotReader::open(&info, CHUNK_BYTES).map_err(|e| e.to_string())?;
