@@ -840,3 +840,42 @@ fn a_divergence_past_retention_keeps_the_old_database_and_takes_a_full_copy() ->
     assert!(sent.contains("diverged-"), "{sent}");
     Ok(())
 }
+
+#[test]
+fn a_switchover_under_writers_loses_no_acknowledged_row() -> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let cluster = start(&dir)?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let writers = Writers::start(&cluster, 8, &runtime);
+    let mut active = "a";
+    for round in 1..=3 {
+        wait_acked(&cluster, &writers, 100)?;
+        phase(&format!("switchover {round} from {active} under 8 writers"));
+        let out = cluster.ctl_ok(active, &["switchover"])?;
+        assert!(out.contains("switched over"), "{out}");
+        active = other(active);
+        wait_steady(&cluster, active)?;
+    }
+    wait_acked(&cluster, &writers, 100)?;
+    let acked = writers.stop(&runtime);
+    wait_in_sync(&cluster, active)?;
+    runtime.block_on(async {
+        let mut client = client(&cluster, active).await?;
+        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
+        let present: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|row| match &row[0].kind {
+                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
+        assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
+        anyhow::Ok(())
+    })?;
+    let verify = cluster.ctl_ok(active, &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}
