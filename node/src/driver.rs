@@ -68,6 +68,8 @@ pub enum Input {
     SetDisk {
         disk: crate::role::DiskState,
         reason: String,
+        /// From this node's own snapshot receiving, not the active's verdict.
+        local: bool,
     },
     Admin {
         request: AdminRequest,
@@ -333,7 +335,18 @@ impl Driver {
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
             Input::Record { kind, message } => self.record(&kind, &message).await,
-            Input::SetDisk { disk, reason } => self.step(Event::DiskVerdict { disk, reason }).await,
+            Input::SetDisk {
+                disk,
+                reason,
+                local,
+            } => {
+                self.step(Event::DiskVerdict {
+                    disk,
+                    reason,
+                    local,
+                })
+                .await
+            }
         }
     }
 

@@ -146,6 +146,8 @@ pub fn refusal_from_pb(refusal: &pb::ShipRefusal) -> Option<Refusal> {
             batch_term: term_from_pb(refusal.batch_term.as_ref(), "batch term").ok()?,
             newest_term: term_from_pb(refusal.newest_term.as_ref(), "newest term").ok()?,
         }),
+        // Index 0 is never expected (the log starts at 1): a malformed refusal.
+        pb::RefusalKind::Gap if refusal.index == 0 => None,
         pb::RefusalKind::Gap => Some(Refusal::Gap {
             expected_index: refusal.index,
         }),

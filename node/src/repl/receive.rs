@@ -142,6 +142,11 @@ impl Stream {
     async fn run(&mut self, incoming: &mut Streaming<pb::ShipMessage>) -> Result<(), String> {
         self.step(ReceiverEvent::Connected).await?;
         self.send_orphans().await?;
+        if self.repl.inner.driver.status.borrow().node.disk == "inconsistent" {
+            // Only a completed snapshot makes an inconsistent node whole again.
+            let reason = "this node is inconsistent (a snapshot did not complete)".to_string();
+            self.send(pb::ship_reply::Body::WantSnapshot(reason)).await?;
+        }
         loop {
             let next = tokio::select! {
                 next = incoming.message() => next,
@@ -291,6 +296,7 @@ impl Stream {
         let input = Input::SetDisk {
             disk,
             reason: verdict.reason,
+            local: false,
         };
         let _ = self.repl.inner.driver.inputs.send(input).await;
     }
@@ -345,6 +351,7 @@ impl Stream {
         let input = Input::SetDisk {
             disk,
             reason: reason.to_string(),
+            local: true,
         };
         self.repl
             .inner

@@ -28,6 +28,9 @@ use super::writer::{WriteDone, WriteFailure, WriteReply};
 use crate::config::ReplicationMode;
 use crate::status::Status;
 
+/// Numbers every `Replicate` stream this process opens.
+static STREAM_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Messages queued for one `Replicate` stream.
 const STREAM_QUEUE_BOUND: usize = 64;
 /// Reconnect back-off of the replication connection.
@@ -147,8 +150,9 @@ struct Session {
     search: Option<DivergenceSearch>,
     /// A rewind or a snapshot was sent: the peer's next position starts over.
     restart_on_position: bool,
-    /// A snapshot is being sent on the current stream.
+    /// A snapshot is being sent on the current stream, by this task.
     snapshotting: bool,
+    snapshot_task: Option<tokio::task::JoinHandle<()>>,
     /// The peer was told it is consistent on this stream, once caught up.
     consistent_sent: bool,
     /// The peer's position on this stream was proven to be on our log (hash or acknowledgement).
@@ -186,6 +190,10 @@ impl Session {
                 );
             }
         }
+        // A refusal belongs to the shipper that made it; a new one starts admitting.
+        if let Ok(mut refusing) = repl.inner.refusing.lock() {
+            *refusing = None;
+        }
         let connector = tokio::spawn(connect_loop(repl.clone(), term.clone()));
         // Orphans this node kept from an earlier rewind are merged now that it is the active.
         super::merge::reapply_local(repl);
@@ -208,6 +216,7 @@ impl Session {
             search: None,
             restart_on_position: false,
             snapshotting: false,
+            snapshot_task: None,
             consistent_sent: false,
             position_ok: false,
             peer_failed: false,
@@ -249,6 +258,12 @@ impl Session {
 
     fn end(mut self) {
         self.connector.abort();
+        if let Some(task) = self.snapshot_task.take() {
+            task.abort();
+        }
+        if let Ok(mut refusing) = self.repl.inner.refusing.lock() {
+            *refusing = None;
+        }
         let reason = "this node stopped being the active before the peer acknowledged the write";
         for (_, (_, reply)) in self.waiting.drain() {
             let _ = reply.send(Err(WriteFailure::OutcomeUnknown(reason.into())));
@@ -256,6 +271,7 @@ impl Session {
         self.repl.update_status(|status| {
             status.peer_acked_index = 0;
             status.lag_entries = 0;
+            status.snapshot_progress = None;
         });
         tracing::info!(term = %self.term, "shipping ends");
     }
@@ -393,14 +409,17 @@ impl Session {
         let repl = self.repl.clone();
         let generation = self.generation;
         let reason = reason.to_string();
-        tokio::spawn(async move {
+        if let Some(old) = self.snapshot_task.take() {
+            old.abort();
+        }
+        self.snapshot_task = Some(tokio::spawn(async move {
             let result = super::snapshot_send::send(&repl, &out, &reason, keep_old_as).await;
             let _ = repl
                 .inner
                 .ship
                 .send(ShipInput::SnapshotSent { generation, result })
                 .await;
-        });
+        }));
         Ok("snapshot started; `tandemctl status` shows its progress".into())
     }
 
@@ -794,10 +813,10 @@ fn shipper_config(repl: &Replication) -> ShipperConfig {
 async fn connect_loop(repl: Replication, term: LogTerm) {
     let config = &repl.inner.config;
     let inputs = repl.inner.ship.clone();
-    let mut generation = 0u64;
     let mut backoff = BACKOFF_FIRST;
     loop {
-        generation += 1;
+        // Unique across sessions, so a late message of an old session never matches.
+        let generation = STREAM_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let connected = crate::tls::connect(
             &config.peer.address,
             &config.peer.name,

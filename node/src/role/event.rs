@@ -73,8 +73,13 @@ pub enum Event {
     Admin { id: u64, request: AdminRequest },
     /// SIGTERM: on the active, switch over and then exit.
     Shutdown,
-    /// The active's verdict on this passive's disk, sent over the replication stream: `outdated`
-    /// when it degraded to async, `consistent` once this node caught up again. Ignored while
-    /// this node is active.
-    DiskVerdict { disk: DiskState, reason: String },
+    /// A verdict on this node's disk: from the active over the replication stream (`outdated`
+    /// when it degraded to async, `consistent` once this node caught up again), or `local` from
+    /// this node's own receiving of a snapshot. Ignored while this node is active; the active's
+    /// verdicts never clear a local `inconsistent` (only an installed snapshot does).
+    DiskVerdict {
+        disk: DiskState,
+        reason: String,
+        local: bool,
+    },
 }

@@ -175,12 +175,19 @@ impl RoleMachine {
             Event::SwitchoverRequested => self.on_switchover_requested(now_ms),
             Event::Admin { id, request } => self.on_admin(id, request, now_ms),
             Event::Shutdown => self.on_shutdown(now_ms),
-            Event::DiskVerdict { disk, reason } => self.on_disk_verdict(disk, reason),
+            Event::DiskVerdict {
+                disk,
+                reason,
+                local,
+            } => self.on_disk_verdict(disk, reason, local),
         }
     }
 
-    fn on_disk_verdict(&mut self, disk: DiskState, reason: String) -> Vec<Command> {
+    fn on_disk_verdict(&mut self, disk: DiskState, reason: String, local: bool) -> Vec<Command> {
         if self.role == Role::Active || self.durable.disk == disk {
+            return Vec::new();
+        }
+        if self.durable.disk == DiskState::Inconsistent && !local {
             return Vec::new();
         }
         self.durable.disk = disk;

@@ -255,6 +255,7 @@ fn the_actives_verdict_outdates_the_passive_once() {
     let out = node.step(Event::DiskVerdict {
         disk: DiskState::Outdated,
         reason: "degraded".into(),
+        local: false,
     });
     let mut outdated = node.durable().clone();
     outdated.disk = DiskState::Outdated;
@@ -272,6 +273,7 @@ fn the_actives_verdict_outdates_the_passive_once() {
     let again = node.step(Event::DiskVerdict {
         disk: DiskState::Outdated,
         reason: "degraded".into(),
+        local: false,
     });
     assert_eq!(again, Vec::new());
 }
@@ -282,6 +284,7 @@ fn an_active_ignores_disk_verdicts() {
     let out = node.step(Event::DiskVerdict {
         disk: DiskState::Outdated,
         reason: "from a stale stream".into(),
+        local: false,
     });
     assert_eq!(out, Vec::new());
     assert_eq!(node.durable().disk, DiskState::Consistent);
@@ -299,6 +302,7 @@ fn a_node_in_fault_for_an_inconsistent_disk_follows_again_once_whole() {
     let out = node.step(Event::DiskVerdict {
         disk: DiskState::Outdated,
         reason: "snapshot installed".into(),
+        local: true,
     });
     assert_eq!(node.role(), Role::Passive);
     assert!(out.contains(&Command::SetRole {
@@ -306,4 +310,22 @@ fn a_node_in_fault_for_an_inconsistent_disk_follows_again_once_whole() {
         reason: "disk is outdated again".into(),
     }));
     assert_eq!(node.durable().disk, DiskState::Outdated);
+}
+
+#[test]
+fn the_actives_verdict_does_not_clear_a_local_inconsistent_disk() {
+    let start = Durable {
+        disk: DiskState::Inconsistent,
+        ..durable(1, Some(term(1, "b")))
+    };
+    let mut node = Node::start_with(config(), start, LogPosition::default());
+    node.heartbeat(heartbeat(Role::Active, Some(term(1, "b"))));
+    let out = node.step(Event::DiskVerdict {
+        disk: DiskState::Outdated,
+        reason: "degraded during the snapshot".into(),
+        local: false,
+    });
+    assert_eq!(out, Vec::new());
+    assert_eq!(node.durable().disk, DiskState::Inconsistent);
+    assert_eq!(node.role(), Role::Fault);
 }
