@@ -14,7 +14,6 @@
 
 use tandem_proto::peer as pb;
 use tandem_replication::data_api::{Statement, Value};
-use tandem_replication::log::Operation;
 use tandem_replication::store::{LogEntry, SqlValue, decode_image};
 use tokio::sync::oneshot;
 
@@ -33,10 +32,18 @@ struct Counts {
     conflicts: u64,
 }
 
-/// Re-applies the orphans the passive sent, in its own task (the writes wait for the ship task).
+/// Queues the orphans the passive sent; one merge task applies them in the order they came.
+/// Never waits: the ship task calls it, and the merge's writes wait for the ship task.
 pub async fn reapply(repl: &Replication, orphans: pb::OrphanBatch) {
-    let repl = repl.clone();
-    tokio::spawn(async move {
+    if repl.inner.merges.try_send(orphans).is_err() {
+        tracing::warn!("the merge queue is full; these orphans are merged on the next stream");
+    }
+}
+
+/// The merge task: runs merges one at a time, in order. Its writes wait for the ship task, which
+/// is why merging does not run on the ship task itself.
+pub async fn run(repl: Replication, mut queue: tokio::sync::mpsc::Receiver<pb::OrphanBatch>) {
+    while let Some(orphans) = queue.recv().await {
         let _merging = repl.inner.merge_lock.lock().await;
         let mut counts = Counts::default();
         let result = merge(&repl, orphans, &mut counts).await;
@@ -46,13 +53,11 @@ pub async fn reapply(repl: &Replication, orphans: pb::OrphanBatch) {
             counts.transactions, counts.applied, counts.already, counts.conflicts
         );
         if let Err(reason) = &result {
-            message.push_str(&format!(
-                "; stopped: {reason} (the rest is merged on reconnect)"
-            ));
+            message.push_str(&format!("; stopped: {reason} (the rest is merged on reconnect)"));
         }
         repl.record("merge", &message).await;
         repl.refresh_counts().await;
-    });
+    }
 }
 
 /// Re-applies this node's own orphans (kept from a rewind before it became the active); each is
@@ -119,6 +124,14 @@ async fn merge_entries(
     counts: &mut Counts,
 ) -> Result<(), String> {
     let since = entries.iter().map(|e| e.idx).min().unwrap_or(0);
+    // The active's changes to compare with: those after the divergence point and before this
+    // merge began (not the merge's own writes).
+    let until = repl
+        .store()
+        .last_log_position()
+        .await
+        .map_err(|error| error.to_string())?
+        .idx;
     // Transactions in log order; entries of one transaction are consecutive.
     let mut transactions: Vec<(u64, String, Vec<LogEntry>)> = Vec::new();
     for entry in entries {
@@ -132,11 +145,27 @@ async fn merge_entries(
         let request_id = format!("{MERGE_PREFIX}{origin}:{txid}");
         let mut statements = Vec::new();
         let mut conflicts = Vec::new();
-        for entry in &entries {
-            if entry.table == super::REQUESTS_TABLE || entry.table == super::CONFLICTS_TABLE {
-                continue; // bookkeeping of the old term, not data
+        // The client's own request ids travel with the merge, so a retry finds them; if a retry
+        // already ran here, the orphan is that same write and is not applied again.
+        let client_ids = client_request_ids(&entries);
+        if already_ran_here(repl, &client_ids).await? {
+            match write(repl, &request_id, Vec::new()).await {
+                Ok(_) => counts.already += 1,
+                Err(failure) => return Err(format!("{failure:?}")),
             }
-            plan_change(repl, entry, since, &mut statements, &mut conflicts).await?;
+            continue;
+        }
+        for entry in &entries {
+            if entry.table == super::REQUESTS_TABLE {
+                if entry.op != tandem_replication::store::ChangeOp::Delete {
+                    statements.push(upsert_statement(entry, true)?);
+                }
+                continue;
+            }
+            if entry.table == super::CONFLICTS_TABLE {
+                continue; // the old term's own merge bookkeeping
+            }
+            plan_change(repl, entry, (since, until), &mut statements, &mut conflicts).await?;
         }
         let conflict_count = conflicts.len() as u64;
         statements.extend(conflicts);
@@ -176,18 +205,19 @@ async fn merge_entries(
 async fn plan_change(
     repl: &Replication,
     entry: &LogEntry,
-    since: u64,
+    (since, until): (u64, u64),
     statements: &mut Vec<Statement>,
     conflicts: &mut Vec<Statement>,
 ) -> Result<(), String> {
     // The active's newest change of this row after the divergence point, if any.
     let newer: Option<(i64, i64, String, Option<String>)> = sqlx::query_as(
         "SELECT hlc_ms, hlc_logical, hlc_node, new_image FROM _tandem_log \
-         WHERE tbl = ? AND pk = ? AND idx >= ? ORDER BY idx DESC LIMIT 1",
+         WHERE tbl = ? AND pk = ? AND idx >= ? AND idx <= ? ORDER BY idx DESC LIMIT 1",
     )
     .bind(&entry.table)
     .bind(&entry.pk)
     .bind(i64::try_from(since).unwrap_or(i64::MAX))
+    .bind(i64::try_from(until).unwrap_or(i64::MAX))
     .fetch_optional(repl.store().reader())
     .await
     .map_err(|error| error.to_string())?;
@@ -216,68 +246,90 @@ async fn plan_change(
             entry.new_image.clone(),
         ));
     }
-    statements.extend(change_statements(repl, entry).await?);
+    statements.extend(change_statements(entry)?);
     Ok(())
 }
 
-/// The SQL that makes the active's row what the orphan made it.
-async fn change_statements(repl: &Replication, entry: &LogEntry) -> Result<Vec<Statement>, String> {
-    let key = decode_image(&entry.pk)?;
-    let table = quote(&entry.table);
-    let key_match = key
-        .iter()
-        .map(|(column, _)| format!("{} IS ?", quote(column)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let key_params: Vec<Value> = key.iter().map(|(_, value)| value_of(value)).collect();
-    let operation = match entry.op {
-        tandem_replication::store::ChangeOp::Insert => Operation::Insert,
-        tandem_replication::store::ChangeOp::Update => Operation::Update,
-        tandem_replication::store::ChangeOp::Delete => Operation::Delete,
-    };
-    if operation == Operation::Delete {
+/// The SQL that makes the active's row what the orphan made it: a delete, or an upsert decided
+/// when it runs (inside the merge's own write), never from an earlier read.
+fn change_statements(entry: &LogEntry) -> Result<Vec<Statement>, String> {
+    if entry.op == tandem_replication::store::ChangeOp::Delete {
+        let key = decode_image(&entry.pk)?;
+        let key_match = key
+            .iter()
+            .map(|(column, _)| format!("{} IS ?", quote(column)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let key_params = key.iter().map(|(_, value)| value_of(value)).collect();
         return Ok(vec![Statement::new(
-            format!("DELETE FROM {table} WHERE {key_match}"),
+            format!("DELETE FROM {} WHERE {key_match}", quote(&entry.table)),
             key_params,
         )]);
     }
+    Ok(vec![upsert_statement(entry, false)?])
+}
+
+/// `INSERT … ON CONFLICT (key) DO UPDATE` with the entry's new image; with `keep_existing`,
+/// `DO NOTHING` instead (request ids: the first outcome stands).
+fn upsert_statement(entry: &LogEntry, keep_existing: bool) -> Result<Statement, String> {
+    let key = decode_image(&entry.pk)?;
     let image = decode_image(entry.new_image.as_deref().unwrap_or("{}"))?;
-    let exists: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT 1 FROM {table} WHERE {}",
-        key.iter()
-            .map(|(column, _)| format!("{} IS ?", quote(column)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    ))
-    .bind_all(&key)
-    .fetch_optional(repl.store().reader())
-    .await
-    .map_err(|error| error.to_string())?;
+    if image.is_empty() {
+        return Err(format!("orphan {} has no new image", entry.idx));
+    }
     let columns: Vec<String> = image.iter().map(|(column, _)| quote(column)).collect();
     let values: Vec<Value> = image.iter().map(|(_, value)| value_of(value)).collect();
-    let statement = if exists.is_some() {
-        let sets = columns
-            .iter()
-            .map(|column| format!("{column} = ?"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut params = values;
-        params.extend(key_params);
-        Statement::new(
-            format!("UPDATE {table} SET {sets} WHERE {key_match}"),
-            params,
-        )
+    let key_columns: Vec<String> = key.iter().map(|(column, _)| quote(column)).collect();
+    let updates: Vec<String> = image
+        .iter()
+        .filter(|(column, _)| !key.iter().any(|(k, _)| k == column))
+        .map(|(column, _)| format!("{0} = excluded.{0}", quote(column)))
+        .collect();
+    let action = if keep_existing || updates.is_empty() {
+        "DO NOTHING".to_string()
     } else {
-        let marks = vec!["?"; columns.len()].join(", ");
-        Statement::new(
-            format!(
-                "INSERT INTO {table} ({}) VALUES ({marks})",
-                columns.join(", ")
-            ),
-            values,
-        )
+        format!("DO UPDATE SET {}", updates.join(", "))
     };
-    Ok(vec![statement])
+    let marks = vec!["?"; columns.len()].join(", ");
+    Ok(Statement::new(
+        format!(
+            "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT ({}) {action}",
+            quote(&entry.table),
+            columns.join(", "),
+            key_columns.join(", ")
+        ),
+        values,
+    ))
+}
+
+/// The clients' request ids recorded by an orphan transaction.
+fn client_request_ids(entries: &[LogEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|entry| entry.table == super::REQUESTS_TABLE)
+        .filter_map(|entry| decode_image(&entry.pk).ok())
+        .flat_map(|key| key.into_iter())
+        .filter_map(|(_, value)| match value {
+            SqlValue::Text(id) if !id.starts_with(MERGE_PREFIX) => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// True when one of `ids` already ran on the active (a client retried it there).
+async fn already_ran_here(repl: &Replication, ids: &[String]) -> Result<bool, String> {
+    for id in ids {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM tandem_requests WHERE request_id = ?")
+                .bind(id)
+                .fetch_optional(repl.store().reader())
+                .await
+                .map_err(|error| error.to_string())?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn conflict_statement(
@@ -367,26 +419,4 @@ fn value_of(value: &SqlValue) -> Value {
 
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-/// Binds every key value to a query.
-trait BindAll<'q> {
-    fn bind_all(self, key: &'q [(String, SqlValue)]) -> Self;
-}
-
-impl<'q, O> BindAll<'q>
-    for sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
-{
-    fn bind_all(mut self, key: &'q [(String, SqlValue)]) -> Self {
-        for (_, value) in key {
-            self = match value {
-                SqlValue::Null => self.bind(None::<i64>),
-                SqlValue::Integer(integer) => self.bind(*integer),
-                SqlValue::Real(real) => self.bind(*real),
-                SqlValue::Text(text) => self.bind(text.as_str()),
-                SqlValue::Blob(blob) => self.bind(blob.as_slice()),
-            };
-        }
-        self
-    }
 }

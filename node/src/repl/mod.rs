@@ -65,6 +65,8 @@ const CONFLICTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_conflicts (
 
 /// Writes waiting for the writer task at once; more wait for room.
 const WRITE_QUEUE_BOUND: usize = 4096;
+/// Orphan messages waiting for the merge task.
+const MERGE_QUEUE_BOUND: usize = 16;
 /// Inputs of the ship task queued at once.
 const SHIP_QUEUE_BOUND: usize = 8192;
 
@@ -117,6 +119,8 @@ pub(crate) struct Inner {
     pub receive_lock: Arc<tokio::sync::Mutex<()>>,
     /// One merge-back runs at a time.
     pub merge_lock: tokio::sync::Mutex<()>,
+    /// Orphans from the peer, for the merge task, in order.
+    pub merges: mpsc::Sender<tandem_proto::peer::OrphanBatch>,
     /// `resync --from-peer`: the receiving stream asks the active for a snapshot.
     pub want_snapshot: tokio::sync::Notify,
     /// True while a `Replicate` stream from the active is open here.
@@ -146,6 +150,7 @@ impl Replication {
         let hlc = HlcClock::new(config.node.name.clone(), offset_ms);
         let (writes, write_rx) = mpsc::channel(WRITE_QUEUE_BOUND);
         let (ship, ship_rx) = mpsc::channel(SHIP_QUEUE_BOUND);
+        let (merges, merge_rx) = mpsc::channel(MERGE_QUEUE_BOUND);
         let (status, _) = watch::channel(ReplicationStatus {
             mode: mode_name(config).into(),
             last_index: last.idx,
@@ -163,6 +168,7 @@ impl Replication {
                 hlc: Mutex::new(hlc),
                 receive_lock: Arc::new(tokio::sync::Mutex::new(())),
                 merge_lock: tokio::sync::Mutex::new(()),
+                merges,
                 want_snapshot: tokio::sync::Notify::new(),
                 receiving: std::sync::atomic::AtomicBool::new(false),
                 driver,
@@ -173,6 +179,7 @@ impl Replication {
         replication.refresh_counts().await;
         tokio::spawn(writer::run(replication.clone(), write_rx));
         tokio::spawn(ship::run(replication.clone(), ship_rx));
+        tokio::spawn(merge::run(replication.clone(), merge_rx));
         Ok(replication)
     }
 

@@ -33,6 +33,8 @@ pub const SHIP_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const REPLY_QUEUE_BOUND: usize = 64;
 /// How long a new stream waits for the previous one to let go.
 const RECEIVE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Orphans per message, cut between transactions (the stream takes up to 64 MiB).
+const ORPHAN_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// How long a disk-state change may take to reach `state.db`.
 const DISK_STATE_WAIT: Duration = Duration::from_secs(10);
 
@@ -513,13 +515,16 @@ impl Stream {
         let repl = &self.repl;
         let mut chunk = Vec::new();
         let mut bytes = 0usize;
+        let mut previous_txid = None;
         for (_, entry) in &orphans {
-            bytes += entry.approx_size_bytes();
-            chunk.push(hashed_of(entry, |node| repl.priority_of(node)));
-            if bytes > 1024 * 1024 {
+            // Chunks end only between transactions: the active merges a transaction whole.
+            if bytes > ORPHAN_CHUNK_BYTES && previous_txid != Some(entry.txid) {
                 self.send_orphan_chunk(std::mem::take(&mut chunk)).await?;
                 bytes = 0;
             }
+            bytes += entry.approx_size_bytes();
+            previous_txid = Some(entry.txid);
+            chunk.push(hashed_of(entry, |node| repl.priority_of(node)));
         }
         if !chunk.is_empty() {
             self.send_orphan_chunk(chunk).await?;
