@@ -386,6 +386,11 @@ impl Stream {
             .map_err(|error| format!("cannot receive the snapshot: {error}"))?;
         self.snapshot = Some(writer);
         self.keep_old_as = keep_name(&begin.keep_old_as)?;
+        let orphans = self.repl.store().orphans().await.map_or(0, |o| o.len());
+        if self.keep_old_as.is_none() && orphans > 0 {
+            // Orphans not merged yet live only in this database: keep it.
+            self.keep_old_as = Some(format!("diverged-orphans-{}.db", Replication::wall_ms()));
+        }
         self.repl
             .update_status(|status| status.snapshot_progress = Some(0.0));
         self.repl.record("snapshot", &reason).await;
@@ -432,6 +437,17 @@ impl Stream {
             .finish(&manifest)
             .map_err(|error| format!("the snapshot does not verify: {error}"))?;
         let data_dir = self.repl.inner.config.node.data_dir.clone();
+        if let Some(name) = self.keep_old_as.take() {
+            // Copied before the pointer moves: a crash from here on leaves the old generation
+            // live, or the copy complete.
+            let kept = self.keep_old_database(&data_dir, &name).await?;
+            let message = format!(
+                "the replaced database was kept as {}: its changes after the last common index \
+                 were not merged; inspect it",
+                kept.display()
+            );
+            self.repl.record("diverged", &message).await;
+        }
         let installed = install(&data_dir, verified)
             .await
             .map_err(|error| format!("cannot install the snapshot: {error}"))?;
@@ -440,30 +456,12 @@ impl Stream {
             .map_err(|error| format!("cannot open the installed snapshot: {error}"))?;
         let old = self.repl.replace_store(store);
         old.close().await;
-        if let Some(name) = self.keep_old_as.take() {
-            let kept = data_dir.join(&name);
-            match std::fs::rename(&installed.previous.db_path, &kept) {
-                Ok(()) => {
-                    let message = format!(
-                        "the diverged database was kept as {}: its changes after the last \
-                         common index were not merged; inspect it",
-                        kept.display()
-                    );
-                    self.repl.record("diverged", &message).await;
-                }
-                Err(error) => {
-                    let message = format!(
-                        "cannot keep the diverged database {} as {}: {error}; it stays in place",
-                        installed.previous.db_path.display(),
-                        kept.display()
-                    );
-                    self.repl.record("diverged", &message).await;
-                    return Err(message);
-                }
-            }
-        }
         if let Err(error) = cleanup_old_generations(&data_dir) {
             tracing::warn!(%error, "cannot remove the old generation");
+        }
+        // The copy carries the active's own orphans table; those are the active's to merge.
+        if let Err(error) = self.repl.store().clear_orphans().await {
+            tracing::warn!(%error, "cannot clear the copied orphans table");
         }
         let head = self
             .repl
@@ -501,6 +499,35 @@ impl Stream {
             newest,
         );
         self.step(ReceiverEvent::Connected).await
+    }
+
+    /// Copies the live database (a consistent `VACUUM INTO`) to `name` in the data directory,
+    /// never over an existing file.
+    async fn keep_old_database(
+        &self,
+        data_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<std::path::PathBuf, String> {
+        let mut kept = data_dir.join(name);
+        if kept.exists() {
+            let stem = name.trim_end_matches(".db");
+            kept = data_dir.join(format!("{stem}-{}.db", Replication::wall_ms()));
+        }
+        // `incoming-*` directories are removed at start-up if a crash leaves one behind.
+        let scratch = tempfile::Builder::new()
+            .prefix("incoming-keep-")
+            .tempdir_in(data_dir)
+            .map_err(|error| format!("cannot keep the old database: {error}"))?;
+        let source = self.repl.store().path().to_path_buf();
+        let copy = tandem_replication::snapshot::create_snapshot(&source, scratch.path())
+            .await
+            .map_err(|error| format!("cannot keep the old database: {error}"))?;
+        std::fs::rename(&copy.path, &kept)
+            .map_err(|error| format!("cannot keep the old database as {}: {error}", kept.display()))?;
+        std::fs::File::open(data_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| format!("cannot sync {}: {error}", data_dir.display()))?;
+        Ok(kept)
     }
 
     /// Hands every kept orphan to the active, oldest first, in messages of bounded size.

@@ -121,6 +121,15 @@ impl Replication {
             let context = self.capture_context(term_epoch, &term_node);
             outcomes.push(self.write_one(&mut write_group, &context, request).await);
         }
+        if self.writable_term().is_none() {
+            // Fenced (a switchover) or demoted while the group ran: nothing of it commits, so
+            // the catch-up the fence waits for is final.
+            let _ = write_group.rollback().await;
+            for request in group {
+                let _ = request.reply.send(Err(WriteFailure::NotActive));
+            }
+            return;
+        }
         let committed = write_group.commit().await;
         let last_index = match committed {
             Ok(position) => position.idx,

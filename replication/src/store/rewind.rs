@@ -78,6 +78,14 @@ impl Store {
         Ok(dropped)
     }
 
+    /// Empties the orphans table (a snapshot brought the sender's own orphans along).
+    pub async fn clear_orphans(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM _tandem_orphans")
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
     /// Forgets the orphans with these ids: they are back through replication, or conflicts.
     pub async fn drop_orphans(&self, ids: &[i64]) -> Result<(), StoreError> {
         let mut transaction = WriterTransaction::begin(&self.writer).await?;
