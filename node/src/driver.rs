@@ -418,7 +418,20 @@ impl Driver {
         self.peer.last_seq = heartbeat.seq;
         self.fast_path_wanted.store(false, Ordering::SeqCst);
         self.check_peer_settings(&heartbeat).await?;
-        self.step(Event::Heartbeat(domain)).await
+        let outdates_us = heartbeat.peer_outdated
+            && domain.role == Role::Active
+            && domain.term.is_some()
+            && domain.term == self.machine.durable().term;
+        self.step(Event::Heartbeat(domain)).await?;
+        if outdates_us && self.machine.role() == Role::Passive {
+            self.step(Event::DiskVerdict {
+                disk: crate::role::DiskState::Outdated,
+                reason: "the active degraded to async; this node misses acknowledged writes".into(),
+                local: false,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Version, config digest and clock skew: shown in status, recorded as events on change.
@@ -561,6 +574,11 @@ impl Driver {
             reachable: self.machine.reachable(),
             incarnation: self.incarnation,
             ack_incarnation: self.peer.incarnation.unwrap_or(0),
+            peer_outdated: self.machine.role() == Role::Active
+                && self.replication.as_ref().is_some_and(|status| {
+                    let status = status.borrow();
+                    status.degraded && status.mode != "async"
+                }),
         }
     }
 

@@ -53,7 +53,9 @@ pub async fn run(repl: Replication, mut queue: tokio::sync::mpsc::Receiver<pb::O
             counts.transactions, counts.applied, counts.already, counts.conflicts
         );
         if let Err(reason) = &result {
-            message.push_str(&format!("; stopped: {reason} (the rest is merged on reconnect)"));
+            message.push_str(&format!(
+                "; stopped: {reason} (the rest is merged on reconnect)"
+            ));
         }
         repl.record("merge", &message).await;
         repl.refresh_counts().await;

@@ -147,7 +147,8 @@ impl Stream {
         if self.repl.inner.driver.status.borrow().node.disk == "inconsistent" {
             // Only a completed snapshot makes an inconsistent node whole again.
             let reason = "this node is inconsistent (a snapshot did not complete)".to_string();
-            self.send(pb::ship_reply::Body::WantSnapshot(reason)).await?;
+            self.send(pb::ship_reply::Body::WantSnapshot(reason))
+                .await?;
         }
         loop {
             let next = tokio::select! {
@@ -522,8 +523,12 @@ impl Stream {
         let copy = tandem_replication::snapshot::create_snapshot(&source, scratch.path())
             .await
             .map_err(|error| format!("cannot keep the old database: {error}"))?;
-        std::fs::rename(&copy.path, &kept)
-            .map_err(|error| format!("cannot keep the old database as {}: {error}", kept.display()))?;
+        std::fs::rename(&copy.path, &kept).map_err(|error| {
+            format!(
+                "cannot keep the old database as {}: {error}",
+                kept.display()
+            )
+        })?;
         std::fs::File::open(data_dir)
             .and_then(|dir| dir.sync_all())
             .map_err(|error| format!("cannot sync {}: {error}", data_dir.display()))?;
