@@ -363,6 +363,31 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
             ),
         )
         .await?;
+        // One transaction that inserts a row and then updates it.
+        execute(
+            &mut a,
+            "a-4",
+            vec![
+                statement(
+                    "INSERT INTO notes (id, body) VALUES ('a-multi', 'first')",
+                    vec![],
+                ),
+                statement(
+                    "UPDATE notes SET body = 'second' WHERE id = 'a-multi'",
+                    vec![],
+                ),
+            ],
+        )
+        .await?;
+        // A write a client sent to a, then retried on b with the same request id.
+        let twice = || {
+            one(
+                "INSERT INTO extensions (name) VALUES ('sent-twice')",
+                vec![],
+            )
+        };
+        execute(&mut a, "client-retry", twice()).await?;
+        execute(&mut b, "client-retry", twice()).await?;
         execute(
             &mut b,
             "b-1",
@@ -406,8 +431,26 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     phase("every write is present or in the conflicts table");
     runtime.block_on(async {
         let mut b = client(&cluster, "b").await?;
-        let notes = query(&mut b, "SELECT id FROM notes ORDER BY id", false).await?;
-        assert_eq!(notes, vec![vec![text("a-only")], vec![text("b-only")]]);
+        let notes = query(&mut b, "SELECT id, body FROM notes ORDER BY id", false).await?;
+        assert_eq!(
+            notes,
+            vec![
+                vec![text("a-multi"), text("second")],
+                vec![text("a-only"), text("a")],
+                vec![text("b-only"), text("b")],
+            ]
+        );
+        let twice = query(
+            &mut b,
+            "SELECT count(*) FROM extensions WHERE name = 'sent-twice'",
+            false,
+        )
+        .await?;
+        assert_eq!(
+            twice,
+            vec![vec![int(1)]],
+            "the retried write is applied once"
+        );
         let one_row = query(&mut b, "SELECT name FROM extensions WHERE id = 1", false).await?;
         assert_eq!(
             one_row,
@@ -436,6 +479,10 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     assert!(
         lost.iter().any(|image| image.contains("from-a")),
         "{conflicts}"
+    );
+    assert!(
+        !lost.iter().any(|image| image.contains("sent-twice")),
+        "the retried write is not a conflict either: {conflicts}"
     );
     assert!(
         lost.iter()
