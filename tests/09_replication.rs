@@ -190,7 +190,30 @@ fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error() -
     Ok(())
 }
 
-/// Waits until `writers` acknowledged `more` rows past `from`.
+/// Asserts that every acknowledged row id is in `notes` on `node`.
+fn assert_all_present(
+    runtime: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    node: &str,
+    acked: &[String],
+) -> anyhow::Result<()> {
+    runtime.block_on(async {
+        let mut client = client(cluster, node).await?;
+        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
+        let present: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|row| match &row[0].kind {
+                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
+        assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
+        anyhow::Ok(())
+    })
+}
+
+/// Waits until `writers` acknowledged `more` rows beyond those acknowledged now.
 fn wait_acked(cluster: &Cluster, writers: &Writers, more: u64) -> anyhow::Result<()> {
     let target = writers.acked() + more;
     cluster.wait_until(WAIT, &format!("{more} more acknowledged writes"), |_| {
@@ -229,20 +252,7 @@ fn no_acknowledged_row_is_lost_over_five_kills_of_the_active_under_concurrent_wr
         acked.len()
     ));
     wait_in_sync(&cluster, active)?;
-    runtime.block_on(async {
-        let mut client = client(&cluster, active).await?;
-        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
-        let present: std::collections::HashSet<String> = rows
-            .iter()
-            .filter_map(|row| match &row[0].kind {
-                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
-        assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
-        anyhow::Ok(())
-    })?;
+    assert_all_present(&runtime, &cluster, active, &acked)?;
     let verify = cluster.ctl_ok(active, &["verify"])?;
     assert!(verify.contains("identical"), "{verify}");
     Ok(())
@@ -908,20 +918,7 @@ fn a_switchover_under_writers_loses_no_acknowledged_row() -> anyhow::Result<()> 
     wait_acked(&cluster, &writers, 100)?;
     let acked = writers.stop(&runtime);
     wait_in_sync(&cluster, active)?;
-    runtime.block_on(async {
-        let mut client = client(&cluster, active).await?;
-        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
-        let present: std::collections::HashSet<String> = rows
-            .iter()
-            .filter_map(|row| match &row[0].kind {
-                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
-        assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
-        anyhow::Ok(())
-    })?;
+    assert_all_present(&runtime, &cluster, active, &acked)?;
     let verify = cluster.ctl_ok(active, &["verify"])?;
     assert!(verify.contains("identical"), "{verify}");
     Ok(())

@@ -222,26 +222,33 @@ async fn append_entry(
     connection: &mut SqliteConnection,
     entry: &LogEntry,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO _tandem_log (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, old_image, \
          hlc_ms, hlc_logical, hlc_node, origin, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(to_sql_int("log index", entry.idx)?)
-    .bind(to_sql_int("term epoch", entry.term_epoch)?)
-    .bind(&entry.term_node)
-    .bind(to_sql_int("txid", entry.txid)?)
-    .bind(&entry.table)
-    .bind(&entry.pk)
-    .bind(entry.op.as_str())
-    .bind(&entry.new_image)
-    .bind(&entry.old_image)
-    .bind(to_sql_int("hlc ms", entry.hlc_ms)?)
-    .bind(i64::from(entry.hlc_logical))
-    .bind(&entry.hlc_node)
-    .bind(&entry.origin)
-    // The u64 hash is stored bit for bit in SQLite's i64.
-    .bind(entry.hash as i64)
-    .execute(connection)
-    .await?;
+    );
+    bind_entry(query, entry)?.execute(connection).await?;
     Ok(())
+}
+
+/// Binds an entry's fields in `ENTRY_COLUMNS` order (the orphans table takes the same ones).
+pub(super) fn bind_entry<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    entry: &'q LogEntry,
+) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
+    Ok(query
+        .bind(to_sql_int("log index", entry.idx)?)
+        .bind(to_sql_int("term epoch", entry.term_epoch)?)
+        .bind(&entry.term_node)
+        .bind(to_sql_int("txid", entry.txid)?)
+        .bind(&entry.table)
+        .bind(&entry.pk)
+        .bind(entry.op.as_str())
+        .bind(&entry.new_image)
+        .bind(&entry.old_image)
+        .bind(to_sql_int("hlc ms", entry.hlc_ms)?)
+        .bind(i64::from(entry.hlc_logical))
+        .bind(&entry.hlc_node)
+        .bind(&entry.origin)
+        // The u64 hash is stored bit for bit in SQLite's i64.
+        .bind(entry.hash as i64))
 }

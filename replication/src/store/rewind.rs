@@ -104,28 +104,15 @@ async fn keep_orphan(
     connection: &mut sqlx::SqliteConnection,
     entry: &LogEntry,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO _tandem_orphans (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
          old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, rewound_at_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
          CAST(unixepoch('subsec') * 1000 AS INTEGER))",
-    )
-    .bind(to_sql_int("idx", entry.idx)?)
-    .bind(to_sql_int("term epoch", entry.term_epoch)?)
-    .bind(&entry.term_node)
-    .bind(to_sql_int("txid", entry.txid)?)
-    .bind(&entry.table)
-    .bind(&entry.pk)
-    .bind(entry.op.as_str())
-    .bind(&entry.new_image)
-    .bind(&entry.old_image)
-    .bind(to_sql_int("hlc ms", entry.hlc_ms)?)
-    .bind(i64::from(entry.hlc_logical))
-    .bind(&entry.hlc_node)
-    .bind(&entry.origin)
-    .bind(entry.hash as i64)
-    .execute(connection)
-    .await?;
+    );
+    super::apply::bind_entry(query, entry)?
+        .execute(connection)
+        .await?;
     Ok(())
 }
 
