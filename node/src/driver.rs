@@ -631,6 +631,9 @@ impl Driver {
                 clock_skew_ms: self.peer.clock_skew_ms,
                 missed_keepalives: machine.missed_keepalives(),
                 maintenance: peer_heartbeat.is_some_and(|hb| hb.maintenance),
+                disk: peer_heartbeat
+                    .map_or("unknown", |hb| hb.disk.as_str())
+                    .to_string(),
                 version_mismatch: self.peer.version_mismatch,
                 config_mismatch: self.peer.config_mismatch,
             },

@@ -79,6 +79,9 @@ pub struct PeerStatus {
     /// Peer's wall clock minus ours, at the last heartbeat.
     pub clock_skew_ms: Option<i64>,
     pub missed_keepalives: u32,
+    /// The peer's disk state as last heard, or "unknown".
+    #[serde(default)]
+    pub disk: String,
     pub maintenance: bool,
     pub version_mismatch: bool,
     pub config_mismatch: bool,

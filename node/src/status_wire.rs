@@ -41,6 +41,7 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
             config_mismatch: peer.config_mismatch,
             address: peer.address.clone(),
             maintenance: peer.maintenance,
+            disk: peer.disk.clone(),
         }),
         switchover: Some(pb::SwitchoverStatus {
             state: status.switchover.state.clone(),
@@ -117,6 +118,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             clock_skew_ms: peer.clock_skew_ms,
             missed_keepalives: peer.missed_keepalives,
             maintenance: peer.maintenance,
+            disk: peer.disk,
             version_mismatch: peer.version_mismatch,
             config_mismatch: peer.config_mismatch,
         },

@@ -129,6 +129,8 @@ pub fn wait_in_sync(cluster: &Cluster, active: &str) -> anyhow::Result<serde_jso
             let (a, p) = (c.status(active)?, c.status(passive)?);
             let replication = &a["replication"];
             let caught_up = replication["lag_entries"] == 0
+                && replication["degraded"] == false
+                && a["peer"]["disk"] == "consistent"
                 && replication["halted"] == ""
                 && replication["last_index"] == p["replication"]["last_index"]
                 && p["node"]["disk"] == "consistent"

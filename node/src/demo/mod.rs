@@ -197,7 +197,9 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         let replication = &survivor_status.replication;
         (replication.lag_entries == 0
             && replication.halted.is_empty()
+            && !replication.degraded
             && rejoined.node.disk == "consistent"
+            && survivor_status.peer.disk == "consistent"
             && rejoined.replication.last_index == replication.last_index)
             .then_some(replication.last_index)
     })

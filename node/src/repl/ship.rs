@@ -277,7 +277,15 @@ impl Session {
     }
 
     async fn on_tick(&mut self) {
-        let failed = self.repl.inner.driver.status.borrow().peer.state == "failed";
+        let (failed, peer_disk) = {
+            let status = self.repl.inner.driver.status.borrow();
+            (status.peer.state == "failed", status.peer.disk.clone())
+        };
+        if self.consistent_sent && peer_disk == "outdated" {
+            // The verdict and the heartbeats travel on different connections: an older
+            // "outdated" may have landed after it. Say it again while caught up.
+            self.consistent_sent = false;
+        }
         if failed != self.peer_failed {
             self.peer_failed = failed;
             let connected = self.out.is_some();
