@@ -8,6 +8,8 @@
 //! - `peer_link`: the keep-alive streams between the two nodes, the fast-path dials, reachability.
 //! - `driver`: the one event loop that feeds the role machine and runs its commands;
 //!   `admission`: the gate it opens and closes for clients.
+//! - `repl`: the replicated database (DESIGN.md §4): the writer, shipping and receiving, snapshots,
+//!   merge-back and the Data service, around `tandem-replication`.
 //! - `admin`: the gRPC admin service; `gateway`: the client port; `status` and `wire`,
 //!   `status_wire`: domain types and their protobuf edges.
 //! - `daemon`: `tandemd` start-up and shutdown; `ctl`: the `tandemctl` commands; `demo`.

@@ -1,4 +1,5 @@
-//! Generated gRPC types for tandem: the peer link, the admin service and the clients gateway.
+//! Generated gRPC types for tandem: the peer link (keep-alives and replication), the admin
+//! service, the clients gateway and the Data API.
 //!
 //! Only the gRPC edges of the other crates use these types; everything inside converts to domain
 //! types at the boundary (DESIGN.md §2).

@@ -13,10 +13,11 @@
 //! - `merge`: the sans-IO core of divergence and merge-back: the search for the last common index,
 //!   per-table conflict decisions and conflict records, and the restartable plan of re-applying
 //!   orphans.
+//! - `bridge`: one entry, two shapes: the store's log rows and the log core's entries, hashed the
+//!   same way.
 //!
-//! Not yet here (DESIGN.md §4, later work): the drivers that ship batches over the peer link and
-//! run catch-up, divergence and merge-back, `verify`, the gRPC Data service. `tandemd` does not
-//! use this crate yet.
+//! Not here: the drivers that ship batches over the peer link and run catch-up, divergence and
+//! merge-back, `verify` and the gRPC Data service; they are `tandem-node`'s `repl` module.
 
 pub mod bridge;
 pub mod data_api;
