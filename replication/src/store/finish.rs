@@ -35,6 +35,7 @@ pub async fn finish_entries(
         if rows.is_empty() {
             return Ok((first_idx.map(|first| (first, last.idx)), last));
         }
+        let more = rows.len() as i64 == FINISH_CHUNK_ENTRIES;
         for row in &rows {
             let entry = entry_from_row(row, false)?;
             let entry = finish_entry(connection, rolling_hash, entry, last.hash).await?;
@@ -45,6 +46,10 @@ pub async fn finish_entries(
                 term_node: entry.term_node,
                 hash: entry.hash,
             };
+        }
+        // A short chunk was the last one: no need to ask again.
+        if !more {
+            return Ok((first_idx.map(|first| (first, last.idx)), last));
         }
     }
 }

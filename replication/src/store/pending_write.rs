@@ -131,12 +131,17 @@ async fn finish_write(
         return Err(StoreError::WriteGroupAborted);
     }
     let finished = finish_entries(connection, rolling_hash, previous).await?;
-    set_context(connection, None).await?;
-    execute(connection, "RELEASE tandem_write").await?;
+    // Clearing the context and releasing the savepoint in one round trip.
+    execute(connection, CLEAR_CONTEXT_AND_RELEASE).await?;
     Ok(finished)
 }
 
 /// Sets the capture context (`Some`) or clears it (`None`, after which the triggers refuse).
+/// `set_context(None)` followed by the savepoint's release, as one batch of plain SQL.
+const CLEAR_CONTEXT_AND_RELEASE: &str = "UPDATE _tandem_capture_ctx SET term_epoch = NULL, \
+     term_node = NULL, txid = NULL, hlc_ms = NULL, hlc_logical = NULL, hlc_node = NULL, \
+     origin = NULL; RELEASE tandem_write";
+
 async fn set_context(
     connection: &mut SqliteConnection,
     context: Option<&CaptureContext>,
