@@ -190,6 +190,34 @@ fn a_replicated_table_without_a_primary_key_stops_tandemd_with_a_clear_error() -
     Ok(())
 }
 
+/// Both directions of the peer link through the fault proxy.
+fn set_link(cluster: &Cluster, mode: tandem_harness::Mode) -> anyhow::Result<()> {
+    cluster.proxy("a", "b").set_mode(mode)?;
+    cluster.proxy("b", "a").set_mode(mode)?;
+    Ok(())
+}
+
+/// Inserts `count` rows `<prefix>-<n>` into `notes`, one write each.
+async fn insert_notes(
+    client: &mut tandem_proto::data::data_client::DataClient<tonic::transport::Channel>,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    for n in 0..count {
+        let id = format!("{prefix}-{n}");
+        execute(
+            client,
+            &id,
+            vec![statement(
+                "INSERT INTO notes (id, body) VALUES (?, 'written in the split')",
+                vec![text(&id)],
+            )],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Asserts that every acknowledged row id is in `notes` on `node`.
 fn assert_all_present(
     runtime: &tokio::runtime::Runtime,
@@ -343,8 +371,7 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     wait_in_sync(&cluster, "a")?;
 
     phase("partition: b takes over while a stays active; both take writes");
-    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
-    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    set_link(&cluster, Mode::Blackhole)?;
     wait_serving(&cluster, "b")?;
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
@@ -426,8 +453,7 @@ fn a_split_brain_heals_to_identical_databases_with_every_write_kept_or_in_confli
     })?;
 
     phase("heal: a demotes, rewinds its suffix into orphans, b merges them back");
-    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
-    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    set_link(&cluster, Mode::Pass)?;
     wait_steady(&cluster, "b")?;
     wait_event(&cluster, "a", "merge", "orphans table")?;
     wait_event(&cluster, "b", "merge", "merge-back")?;
@@ -514,24 +540,12 @@ fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyh
     let runtime = tokio::runtime::Runtime::new()?;
 
     phase("partition; a writes 200 rows that only it has");
-    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
-    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    set_link(&cluster, Mode::Blackhole)?;
     wait_serving(&cluster, "b")?;
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
         let mut b = client(&cluster, "b").await?;
-        for n in 0..200 {
-            let id = format!("orphan-{n}");
-            execute(
-                &mut a,
-                &id,
-                vec![statement(
-                    "INSERT INTO notes (id, body) VALUES (?, 'written on a')",
-                    vec![text(&id)],
-                )],
-            )
-            .await?;
-        }
+        insert_notes(&mut a, "orphan", 200).await?;
         execute(
             &mut b,
             "b-1",
@@ -545,8 +559,7 @@ fn a_crash_of_the_active_in_the_middle_of_a_merge_back_loses_no_orphan() -> anyh
     })?;
 
     phase("heal, and SIGKILL b as soon as a has rewound its suffix into orphans");
-    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
-    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    set_link(&cluster, Mode::Pass)?;
     wait_event(&cluster, "a", "merge", "orphans table")?;
     cluster.node_mut("b").kill()?;
 
@@ -856,30 +869,17 @@ fn a_divergence_past_retention_keeps_the_old_database_and_takes_a_full_copy() ->
     wait_in_sync(&cluster, "a")?;
 
     phase("partition: a writes 5 rows, b writes 300 and truncates its log past the split");
-    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
-    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    set_link(&cluster, Mode::Blackhole)?;
     wait_serving(&cluster, "b")?;
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
-        for n in 0..5 {
-            let id = format!("only-on-a-{n}");
-            execute(
-                &mut a,
-                &id,
-                vec![statement(
-                    "INSERT INTO notes (id, body) VALUES (?, 'a')",
-                    vec![text(&id)],
-                )],
-            )
-            .await?;
-        }
+        insert_notes(&mut a, "only-on-a", 5).await?;
         anyhow::Ok(())
     })?;
     write_rows(&runtime, &cluster, "b", 1000, 300, 10)?;
 
     phase("heal: a keeps its diverged database, installs b's copy, and the pair is identical");
-    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
-    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    set_link(&cluster, Mode::Pass)?;
     wait_steady(&cluster, "b")?;
     let kept = wait_event(&cluster, "a", "diverged", "kept as")?;
     assert!(kept.contains("not merged"), "{kept}");
