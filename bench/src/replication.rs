@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -175,6 +175,19 @@ pub async fn replication(bins: &Binaries, duration: Duration) -> anyhow::Result<
     Ok(out)
 }
 
+/// Waits until `more` writes completed beyond those completed now.
+async fn writes_beyond(done: &AtomicU64, more: u64) -> anyhow::Result<()> {
+    let target = done.load(Ordering::SeqCst) + more;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while done.load(Ordering::SeqCst) < target {
+        if Instant::now() > deadline {
+            bail!("{more} more writes did not complete within {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 pub async fn passive_crash(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let mut cluster = Cluster::start(spec(dir.path(), "sync")?, bins)?;
@@ -187,10 +200,11 @@ pub async fn passive_crash(bins: &Binaries, runs: usize) -> anyhow::Result<Value
                 && s["replication"]["lag_entries"] == 0
         })?;
         let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for writer in 0..8 {
             let mut client = client(&cluster, "a").await?;
-            let stop = stop.clone();
+            let (stop, done) = (stop.clone(), done.clone());
             tasks.push(tokio::spawn(async move {
                 let mut longest = Duration::ZERO;
                 let mut n = 0u64;
@@ -202,13 +216,15 @@ pub async fn passive_crash(bins: &Binaries, runs: usize) -> anyhow::Result<Value
                         .await
                         .context("a write failed; passive-crash expects none to")?;
                     longest = longest.max(started.elapsed());
+                    done.fetch_add(1, Ordering::SeqCst);
                 }
                 anyhow::Ok(longest)
             }));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Writes flow in sync mode, the passive dies, and writes flow again (degraded).
+        writes_beyond(&done, 200).await?;
         cluster.node_mut("b").kill()?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        writes_beyond(&done, 200).await?;
         stop.store(true, Ordering::SeqCst);
         let mut stall = Duration::ZERO;
         for task in tasks {

@@ -673,7 +673,7 @@ pub fn role_config(config: &Config) -> RoleConfig {
 }
 
 /// A random 64-bit value from the OS, for the incarnation id.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
         return u64::try_from(wall_clock_ms()).unwrap_or(0);

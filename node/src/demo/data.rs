@@ -1,7 +1,7 @@
 //! The demo's clients of the Data API: writers that follow the active node, and reads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tandem_proto::data as pb;
@@ -44,7 +44,20 @@ async fn insert(
         .map(drop)
 }
 
-/// Starts `writers` tasks that insert rows until `stop`, each following the active node: a
+/// What the writers share: the stop flag, and how many writes were acknowledged so far.
+#[derive(Default)]
+pub struct Load {
+    pub stop: AtomicBool,
+    pub acked: AtomicUsize,
+}
+
+impl Load {
+    pub fn acked(&self) -> usize {
+        self.acked.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts `writers` tasks that insert rows until `load.stop`, each following the active node: a
 /// refused or failed write is retried, with the same id, on the other node. Each task returns
 /// the ids whose `Execute` was acknowledged.
 pub fn start_writers(
@@ -52,7 +65,7 @@ pub fn start_writers(
     prefix: &str,
     writers: usize,
     limit: Option<usize>,
-    stop: Arc<AtomicBool>,
+    load: Arc<Load>,
 ) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
     let targets: Vec<(String, String)> = super::local_pair::NAMES
         .iter()
@@ -61,14 +74,14 @@ pub fn start_writers(
     let tls = pair.get("a").tls.clone();
     (0..writers)
         .map(|writer| {
-            let (targets, tls, stop) = (targets.clone(), tls.clone(), stop.clone());
+            let (targets, tls, load) = (targets.clone(), tls.clone(), load.clone());
             let prefix = format!("{prefix}-{writer}");
             tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut target = 0;
                 let mut next = 0usize;
                 let mut client = None;
-                while !stop.load(Ordering::SeqCst) && limit.is_none_or(|limit| next < limit) {
+                while !load.stop.load(Ordering::SeqCst) && limit.is_none_or(|limit| next < limit) {
                     let id = format!("{prefix}-{next}");
                     if client.is_none() {
                         let (address, name) = &targets[target];
@@ -80,6 +93,7 @@ pub fn start_writers(
                     };
                     if written {
                         acked.push(id);
+                        load.acked.fetch_add(1, Ordering::SeqCst);
                         next += 1;
                     } else {
                         client = None;

@@ -10,7 +10,7 @@ mod data;
 mod local_pair;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use local_pair::{LocalPair, wait_for};
@@ -105,13 +105,12 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
 
     println!("\n2. write 200 rows on {active} through the Data API, and read them on the passive");
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
     let written = data::join(data::start_writers(
         pair,
         "first",
         4,
         Some(50),
-        stop.clone(),
+        Arc::new(data::Load::default()),
     ))
     .await;
     let took = started.elapsed();
@@ -141,8 +140,9 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
     ));
 
     println!("\n3. SIGKILL the active node while 4 writers keep writing");
-    let writers = data::start_writers(pair, "during-kill", 4, None, stop.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let load = Arc::new(data::Load::default());
+    let writers = data::start_writers(pair, "during-kill", 4, None, load.clone());
+    wait_acked(&load, 20).await?;
     pair.signal(active, libc::SIGKILL)?;
     let survivor = other(active);
     let ((), took) = wait_for(STEP_TIMEOUT, || async {
@@ -155,8 +155,8 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         took.as_millis()
     ));
     pair.wait_exit(active, STEP_TIMEOUT).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
+    wait_acked(&load, 20).await?;
+    load.stop.store(true, Ordering::SeqCst);
     let acked = data::join(writers).await;
     let on_survivor = data::ids_on(pair, survivor).await?;
     let lost: Vec<&String> = acked
@@ -258,6 +258,19 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         handed.as_millis()
     ));
     Ok(())
+}
+
+/// Waits until the writers acknowledged `more` writes beyond those acknowledged now.
+async fn wait_acked(load: &data::Load, more: usize) -> Result<(), String> {
+    let target = load.acked() + more;
+    wait_for(STEP_TIMEOUT, || async {
+        (load.acked() >= target).then_some(())
+    })
+    .await
+    .map(drop)
+    .ok_or(format!(
+        "the writers did not get {more} more writes acknowledged"
+    ))
 }
 
 /// Runs a switchover from `from` to `to` while polling both nodes, and returns the longest time

@@ -281,10 +281,8 @@ fn row_json(values: impl Iterator<Item = serde_json::Value>) -> String {
 
 /// A fresh request id for a statement typed by an administrator.
 fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sql:{hex}")
+    let random = crate::driver::random_u64;
+    format!("sql:{:016x}{:016x}", random(), random())
 }
 
 #[cfg(test)]

@@ -198,40 +198,15 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
         Value::Integer(integer) => serde_json::Value::from(*integer),
         Value::Real(real) => serde_json::Value::from(*real),
         Value::Text(text) => serde_json::Value::from(text.clone()),
-        Value::Blob(blob) => serde_json::json!({ "blob_base64": base64_encode(blob) }),
-    }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let triple = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                out.push(ALPHABET[(triple >> (18 - 6 * position) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
+        Value::Blob(blob) => {
+            serde_json::json!({ "blob_base64": tandem_replication::store::base64::encode(blob) })
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_with_padding() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(&[0xff, 0x00, 0x10]), "/wAQ");
-    }
 
     #[test]
     fn a_batch_survives_the_wire() {

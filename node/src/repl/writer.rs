@@ -300,9 +300,5 @@ fn store_failure(error: StoreError) -> WriteFailure {
 /// A transaction id: random, so ids never repeat across restarts or nodes. Kept below 2^63
 /// (SQLite integers are signed).
 fn random_txid() -> u64 {
-    let mut bytes = [0u8; 8];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
-        return u64::try_from(crate::state_store::wall_clock_ms()).unwrap_or(1);
-    }
-    (u64::from_le_bytes(bytes) >> 1).max(1)
+    (crate::driver::random_u64() >> 1).max(1)
 }

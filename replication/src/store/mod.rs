@@ -24,7 +24,7 @@
 //! drivers), snapshots, merge-back, the Data API.
 
 mod apply;
-mod base64;
+pub mod base64;
 mod capture;
 mod context;
 mod entry;
