@@ -227,14 +227,23 @@ fn assert_all_present(
 ) -> anyhow::Result<()> {
     runtime.block_on(async {
         let mut client = client(cluster, node).await?;
-        let rows = query(&mut client, "SELECT id FROM notes", false).await?;
-        let present: std::collections::HashSet<String> = rows
-            .iter()
-            .filter_map(|row| match &row[0].kind {
-                Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
+        // Page by id: a query returns at most 10,000 rows.
+        let mut present = std::collections::HashSet::new();
+        let mut after = String::new();
+        loop {
+            let sql = format!("SELECT id FROM notes WHERE id > '{after}' ORDER BY id LIMIT 5000");
+            let rows = query(&mut client, &sql, false).await?;
+            let ids: Vec<String> = rows
+                .iter()
+                .filter_map(|row| match &row[0].kind {
+                    Some(tandem_proto::data::value::Kind::Text(id)) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect();
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
+            present.extend(ids);
+        }
         let missing: Vec<&String> = acked.iter().filter(|id| !present.contains(*id)).collect();
         assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
         anyhow::Ok(())

@@ -13,6 +13,8 @@
 //! - `merge`: the sans-IO core of divergence and merge-back: the search for the last common index,
 //!   per-table conflict decisions and conflict records, and the restartable plan of re-applying
 //!   orphans.
+//! - `raw_sqlite`: SQLite through `libsqlite3-sys` under sqlx's handle lock, for the Data API's
+//!   guarded statements and the store's one-stretch client writes.
 //! - `bridge`: one entry, two shapes: the store's log rows and the log core's entries, hashed the
 //!   same way.
 //!
@@ -23,5 +25,6 @@ pub mod bridge;
 pub mod data_api;
 pub mod log;
 pub mod merge;
+mod raw_sqlite;
 pub mod snapshot;
 pub mod store;

@@ -40,16 +40,10 @@ use crate::config::{Config, ReplicationMode};
 use crate::driver::DriverHandle;
 use crate::status::ReplicationStatus;
 
-/// The node's own replicated table: the outcome of every `Execute` by request id, so a retry
-/// (also on the other node, after a failover) returns the first outcome instead of running again.
-pub const REQUESTS_TABLE: &str = "tandem_requests";
+/// The node's own replicated table of request ids (see `tandem_replication::store`).
+pub use tandem_replication::store::REQUESTS_TABLE;
 const REQUESTS_MIGRATION: &str = "tandem_000_requests";
-const REQUESTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_requests (
-    request_id TEXT PRIMARY KEY,
-    rows_affected TEXT NOT NULL,
-    last_insert_rowid INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL
-);";
+use tandem_replication::store::REQUESTS_SQL;
 /// Conflicts of merge-back: the losing image of each. Replicated, so both nodes list them.
 pub const CONFLICTS_TABLE: &str = "tandem_conflicts";
 const CONFLICTS_MIGRATION: &str = "tandem_001_conflicts";

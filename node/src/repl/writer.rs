@@ -9,8 +9,10 @@
 //! transaction, so a retry (here or on the other node after a failover) finds it and is answered
 //! with the first outcome instead of running again.
 
-use tandem_replication::data_api::{self, DataError, Statement};
-use tandem_replication::store::{CaptureContext, StoreError, WriteGroup};
+use tandem_replication::data_api::{DataError, Statement};
+use tandem_replication::store::{
+    CaptureContext, ClientWrite, ClientWriteOutcome, StoreError, WriteGroup,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Replication;
@@ -220,69 +222,33 @@ impl Replication {
         context: &CaptureContext,
         request: &WriteRequest,
     ) -> Outcome {
-        let mut write = match write_group.begin_write(context).await {
-            Ok(write) => write,
-            Err(error) => return Outcome::Failed(store_failure(error)),
-        };
-        let earlier = if request.request_id.is_empty() {
-            Ok(None)
-        } else {
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT rows_affected, last_insert_rowid FROM tandem_requests WHERE request_id = ?",
-            )
-            .bind(&request.request_id)
-            .fetch_optional(write.connection())
-            .await
-        };
-        match earlier {
-            Ok(Some((rows_affected, last_insert_rowid))) => {
-                let _ = write.undo().await;
-                return Outcome::Committed(WriteDone {
-                    rows_affected: serde_json::from_str(&rows_affected).unwrap_or_default(),
-                    last_insert_rowid,
-                    log_index: 0,
-                    replayed: true,
-                });
-            }
-            Ok(None) => {}
-            Err(error) => {
-                let _ = write.undo().await;
-                return Outcome::Failed(WriteFailure::Store(error.to_string()));
-            }
-        }
         let limits = self.inner.limits.clone();
-        let result = match data_api::execute(write.connection(), &request.statements, &limits).await
-        {
-            Ok(result) => result,
-            Err(error) => {
-                let _ = write.undo().await;
-                return Outcome::Failed(WriteFailure::Invalid(error));
-            }
+        let write = ClientWrite {
+            context,
+            request_id: &request.request_id,
+            statements: &request.statements,
+            limits: &limits,
+            now_ms: crate::state_store::wall_clock_ms(),
         };
-        if !request.request_id.is_empty() {
-            let rows = serde_json::to_string(&result.rows_affected).unwrap_or_default();
-            let recorded = sqlx::query(
-                "INSERT INTO tandem_requests (request_id, rows_affected, last_insert_rowid, at_ms) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(&request.request_id)
-            .bind(rows)
-            .bind(result.last_insert_rowid)
-            .bind(crate::state_store::wall_clock_ms())
-            .execute(write.connection())
-            .await;
-            if let Err(error) = recorded {
-                let _ = write.undo().await;
-                return Outcome::Failed(WriteFailure::Store(error.to_string()));
+        match write_group.write_client(write).await {
+            Ok(ClientWriteOutcome::Written { result, log_range }) => {
+                Outcome::Committed(WriteDone {
+                    rows_affected: result.rows_affected,
+                    last_insert_rowid: result.last_insert_rowid,
+                    log_index: log_range.map_or(0, |(_, last)| last),
+                    replayed: false,
+                })
             }
-        }
-        match write.finish().await {
-            Ok(range) => Outcome::Committed(WriteDone {
-                rows_affected: result.rows_affected,
-                last_insert_rowid: result.last_insert_rowid,
-                log_index: range.map_or(0, |(_, last)| last),
-                replayed: false,
+            Ok(ClientWriteOutcome::Replayed {
+                rows_affected,
+                last_insert_rowid,
+            }) => Outcome::Committed(WriteDone {
+                rows_affected,
+                last_insert_rowid,
+                log_index: 0,
+                replayed: true,
             }),
+            Ok(ClientWriteOutcome::Refused(error)) => Outcome::Failed(WriteFailure::Invalid(error)),
             Err(error) => Outcome::Failed(store_failure(error)),
         }
     }

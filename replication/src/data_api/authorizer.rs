@@ -7,16 +7,16 @@
 //! statement that runs past its deadline. `Guard` installs both on the raw connection and removes
 //! both when dropped.
 //!
-//! Not here: preparing and stepping statements (`prepared`), limits on sizes (`limits`).
+//! Not here: preparing and stepping statements (`crate::raw_sqlite`), limits on sizes (`limits`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use libsqlite3_sys as ffi;
-use sqlx::sqlite::LockedSqliteHandle;
+
+use crate::raw_sqlite::RawDb;
 
 /// Which request the statements belong to; decides what the authorizer allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,23 +270,21 @@ unsafe extern "C" fn check_deadline(state: *mut c_void) -> c_int {
 /// lock for its whole life means sqlx cannot run anything else on the connection meanwhile, and
 /// dropping it (which cannot be skipped by cancelling a future: no `.await` happens while it
 /// lives) removes both callbacks before the lock is released.
-pub(super) struct Guard<'h, 'c> {
-    handle: &'h mut LockedSqliteHandle<'c>,
-    /// The raw connection, read once from `handle`.
-    db: NonNull<ffi::sqlite3>,
+pub(super) struct Guard<'h> {
+    /// The locked connection.
+    db: RawDb<'h>,
     /// Boxed so its address, registered with SQLite, stays put.
     state: Box<GuardState>,
 }
 
-impl<'h, 'c> Guard<'h, 'c> {
-    pub(super) fn install(handle: &'h mut LockedSqliteHandle<'c>, mode: Mode) -> Guard<'h, 'c> {
+impl<'h> Guard<'h> {
+    pub(super) fn install(db: RawDb<'h>, mode: Mode) -> Guard<'h> {
         let state = Box::new(GuardState {
             mode,
             refusal: RefCell::new(None),
             deadline: Cell::new(None),
             timed_out: Cell::new(false),
         });
-        let db = handle.as_raw_handle();
         let state_ptr = &*state as *const GuardState as *mut c_void;
         // SAFETY: `db` is open and locked for us; `state` outlives the registration (see Drop).
         unsafe {
@@ -298,10 +296,10 @@ impl<'h, 'c> Guard<'h, 'c> {
                 state_ptr,
             );
         }
-        Guard { handle, db, state }
+        Guard { db, state }
     }
 
-    pub(super) fn db(&self) -> NonNull<ffi::sqlite3> {
+    pub(super) fn db(&self) -> RawDb<'h> {
         self.db
     }
 
@@ -324,9 +322,9 @@ impl<'h, 'c> Guard<'h, 'c> {
     }
 }
 
-impl Drop for Guard<'_, '_> {
+impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        let db = self.handle.as_raw_handle().as_ptr();
+        let db = self.db.as_ptr();
         // SAFETY: `db` is still open and locked. After these calls SQLite holds no pointer to
         // `state`, which is freed after this body.
         unsafe {

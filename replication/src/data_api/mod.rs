@@ -8,7 +8,6 @@
 //! - `authorizer`: the SQLite authorizer that refuses DDL, PRAGMA, ATTACH, transaction control
 //!   and writes to tandem's own tables, and the progress handler that enforces the time limit;
 //!   both installed on the raw connection only while a request runs.
-//! - `prepared`: one prepared SQLite statement, bound and stepped through `libsqlite3-sys`.
 //! - `run`: `execute` and `query`.
 //!
 //! # Invariants
@@ -27,7 +26,6 @@
 mod authorizer;
 mod error;
 mod limits;
-mod prepared;
 mod run;
 mod value;
 
@@ -37,5 +35,6 @@ mod tests;
 pub use authorizer::Mode;
 pub use error::DataError;
 pub use limits::Limits;
+pub(crate) use run::execute_locked;
 pub use run::{ExecuteResult, QueryResult, execute, query};
 pub use value::{Param, Statement, Value};

@@ -11,8 +11,8 @@ use sqlx::SqliteConnection;
 use super::authorizer::{Guard, Mode};
 use super::error::DataError;
 use super::limits::Limits;
-use super::prepared::{PrepareError, Prepared, SqliteFailure};
 use super::value::{Statement, Value};
+use crate::raw_sqlite::{PrepareError, Prepared, RawDb, SqliteFailure};
 
 /// What an `execute` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,27 +45,35 @@ pub async fn execute(
 ) -> Result<ExecuteResult, DataError> {
     limits.check(statements)?;
     let mut handle = conn.lock_handle().await?;
-    let guard = Guard::install(&mut handle, Mode::Execute);
-    // SAFETY: the connection is open and locked by the guard's handle.
-    if unsafe { ffi::sqlite3_get_autocommit(guard.db().as_ptr()) } != 0 {
+    execute_locked(RawDb::new(&mut handle), statements, limits)
+}
+
+/// `execute` on a connection whose handle the caller has locked: the store's write path runs
+/// a client's statements in the same synchronous stretch as its own.
+pub(crate) fn execute_locked(
+    db: RawDb<'_>,
+    statements: &[Statement],
+    limits: &Limits,
+) -> Result<ExecuteResult, DataError> {
+    limits.check(statements)?;
+    if db.autocommit() {
         return Err(DataError::NoTransaction);
     }
+    let guard = Guard::install(db, Mode::Execute);
     let mut rows_affected = Vec::with_capacity(statements.len());
     for (index, statement) in statements.iter().enumerate() {
         rows_affected.push(execute_one(&guard, index, statement, limits)?);
     }
-    // SAFETY: as above.
-    let last_insert_rowid = unsafe { ffi::sqlite3_last_insert_rowid(guard.db().as_ptr()) };
     Ok(ExecuteResult {
         rows_affected,
-        last_insert_rowid,
+        last_insert_rowid: db.last_insert_rowid(),
     })
 }
 
 /// Runs one statement to completion and returns the rows it changed. Rows it returns (a
 /// SELECT, or RETURNING) are stepped over and dropped; the timeout bounds them.
 fn execute_one(
-    guard: &Guard<'_, '_>,
+    guard: &Guard<'_>,
     index: usize,
     statement: &Statement,
     limits: &Limits,
@@ -91,7 +99,7 @@ pub async fn query(
 ) -> Result<QueryResult, DataError> {
     limits.check(std::slice::from_ref(statement))?;
     let mut handle = conn.lock_handle().await?;
-    let guard = Guard::install(&mut handle, Mode::Query);
+    let guard = Guard::install(RawDb::new(&mut handle), Mode::Query);
     guard.start_statement(limits.statement_timeout);
     let mut prepared = prepare(&guard, 0, statement)?;
     // The authorizer already refused every write; this second look costs nothing.
@@ -121,7 +129,7 @@ pub async fn query(
 
 /// Prepares and binds `statement` under the guard.
 fn prepare<'g>(
-    guard: &'g Guard<'_, '_>,
+    guard: &'g Guard<'_>,
     index: usize,
     statement: &Statement,
 ) -> Result<Prepared<'g>, DataError> {
@@ -129,18 +137,13 @@ fn prepare<'g>(
         PrepareError::Shape(reason) => DataError::BadStatement { index, reason },
         PrepareError::Sqlite(failure) => failed_sql(guard, index, failure),
     };
-    let mut prepared = Prepared::new(guard, &statement.sql).map_err(shape_or_sql)?;
+    let mut prepared = Prepared::new(guard.db(), &statement.sql).map_err(shape_or_sql)?;
     prepared.bind(&statement.params).map_err(shape_or_sql)?;
     Ok(prepared)
 }
 
 /// Turns a failure while running into the error that says why: the deadline, or SQLite's.
-fn failed(
-    guard: &Guard<'_, '_>,
-    index: usize,
-    failure: SqliteFailure,
-    limits: &Limits,
-) -> DataError {
+fn failed(guard: &Guard<'_>, index: usize, failure: SqliteFailure, limits: &Limits) -> DataError {
     if failure.code == ffi::SQLITE_INTERRUPT && guard.timed_out() {
         return DataError::Timeout {
             index,
@@ -151,7 +154,7 @@ fn failed(
 }
 
 /// Turns a SQLite failure into the authorizer's refusal, if it was one, or SQLite's message.
-fn failed_sql(guard: &Guard<'_, '_>, index: usize, failure: SqliteFailure) -> DataError {
+fn failed_sql(guard: &Guard<'_>, index: usize, failure: SqliteFailure) -> DataError {
     let refusal = guard.take_refusal();
     match (failure.code & 0xff, refusal) {
         (ffi::SQLITE_AUTH, Some(reason)) => DataError::Refused { reason },

@@ -6,18 +6,22 @@
 //! appended to the local log unchanged (same idx, term, stamp, origin and hash), so both nodes
 //! hold the same log. Foreign keys are deferred to the commit, because a batch may carry a
 //! child before its parent. The batch is refused whole, nothing applied, if it does not
-//! continue the local log exactly (next index, chained hash, no older epoch). Not here: term
-//! fencing against the newest term seen, or batch checksums; the shipping layer does those.
+//! continue the local log exactly (next index, chained hash, no older epoch). The batch's SQL runs
+//! in one synchronous stretch under sqlx's handle lock (see `crate::raw_sqlite`), with each
+//! distinct statement text prepared once per batch. Not here: term fencing against the newest
+//! term seen, or batch checksums; the shipping layer does those.
 
-use sqlx::SqliteConnection;
+use std::collections::HashMap;
 
 use super::entry::{ChangeOp, LogEntry};
 use super::error::{StoreError, to_sql_int};
 use super::handle::Store;
-use super::log_table::{LogPosition, last_position};
+use super::log_table::{LAST_POSITION_SQL, LogPosition, position_from_row};
 use super::sql_text::quote_ident;
 use super::value::SqlValue;
 use super::writer_transaction::WriterTransaction;
+use crate::data_api::Value;
+use crate::raw_sqlite::{PrepareError, Prepared, RawDb};
 
 type Values = Vec<(String, SqlValue)>;
 
@@ -28,19 +32,21 @@ impl Store {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
         };
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
-        let previous = last_position(&mut transaction).await?;
+        let (mut transaction, row) =
+            WriterTransaction::begin_and_fetch(&self.writer, LAST_POSITION_SQL).await?;
+        let previous = position_from_row(row.as_ref())?;
         self.check_continues(&previous, entries)?;
-        sqlx::query("PRAGMA defer_foreign_keys = ON")
-            .execute(&mut *transaction)
-            .await?;
-        set_applying(&mut transaction, true).await?;
-        for entry in entries {
-            apply_change(&mut transaction, entry).await?;
-            append_entry(&mut transaction, entry).await?;
+        {
+            let mut handle = transaction.lock_handle().await?;
+            let mut statements = Statements::new(RawDb::new(&mut handle));
+            statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+            set_applying(&mut statements, true)?;
+            for entry in entries {
+                apply_change(&mut statements, entry)?;
+                append_entry(&mut statements, entry)?;
+            }
+            set_applying(&mut statements, false)?;
         }
-        set_applying(&mut transaction, false).await?;
-        // Deferred foreign-key violations surface here; the failed transaction is then closed.
         transaction
             .commit()
             .await
@@ -89,21 +95,51 @@ impl Store {
     }
 }
 
-pub(super) async fn set_applying(
-    connection: &mut SqliteConnection,
+/// Runs the store's own statements inside one stretch, each distinct text prepared once.
+pub(super) struct Statements<'db> {
+    db: RawDb<'db>,
+    prepared: HashMap<String, Prepared<'db>>,
+}
+
+impl<'db> Statements<'db> {
+    pub(super) fn new(db: RawDb<'db>) -> Statements<'db> {
+        Statements {
+            db,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// Runs `sql` (one statement) with `params` to completion; returns the rows it changed.
+    pub(super) fn run(&mut self, sql: &str, params: &[Value]) -> Result<u64, PrepareError> {
+        let statement = match self.prepared.get_mut(sql) {
+            Some(statement) => statement,
+            None => self
+                .prepared
+                .entry(sql.to_owned())
+                .or_insert(Prepared::new(self.db, sql)?),
+        };
+        statement.reset();
+        statement.bind(params)?;
+        while statement.step().map_err(PrepareError::Sqlite)? {}
+        Ok(statement.changes())
+    }
+}
+
+pub(super) fn set_applying(
+    statements: &mut Statements<'_>,
     applying: bool,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE _tandem_applying SET flag = ?")
-        .bind(i64::from(applying))
-        .execute(connection)
-        .await?;
+    statements.run(
+        "UPDATE _tandem_applying SET flag = ?",
+        &[Value::Integer(i64::from(applying))],
+    )?;
     Ok(())
 }
 
 /// Re-executes one change. An update whose row is missing writes the new image instead, which
 /// leaves the row exactly as on the peer.
-pub(super) async fn apply_change(
-    connection: &mut SqliteConnection,
+pub(super) fn apply_change(
+    statements: &mut Statements<'_>,
     entry: &LogEntry,
 ) -> Result<(), StoreError> {
     let bad = |reason: &str| StoreError::BadEntry {
@@ -119,22 +155,20 @@ pub(super) async fn apply_change(
         return Err(bad("its primary key is empty"));
     }
     let applied = match entry.op {
-        ChangeOp::Insert => {
-            upsert(connection, entry, &non_empty(entry.new_values()?, entry)?).await
-        }
+        ChangeOp::Insert => upsert(statements, entry, &non_empty(entry.new_values()?, entry)?),
         ChangeOp::Update => {
             let new_values = non_empty(entry.new_values()?, entry)?;
-            match update(connection, entry, &new_values, &key).await {
-                Ok(0) => upsert(connection, entry, &new_values).await,
+            match update(statements, entry, &new_values, &key) {
+                Ok(0) => upsert(statements, entry, &new_values),
                 other => other.map(drop),
             }
         }
-        ChangeOp::Delete => delete(connection, entry, &key).await,
+        ChangeOp::Delete => delete(statements, entry, &key),
     };
-    applied.map_err(|source| StoreError::Apply {
+    applied.map_err(|error| StoreError::Apply {
         idx: entry.idx,
         table: entry.table.clone(),
-        source,
+        reason: error.to_string(),
     })
 }
 
@@ -148,11 +182,18 @@ fn non_empty(values: Values, entry: &LogEntry) -> Result<Values, StoreError> {
     }
 }
 
-async fn upsert(
-    connection: &mut SqliteConnection,
+fn params<'v>(values: impl IntoIterator<Item = &'v (String, SqlValue)>) -> Vec<Value> {
+    values
+        .into_iter()
+        .map(|(_, value)| Value::from(value.clone()))
+        .collect()
+}
+
+fn upsert(
+    statements: &mut Statements<'_>,
     entry: &LogEntry,
     values: &Values,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PrepareError> {
     let columns: Vec<String> = values
         .iter()
         .map(|(column, _)| quote_ident(column))
@@ -163,19 +204,15 @@ async fn upsert(
         columns.join(", "),
         vec!["?"; columns.len()].join(", ")
     );
-    let query = values
-        .iter()
-        .fold(sqlx::query(&sql), |query, (_, value)| value.bind_to(query));
-    query.execute(connection).await.map(drop)
+    statements.run(&sql, &params(values)).map(drop)
 }
 
-/// Returns the number of rows updated (0 or 1).
-async fn update(
-    connection: &mut SqliteConnection,
+fn update(
+    statements: &mut Statements<'_>,
     entry: &LogEntry,
     values: &Values,
     key: &Values,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, PrepareError> {
     let assignments: Vec<String> = values
         .iter()
         .map(|(column, _)| format!("{} = ?", quote_ident(column)))
@@ -186,27 +223,20 @@ async fn update(
         assignments.join(", "),
         key_match(key)
     );
-    let query = values
-        .iter()
-        .chain(key)
-        .fold(sqlx::query(&sql), |query, (_, value)| value.bind_to(query));
-    Ok(query.execute(connection).await?.rows_affected())
+    statements.run(&sql, &params(values.iter().chain(key)))
 }
 
-async fn delete(
-    connection: &mut SqliteConnection,
+fn delete(
+    statements: &mut Statements<'_>,
     entry: &LogEntry,
     key: &Values,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PrepareError> {
     let sql = format!(
         "DELETE FROM {} WHERE {}",
         quote_ident(&entry.table),
         key_match(key)
     );
-    let query = key
-        .iter()
-        .fold(sqlx::query(&sql), |query, (_, value)| value.bind_to(query));
-    query.execute(connection).await.map(drop)
+    statements.run(&sql, &params(key)).map(drop)
 }
 
 /// `"a" IS ? AND "b" IS ?`: IS, not =, because SQLite allows NULL in a non-integer primary key.
@@ -218,37 +248,34 @@ fn key_match(key: &Values) -> String {
     terms.join(" AND ")
 }
 
-async fn append_entry(
-    connection: &mut SqliteConnection,
-    entry: &LogEntry,
-) -> Result<(), StoreError> {
-    let query = sqlx::query(
-        "INSERT INTO _tandem_log (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, old_image, \
-         hlc_ms, hlc_logical, hlc_node, origin, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    bind_entry(query, entry)?.execute(connection).await?;
+fn append_entry(statements: &mut Statements<'_>, entry: &LogEntry) -> Result<(), StoreError> {
+    statements.run(
+        "INSERT INTO _tandem_log (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
+         old_image, hlc_ms, hlc_logical, hlc_node, origin, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &entry_values(entry)?,
+    )?;
     Ok(())
 }
 
-/// Binds an entry's fields in `ENTRY_COLUMNS` order (the orphans table takes the same ones).
-pub(super) fn bind_entry<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    entry: &'q LogEntry,
-) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
-    Ok(query
-        .bind(to_sql_int("log index", entry.idx)?)
-        .bind(to_sql_int("term epoch", entry.term_epoch)?)
-        .bind(&entry.term_node)
-        .bind(to_sql_int("txid", entry.txid)?)
-        .bind(&entry.table)
-        .bind(&entry.pk)
-        .bind(entry.op.as_str())
-        .bind(&entry.new_image)
-        .bind(&entry.old_image)
-        .bind(to_sql_int("hlc ms", entry.hlc_ms)?)
-        .bind(i64::from(entry.hlc_logical))
-        .bind(&entry.hlc_node)
-        .bind(&entry.origin)
+/// An entry's fields in `ENTRY_COLUMNS` order (the orphans table takes the same ones).
+pub(super) fn entry_values(entry: &LogEntry) -> Result<Vec<Value>, StoreError> {
+    let text = |text: &Option<String>| text.clone().map_or(Value::Null, Value::Text);
+    Ok(vec![
+        Value::Integer(to_sql_int("log index", entry.idx)?),
+        Value::Integer(to_sql_int("term epoch", entry.term_epoch)?),
+        Value::Text(entry.term_node.clone()),
+        Value::Integer(to_sql_int("txid", entry.txid)?),
+        Value::Text(entry.table.clone()),
+        Value::Text(entry.pk.clone()),
+        Value::Text(entry.op.as_str().to_owned()),
+        text(&entry.new_image),
+        text(&entry.old_image),
+        Value::Integer(to_sql_int("hlc ms", entry.hlc_ms)?),
+        Value::Integer(i64::from(entry.hlc_logical)),
+        Value::Text(entry.hlc_node.clone()),
+        Value::Text(entry.origin.clone()),
         // The u64 hash is stored bit for bit in SQLite's i64.
-        .bind(entry.hash as i64))
+        Value::Integer(entry.hash as i64),
+    ])
 }

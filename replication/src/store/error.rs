@@ -13,6 +13,9 @@ pub enum StoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error("data.db: {0}")]
     Sql(#[from] sqlx::Error),
+    /// SQLite failed a call made around sqlx (the one-stretch write path).
+    #[error("data.db: {message} (SQLite result code {code})")]
+    Sqlite { code: i32, message: String },
 
     #[error("cannot read the migrations directory {dir}: {source}")]
     MigrationsDir {
@@ -72,11 +75,11 @@ pub enum StoreError {
     },
     #[error("log entry {idx}: {reason}")]
     BadEntry { idx: u64, reason: String },
-    #[error("applying log entry {idx} to table \"{table}\": {source}")]
+    #[error("applying log entry {idx} to table \"{table}\": {reason}")]
     Apply {
         idx: u64,
         table: String,
-        source: sqlx::Error,
+        reason: String,
     },
     #[error("applying log entries {first_idx}..={last_idx}, nothing applied: {source}")]
     ApplyBatch {
@@ -102,4 +105,25 @@ pub(crate) fn from_sql_int(what: &'static str, value: i64) -> Result<u64, StoreE
         what,
         detail: value.to_string(),
     })
+}
+
+impl From<crate::raw_sqlite::SqliteFailure> for StoreError {
+    fn from(failure: crate::raw_sqlite::SqliteFailure) -> StoreError {
+        StoreError::Sqlite {
+            code: failure.code,
+            message: failure.message,
+        }
+    }
+}
+
+impl From<crate::raw_sqlite::PrepareError> for StoreError {
+    fn from(error: crate::raw_sqlite::PrepareError) -> StoreError {
+        match error {
+            crate::raw_sqlite::PrepareError::Sqlite(failure) => failure.into(),
+            crate::raw_sqlite::PrepareError::Shape(reason) => StoreError::Sqlite {
+                code: libsqlite3_sys::SQLITE_MISUSE,
+                message: reason,
+            },
+        }
+    }
 }

@@ -5,40 +5,50 @@
 //! its hash and final images. Not here: capturing (the triggers) or the hash function itself
 //! (`StoreOptions::rolling_hash`).
 
-use sqlx::SqliteConnection;
-
 use super::entry::{LogEntry, RollingHash};
 use super::error::{StoreError, to_sql_int};
 use super::image::blob_hex_to_base64;
-use super::log_table::{ENTRY_COLUMNS, LogPosition, entry_from_row};
+use super::log_table::{ENTRY_COLUMNS, LogPosition, entry_from_values};
+use crate::data_api::Value;
+use crate::raw_sqlite::{Prepared, RawDb};
 
 /// Entries finished per query; bounds the memory of a transaction that touched many rows.
 const FINISH_CHUNK_ENTRIES: i64 = 1024;
 
 /// Finishes the entries appended after `previous`. Returns their index range (`None` if there
 /// are none) and the log position after them.
-pub async fn finish_entries(
-    connection: &mut SqliteConnection,
+pub(super) fn finish_entries(
+    db: RawDb<'_>,
     rolling_hash: RollingHash,
     previous: &LogPosition,
 ) -> Result<(Option<(u64, u64)>, LogPosition), StoreError> {
+    let mut select = Prepared::new(
+        db,
+        &format!("SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"),
+    )?;
+    let mut update = Prepared::new(
+        db,
+        "UPDATE _tandem_log SET pk = ?, new_image = ?, old_image = ?, hash = ? WHERE idx = ?",
+    )?;
     let mut last = previous.clone();
     let mut first_idx = None;
     loop {
-        let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"
-        ))
-        .bind(to_sql_int("log index", last.idx)?)
-        .bind(FINISH_CHUNK_ENTRIES)
-        .fetch_all(&mut *connection)
-        .await?;
+        select.reset();
+        select.bind(&[
+            Value::Integer(to_sql_int("log index", last.idx)?),
+            Value::Integer(FINISH_CHUNK_ENTRIES),
+        ])?;
+        let mut rows = Vec::new();
+        while select.step()? {
+            rows.push(select.row());
+        }
         if rows.is_empty() {
             return Ok((first_idx.map(|first| (first, last.idx)), last));
         }
         let more = rows.len() as i64 == FINISH_CHUNK_ENTRIES;
-        for row in &rows {
-            let entry = entry_from_row(row, false)?;
-            let entry = finish_entry(connection, rolling_hash, entry, last.hash).await?;
+        for row in rows {
+            let entry = entry_from_values(row, false)?;
+            let entry = finish_entry(&mut update, rolling_hash, entry, last.hash)?;
             first_idx.get_or_insert(entry.idx);
             last = LogPosition {
                 idx: entry.idx,
@@ -54,8 +64,8 @@ pub async fn finish_entries(
     }
 }
 
-async fn finish_entry(
-    connection: &mut SqliteConnection,
+fn finish_entry(
+    update: &mut Prepared<'_>,
     rolling_hash: RollingHash,
     mut entry: LogEntry,
     previous_hash: u64,
@@ -75,16 +85,16 @@ async fn finish_entry(
         }
     }
     entry.hash = rolling_hash(previous_hash, &entry);
-    sqlx::query(
-        "UPDATE _tandem_log SET pk = ?, new_image = ?, old_image = ?, hash = ? WHERE idx = ?",
-    )
-    .bind(&entry.pk)
-    .bind(&entry.new_image)
-    .bind(&entry.old_image)
-    // The u64 hash is stored bit for bit in SQLite's i64.
-    .bind(entry.hash as i64)
-    .bind(to_sql_int("log index", entry.idx)?)
-    .execute(&mut *connection)
-    .await?;
+    let text = |text: &Option<String>| text.clone().map_or(Value::Null, Value::Text);
+    update.reset();
+    update.bind(&[
+        Value::Text(entry.pk.clone()),
+        text(&entry.new_image),
+        text(&entry.old_image),
+        // The u64 hash is stored bit for bit in SQLite's i64.
+        Value::Integer(entry.hash as i64),
+        Value::Integer(to_sql_int("log index", entry.idx)?),
+    ])?;
+    while update.step()? {}
     Ok(entry)
 }

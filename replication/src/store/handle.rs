@@ -56,8 +56,11 @@ impl Store {
             .foreign_keys(true)
             .pragma("recursive_triggers", "ON")
             .busy_timeout(options.busy_timeout);
+        // No ping before each acquire: the connection is a file in this process, and a ping is
+        // a round trip to sqlx's worker thread on every write.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(connect_options.clone())
             .await
             .map_err(open_error)?;
@@ -65,6 +68,7 @@ impl Store {
         // Opened after the writer: a read-only connection cannot create the file or its WAL.
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers_max.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(options.reader_acquire_timeout)
             .connect_with(connect_options.read_only(true))
             .await

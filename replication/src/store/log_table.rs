@@ -6,11 +6,13 @@
 //! when to truncate (the log core), appending (`write`, `apply`).
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Column, Row, SqliteConnection};
 
 use super::entry::{ChangeOp, LogEntry};
 use super::error::{StoreError, from_sql_int};
 use super::handle::Store;
+use super::value::SqlValue;
+use crate::data_api::Value;
 
 /// The last entry of a log: what heartbeats carry and what election compares.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -121,16 +123,23 @@ impl Store {
     }
 }
 
+/// Selects the last entry's position (`position_from_row` reads it).
+pub(super) const LAST_POSITION_SQL: &str =
+    "SELECT idx, term_epoch, term_node, hash FROM _tandem_log ORDER BY idx DESC LIMIT 1";
+
 /// The last entry's position as `connection` sees it (inside a transaction: including its own
 /// uncommitted entries).
 pub(super) async fn last_position(
     connection: &mut SqliteConnection,
 ) -> Result<LogPosition, StoreError> {
-    let row = sqlx::query(
-        "SELECT idx, term_epoch, term_node, hash FROM _tandem_log ORDER BY idx DESC LIMIT 1",
-    )
-    .fetch_optional(connection)
-    .await?;
+    let row = sqlx::query(LAST_POSITION_SQL)
+        .fetch_optional(connection)
+        .await?;
+    position_from_row(row.as_ref())
+}
+
+/// Reads the row of `LAST_POSITION_SQL`; no row is the empty log.
+pub(super) fn position_from_row(row: Option<&SqliteRow>) -> Result<LogPosition, StoreError> {
     let Some(row) = row else {
         return Ok(LogPosition::default());
     };
@@ -146,35 +155,108 @@ pub(super) async fn last_position(
 /// Reads a `_tandem_log` row selected with `ENTRY_COLUMNS`. A NULL hash is an error when
 /// `require_hash`; otherwise (entries of the transaction being finished) it reads as 0.
 pub(super) fn entry_from_row(row: &SqliteRow, require_hash: bool) -> Result<LogEntry, StoreError> {
-    let op: String = row.try_get("op")?;
-    let hlc_logical: i64 = row.try_get("hlc_logical")?;
-    let hash: Option<i64> = row.try_get("hash")?;
+    let values = ENTRY_COLUMNS
+        .split(", ")
+        .map(|name| {
+            let index = row.try_column(name)?.ordinal();
+            SqlValue::from_row(row, index).map(Value::from)
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    entry_from_values(values, require_hash)
+}
+
+/// `entry_from_row` for a row read around sqlx: the values of `ENTRY_COLUMNS`, in order.
+pub(super) fn entry_from_values(
+    values: Vec<Value>,
+    require_hash: bool,
+) -> Result<LogEntry, StoreError> {
+    let Ok(
+        [
+            idx,
+            term_epoch,
+            term_node,
+            txid,
+            table,
+            pk,
+            op,
+            new_image,
+            old_image,
+            hlc_ms,
+            hlc_logical,
+            hlc_node,
+            origin,
+            hash,
+        ],
+    ): Result<[Value; 14], _> = values.try_into()
+    else {
+        return Err(StoreError::Corrupt {
+            what: "_tandem_log",
+            detail: "a row without the log's columns".to_owned(),
+        });
+    };
+    let hash = optional_integer("_tandem_log.hash", hash)?;
     if hash.is_none() && require_hash {
         return Err(missing_hash());
     }
+    let op = text("_tandem_log.op", op)?;
+    let hlc_logical = integer("_tandem_log.hlc_logical", hlc_logical)?;
     Ok(LogEntry {
-        idx: from_sql_int("_tandem_log.idx", row.try_get("idx")?)?,
-        term_epoch: from_sql_int("_tandem_log.term_epoch", row.try_get("term_epoch")?)?,
-        term_node: row.try_get("term_node")?,
-        txid: from_sql_int("_tandem_log.txid", row.try_get("txid")?)?,
-        table: row.try_get("tbl")?,
-        pk: row.try_get("pk")?,
+        idx: from_sql_int("_tandem_log.idx", integer("_tandem_log.idx", idx)?)?,
+        term_epoch: from_sql_int(
+            "_tandem_log.term_epoch",
+            integer("_tandem_log.term_epoch", term_epoch)?,
+        )?,
+        term_node: text("_tandem_log.term_node", term_node)?,
+        txid: from_sql_int("_tandem_log.txid", integer("_tandem_log.txid", txid)?)?,
+        table: text("_tandem_log.tbl", table)?,
+        pk: text("_tandem_log.pk", pk)?,
         op: ChangeOp::parse(&op).ok_or(StoreError::Corrupt {
             what: "_tandem_log.op",
             detail: op.clone(),
         })?,
-        new_image: row.try_get("new_image")?,
-        old_image: row.try_get("old_image")?,
-        hlc_ms: from_sql_int("_tandem_log.hlc_ms", row.try_get("hlc_ms")?)?,
+        new_image: optional_text("_tandem_log.new_image", new_image)?,
+        old_image: optional_text("_tandem_log.old_image", old_image)?,
+        hlc_ms: from_sql_int("_tandem_log.hlc_ms", integer("_tandem_log.hlc_ms", hlc_ms)?)?,
         hlc_logical: u32::try_from(hlc_logical).map_err(|_| StoreError::Corrupt {
             what: "_tandem_log.hlc_logical",
             detail: hlc_logical.to_string(),
         })?,
-        hlc_node: row.try_get("hlc_node")?,
-        origin: row.try_get("origin")?,
+        hlc_node: text("_tandem_log.hlc_node", hlc_node)?,
+        origin: text("_tandem_log.origin", origin)?,
         // The u64 hash is stored bit for bit in SQLite's i64.
         hash: hash.unwrap_or(0) as u64,
     })
+}
+
+fn wrong_class(what: &'static str, value: &Value) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: format!("unexpected value {value:?}"),
+    }
+}
+
+fn optional_integer(what: &'static str, value: Value) -> Result<Option<i64>, StoreError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Integer(value) => Ok(Some(value)),
+        other => Err(wrong_class(what, &other)),
+    }
+}
+
+fn integer(what: &'static str, value: Value) -> Result<i64, StoreError> {
+    optional_integer(what, value)?.ok_or_else(|| wrong_class(what, &Value::Null))
+}
+
+fn optional_text(what: &'static str, value: Value) -> Result<Option<String>, StoreError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Text(text) => Ok(Some(text)),
+        other => Err(wrong_class(what, &other)),
+    }
+}
+
+fn text(what: &'static str, value: Value) -> Result<String, StoreError> {
+    optional_text(what, value)?.ok_or_else(|| wrong_class(what, &Value::Null))
 }
 
 fn missing_hash() -> StoreError {

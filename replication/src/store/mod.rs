@@ -11,6 +11,8 @@
 //! - `context`, `write`, `write_group`, `pending_write`, `finish`: `Store::write`, and
 //!   `WriteGroup` with its `PendingWrite`s for group commit: client writes stamped with a
 //!   `CaptureContext`, their entries hashed before the commit.
+//! - `client_write`: `WriteGroup::write_client`, a Data API write with its request id in one
+//!   synchronous stretch (the node's write path).
 //! - `writer_transaction`: every write's transaction on the one writer connection.
 //! - `entry`, `log_table`, `apply`: log entries; reading, retention and applying the peer's.
 //! - `row_hash`: per-table row hashes for `verify`.
@@ -26,6 +28,7 @@
 mod apply;
 pub mod base64;
 mod capture;
+mod client_write;
 mod context;
 mod entry;
 mod error;
@@ -49,6 +52,7 @@ mod writer_transaction;
 #[cfg(test)]
 mod tests;
 
+pub use client_write::{ClientWrite, ClientWriteOutcome, REQUESTS_SQL, REQUESTS_TABLE};
 pub use context::CaptureContext;
 pub use entry::{ChangeOp, LogEntry, RollingHash};
 pub use error::StoreError;

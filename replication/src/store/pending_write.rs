@@ -17,7 +17,8 @@ use super::error::{StoreError, to_sql_int};
 use super::finish::finish_entries;
 use super::log_table::LogPosition;
 use super::write_group::WriteGroup;
-use super::writer_transaction::execute;
+use crate::data_api::Value;
+use crate::raw_sqlite::{Prepared, RawDb};
 
 pub struct PendingWrite<'g> {
     /// The group whose transaction this write is part of.
@@ -38,7 +39,9 @@ impl<'g> PendingWrite<'g> {
             txid: context.txid,
             settled: false,
         };
-        start_write(write.group.connection()?, context).await?;
+        let mut handle = write.group.connection()?.lock_handle().await?;
+        start_write(RawDb::new(&mut handle), context)?;
+        drop(handle);
         Ok(write)
     }
 
@@ -60,18 +63,21 @@ impl<'g> PendingWrite<'g> {
         let rolling_hash = self.group.rolling_hash;
         let previous = self.group.last.clone();
         let txid = self.txid;
-        let connection = self.group.connection()?;
-        let finished = finish_write(connection, txid, rolling_hash, &previous).await;
-        match finished {
+        let settled = match self.group.connection()?.lock_handle().await {
+            Ok(mut handle) => {
+                let finished = finish_write(RawDb::new(&mut handle), txid, rolling_hash, &previous);
+                settle(RawDb::new(&mut handle), finished)
+            }
+            Err(error) => Err((error.into(), false)),
+        };
+        match settled {
             Ok((log_range, last)) => {
                 self.group.last = last;
                 Ok(log_range)
             }
-            Err(error) => {
-                if matches!(error, StoreError::WriteGroupAborted) {
+            Err((error, undone)) => {
+                if !undone {
                     self.group.give_up();
-                } else {
-                    self.undo_savepoint().await;
                 }
                 Err(error)
             }
@@ -81,20 +87,15 @@ impl<'g> PendingWrite<'g> {
     /// Undoes the write, leaving the group's other writes as they are.
     pub async fn undo(mut self) -> Result<(), StoreError> {
         self.settled = true;
-        self.undo_savepoint().await;
-        self.group.connection().map(drop)
-    }
-
-    /// Rolls back to the savepoint; if even that fails the transaction is gone: give up.
-    async fn undo_savepoint(&mut self) {
-        let Ok(connection) = self.group.connection() else {
-            return;
+        let connection = self.group.connection()?;
+        let undone = match connection.lock_handle().await {
+            Ok(mut handle) => undo_write(RawDb::new(&mut handle)),
+            Err(_) => false,
         };
-        let undone = execute(connection, "ROLLBACK TO tandem_write; RELEASE tandem_write").await;
-        if let Err(error) = undone {
-            tracing::warn!(%error, "rolling back a write failed");
+        if !undone {
             self.group.give_up();
         }
+        self.group.connection().map(drop)
     }
 }
 
@@ -107,67 +108,76 @@ impl Drop for PendingWrite<'_> {
 }
 
 /// Opens the write's savepoint and stamps it with `context`.
-async fn start_write(
-    connection: &mut SqliteConnection,
-    context: &CaptureContext,
-) -> Result<(), StoreError> {
-    execute(connection, "SAVEPOINT tandem_write").await?;
-    set_context(connection, Some(context)).await
+pub(super) fn start_write(db: RawDb<'_>, context: &CaptureContext) -> Result<(), StoreError> {
+    db.exec("SAVEPOINT tandem_write")?;
+    let mut update = Prepared::new(
+        db,
+        "UPDATE _tandem_capture_ctx SET term_epoch = ?, term_node = ?, txid = ?, hlc_ms = ?, \
+         hlc_logical = ?, hlc_node = ?, origin = ?",
+    )?;
+    update.bind(&[
+        Value::Integer(to_sql_int("term epoch", context.term_epoch)?),
+        Value::Text(context.term_node.clone()),
+        Value::Integer(to_sql_int("txid", context.txid)?),
+        Value::Integer(to_sql_int("hlc ms", context.hlc_ms)?),
+        Value::Integer(i64::from(context.hlc_logical)),
+        Value::Text(context.hlc_node.clone()),
+        Value::Text(context.origin.clone()),
+    ])?;
+    while update.step()? {}
+    Ok(())
 }
 
 /// Checks the transaction survived the client's statements, finishes the entries, clears the
 /// context and releases the savepoint.
-async fn finish_write(
-    connection: &mut SqliteConnection,
+pub(super) fn finish_write(
+    db: RawDb<'_>,
     txid: u64,
     rolling_hash: RollingHash,
     previous: &LogPosition,
 ) -> Result<(Option<(u64, u64)>, LogPosition), StoreError> {
-    let current: Option<i64> = sqlx::query_scalar("SELECT txid FROM _tandem_capture_ctx")
-        .fetch_one(&mut *connection)
-        .await?;
-    if current != Some(to_sql_int("txid", txid)?) {
+    let current = {
+        let mut select = Prepared::new(db, "SELECT txid FROM _tandem_capture_ctx")?;
+        match select.step()? {
+            true => select.row().pop(),
+            false => None,
+        }
+    };
+    if current != Some(Value::Integer(to_sql_int("txid", txid)?)) {
         // The context was set inside the transaction, so it is gone only if the transaction is.
         return Err(StoreError::WriteGroupAborted);
     }
-    let finished = finish_entries(connection, rolling_hash, previous).await?;
-    // Clearing the context and releasing the savepoint in one round trip.
-    execute(connection, CLEAR_CONTEXT_AND_RELEASE).await?;
+    let finished = finish_entries(db, rolling_hash, previous)?;
+    db.exec(CLEAR_CONTEXT_AND_RELEASE)?;
     Ok(finished)
 }
 
-/// Sets the capture context (`Some`) or clears it (`None`, after which the triggers refuse).
-/// `set_context(None)` followed by the savepoint's release, as one batch of plain SQL.
+/// After `finish_write` failed: undoes the write unless its transaction is gone. The error
+/// comes back with whether the write was undone (if not, the caller gives the group up).
+pub(super) fn settle<T>(
+    db: RawDb<'_>,
+    finished: Result<T, StoreError>,
+) -> Result<T, (StoreError, bool)> {
+    match finished {
+        Ok(value) => Ok(value),
+        Err(StoreError::WriteGroupAborted) => Err((StoreError::WriteGroupAborted, false)),
+        Err(error) => Err((error, undo_write(db))),
+    }
+}
+
+/// Rolls back to the write's savepoint; `false` if even that failed (the transaction is gone).
+pub(super) fn undo_write(db: RawDb<'_>) -> bool {
+    match db.exec("ROLLBACK TO tandem_write; RELEASE tandem_write") {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "rolling back a write failed");
+            false
+        }
+    }
+}
+
+/// Clearing the context (after which the triggers refuse) and releasing the savepoint, as one
+/// batch of plain SQL.
 const CLEAR_CONTEXT_AND_RELEASE: &str = "UPDATE _tandem_capture_ctx SET term_epoch = NULL, \
      term_node = NULL, txid = NULL, hlc_ms = NULL, hlc_logical = NULL, hlc_node = NULL, \
      origin = NULL; RELEASE tandem_write";
-
-async fn set_context(
-    connection: &mut SqliteConnection,
-    context: Option<&CaptureContext>,
-) -> Result<(), StoreError> {
-    let query = sqlx::query(
-        "UPDATE _tandem_capture_ctx SET term_epoch = ?, term_node = ?, txid = ?, hlc_ms = ?, \
-         hlc_logical = ?, hlc_node = ?, origin = ?",
-    );
-    let query = match context {
-        Some(context) => query
-            .bind(to_sql_int("term epoch", context.term_epoch)?)
-            .bind(&context.term_node)
-            .bind(to_sql_int("txid", context.txid)?)
-            .bind(to_sql_int("hlc ms", context.hlc_ms)?)
-            .bind(i64::from(context.hlc_logical))
-            .bind(&context.hlc_node)
-            .bind(&context.origin),
-        None => query
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<String>),
-    };
-    query.execute(connection).await?;
-    Ok(())
-}

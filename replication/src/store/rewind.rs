@@ -6,11 +6,14 @@
 //! undo is quiet (the applying flag), so it is not captured. Not here: finding the common index
 //! (the log core's divergence search) or re-applying the orphans (the active's driver).
 
+use super::apply::{Statements, apply_change, entry_values, set_applying};
 use super::entry::{ChangeOp, LogEntry};
 use super::error::{StoreError, to_sql_int};
 use super::handle::Store;
 use super::log_table::{ENTRY_COLUMNS, LogPosition, entry_from_row, last_position};
 use super::writer_transaction::WriterTransaction;
+use crate::data_api::Value;
+use crate::raw_sqlite::RawDb;
 
 impl Store {
     /// Moves the entries after `idx` to the orphans table and undoes their changes. Returns the
@@ -27,21 +30,23 @@ impl Store {
             .iter()
             .map(|row| entry_from_row(row, true))
             .collect::<Result<Vec<_>, _>>()?;
-        sqlx::query("PRAGMA defer_foreign_keys = ON")
-            .execute(&mut *transaction)
-            .await?;
-        super::apply::set_applying(&mut transaction, true).await?;
-        for entry in &orphans {
-            keep_orphan(&mut transaction, entry).await?;
+        {
+            let mut handle = transaction.lock_handle().await?;
+            let mut statements = Statements::new(RawDb::new(&mut handle));
+            statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+            set_applying(&mut statements, true)?;
+            for entry in &orphans {
+                keep_orphan(&mut statements, entry)?;
+            }
+            for entry in orphans.iter().rev() {
+                apply_change(&mut statements, &inverse(entry))?;
+            }
+            statements.run(
+                "DELETE FROM _tandem_log WHERE idx > ?",
+                &[Value::Integer(to_sql_int("idx", idx)?)],
+            )?;
+            set_applying(&mut statements, false)?;
         }
-        for entry in orphans.iter().rev() {
-            super::apply::apply_change(&mut transaction, &inverse(entry)).await?;
-        }
-        sqlx::query("DELETE FROM _tandem_log WHERE idx > ?")
-            .bind(to_sql_int("idx", idx)?)
-            .execute(&mut *transaction)
-            .await?;
-        super::apply::set_applying(&mut transaction, false).await?;
         let position = last_position(&mut transaction).await?;
         transaction.commit().await?;
         Ok((orphans, position))
@@ -100,19 +105,14 @@ impl Store {
     }
 }
 
-async fn keep_orphan(
-    connection: &mut sqlx::SqliteConnection,
-    entry: &LogEntry,
-) -> Result<(), StoreError> {
-    let query = sqlx::query(
+fn keep_orphan(statements: &mut Statements<'_>, entry: &LogEntry) -> Result<(), StoreError> {
+    statements.run(
         "INSERT INTO _tandem_orphans (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
          old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, rewound_at_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
          CAST(unixepoch('subsec') * 1000 AS INTEGER))",
-    );
-    super::apply::bind_entry(query, entry)?
-        .execute(connection)
-        .await?;
+        &entry_values(entry)?,
+    )?;
     Ok(())
 }
 

@@ -75,3 +75,16 @@ fn hash_bytes(tag: u8, bytes: &[u8], sink: &mut impl FnMut(&[u8])) {
     sink(&(bytes.len() as u64).to_be_bytes());
     sink(bytes);
 }
+
+impl From<SqlValue> for crate::data_api::Value {
+    fn from(value: SqlValue) -> crate::data_api::Value {
+        use crate::data_api::Value;
+        match value {
+            SqlValue::Null => Value::Null,
+            SqlValue::Integer(value) => Value::Integer(value),
+            SqlValue::Real(value) => Value::Real(value),
+            SqlValue::Text(value) => Value::Text(value),
+            SqlValue::Blob(value) => Value::Blob(value),
+        }
+    }
+}

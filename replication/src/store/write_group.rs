@@ -13,7 +13,7 @@ use super::context::CaptureContext;
 use super::entry::RollingHash;
 use super::error::StoreError;
 use super::handle::Store;
-use super::log_table::{LogPosition, last_position};
+use super::log_table::{LAST_POSITION_SQL, LogPosition, position_from_row};
 use super::pending_write::PendingWrite;
 use super::writer_transaction::WriterTransaction;
 
@@ -34,8 +34,9 @@ impl Store {
     /// it. Refused until capture is installed.
     pub async fn begin_write_group(&self) -> Result<WriteGroup, StoreError> {
         self.ensure_capture_installed()?;
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
-        let last = last_position(&mut transaction).await?;
+        let (transaction, row) =
+            WriterTransaction::begin_and_fetch(&self.writer, LAST_POSITION_SQL).await?;
+        let last = position_from_row(row.as_ref())?;
         Ok(WriteGroup {
             connection: Some(transaction),
             rolling_hash: self.rolling_hash,
@@ -52,6 +53,12 @@ impl WriteGroup {
         &mut self,
         context: &CaptureContext,
     ) -> Result<PendingWrite<'_>, StoreError> {
+        self.check_epoch(context)?;
+        PendingWrite::begin(self, context).await
+    }
+
+    /// Refuses a write stamped with an older epoch than the log's last entry.
+    pub(super) fn check_epoch(&self, context: &CaptureContext) -> Result<(), StoreError> {
         if context.term_epoch < self.last.term_epoch {
             return Err(StoreError::StaleTerm {
                 idx: self.last.idx + 1,
@@ -59,7 +66,7 @@ impl WriteGroup {
                 last_epoch: self.last.term_epoch,
             });
         }
-        PendingWrite::begin(self, context).await
+        Ok(())
     }
 
     /// Commits every finished write of the group at once; returns the log position after them.

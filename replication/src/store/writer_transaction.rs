@@ -12,6 +12,7 @@
 use std::ops::{Deref, DerefMut};
 
 use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Executor, Sqlite, SqliteConnection, SqlitePool};
 
 use super::error::StoreError;
@@ -33,6 +34,20 @@ impl WriterTransaction {
         };
         execute(&mut transaction, "BEGIN IMMEDIATE").await?;
         Ok(transaction)
+    }
+
+    /// `begin`, then runs `query` (one statement) inside the new transaction in the same round trip to sqlx's
+    /// worker thread; returns its first row.
+    pub async fn begin_and_fetch(
+        writer: &SqlitePool,
+        query: &'static str,
+    ) -> Result<(WriterTransaction, Option<SqliteRow>), StoreError> {
+        let mut transaction = WriterTransaction {
+            connection: Some(writer.acquire().await?),
+        };
+        let sql = format!("BEGIN IMMEDIATE; {query}");
+        let row = transaction.fetch_optional(sql.as_str()).await?;
+        Ok((transaction, row))
     }
 
     /// Commits. On error the connection is closed, so what COMMIT left open rolls back.

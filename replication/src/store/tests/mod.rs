@@ -2,6 +2,7 @@
 
 mod apply_test;
 mod capture_test;
+mod client_write_test;
 mod fixtures;
 mod log_table_test;
 mod migrate_test;

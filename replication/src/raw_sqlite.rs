@@ -1,37 +1,116 @@
-//! `Prepared`: one client statement compiled by SQLite, bound, stepped and finalized through
-//! `libsqlite3-sys` directly.
+//! `RawDb` and `Prepared`: SQLite reached through `libsqlite3-sys` directly, while sqlx's handle
+//! lock is held (`SqliteConnection::lock_handle`).
 //!
-//! Going around sqlx here is deliberate: the statement is prepared while the authorizer is on
-//! and finalized before it goes off, it never enters sqlx's statement cache, and we can check
-//! that the text holds exactly one statement. Not here: deciding what is allowed (`authorizer`).
+//! Two users go around sqlx on purpose:
+//! - the Data API: a client's statement is prepared while the authorizer is on and finalized
+//!   before it goes off, never enters sqlx's statement cache, and its text is checked to hold
+//!   exactly one statement;
+//! - the store's write path: a whole client write (savepoint, capture context, request id,
+//!   statements, finishing the log entries) runs in one synchronous stretch, instead of a dozen
+//!   round trips to sqlx's worker thread.
+//!
+//! A `RawDb` borrows the locked handle, and holds a raw pointer, so it is neither `Send` nor able
+//! to outlive the lock: code using it cannot `.await` in between. Not here: deciding what is
+//! allowed (`data_api::authorizer`).
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use libsqlite3_sys as ffi;
+use sqlx::sqlite::LockedSqliteHandle;
 
-use super::authorizer::Guard;
-use super::value::Value;
+use crate::data_api::Value;
+
+/// The raw connection behind a locked sqlx handle, for as long as the lock is borrowed.
+#[derive(Clone, Copy)]
+pub(crate) struct RawDb<'h> {
+    db: NonNull<ffi::sqlite3>,
+    _lock: PhantomData<&'h mut ()>,
+}
+
+impl<'h> RawDb<'h> {
+    pub(crate) fn new(handle: &'h mut LockedSqliteHandle<'_>) -> RawDb<'h> {
+        RawDb {
+            db: handle.as_raw_handle(),
+            _lock: PhantomData,
+        }
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut ffi::sqlite3 {
+        self.db.as_ptr()
+    }
+
+    /// Runs `sql`, one or more statements without parameters or rows (SAVEPOINT, RELEASE, ...).
+    pub(crate) fn exec(self, sql: &str) -> Result<(), SqliteFailure> {
+        let text = CString::new(sql).map_err(|_| SqliteFailure {
+            code: ffi::SQLITE_MISUSE,
+            message: "the SQL text contains a NUL byte".to_owned(),
+        })?;
+        // SAFETY: the connection is open and locked for us; `text` is NUL-terminated; no
+        // callback; the error message is read afterwards by `failure`.
+        let code = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                text.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        match code {
+            ffi::SQLITE_OK => Ok(()),
+            code => Err(failure(self.db, code)),
+        }
+    }
+
+    /// Whether no transaction is open.
+    pub(crate) fn autocommit(self) -> bool {
+        // SAFETY: the connection is open and locked for us.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
+    }
+
+    /// The rowid of the last INSERT on this connection.
+    pub(crate) fn last_insert_rowid(self) -> i64 {
+        // SAFETY: as above.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db.as_ptr()) }
+    }
+}
 
 /// SQLite failed a call: its result code and message.
 #[derive(Debug)]
-pub(super) struct SqliteFailure {
-    pub(super) code: c_int,
-    pub(super) message: String,
+pub(crate) struct SqliteFailure {
+    pub(crate) code: c_int,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for SqliteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLite result code {})", self.message, self.code)
+    }
 }
 
 /// Why a statement's text could not be prepared.
 #[derive(Debug)]
-pub(super) enum PrepareError {
+pub(crate) enum PrepareError {
     /// The text is not one runnable statement (said in words).
     Shape(String),
     /// SQLite refused to compile it (syntax, unknown table, the authorizer).
     Sqlite(SqliteFailure),
 }
 
-/// A prepared statement. Borrows the `Guard` (`'db`), so it is finalized before the guard
-/// comes off and the connection's handle lock is released.
-pub(super) struct Prepared<'db> {
+impl std::fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrepareError::Shape(reason) => f.write_str(reason),
+            PrepareError::Sqlite(failure) => failure.fmt(f),
+        }
+    }
+}
+
+/// A prepared statement. Borrows the locked connection (`'db`, through a `RawDb` or the Data
+/// API's `Guard`), so it is finalized before the guard comes off and the lock is released.
+pub(crate) struct Prepared<'db> {
     db: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
     _guard: std::marker::PhantomData<&'db ()>,
@@ -88,8 +167,8 @@ fn prepare_first(
 
 impl<'db> Prepared<'db> {
     /// Compiles `sql`, which must hold exactly one statement.
-    pub(super) fn new(guard: &'db Guard<'_, '_>, sql: &str) -> Result<Prepared<'db>, PrepareError> {
-        let db = guard.db();
+    pub(crate) fn new(db: RawDb<'db>, sql: &str) -> Result<Prepared<'db>, PrepareError> {
+        let db = db.db;
         if sql.contains('\0') {
             return Err(PrepareError::Shape(
                 "the SQL text contains a NUL byte".to_owned(),
@@ -119,7 +198,7 @@ impl<'db> Prepared<'db> {
     }
 
     /// Binds `params` in order; their number must match the statement's.
-    pub(super) fn bind(&mut self, params: &[Value]) -> Result<(), PrepareError> {
+    pub(crate) fn bind(&mut self, params: &[Value]) -> Result<(), PrepareError> {
         // SAFETY: `stmt` is a live statement.
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(self.stmt.as_ptr()) };
         if usize::try_from(expected).ok() != Some(params.len()) {
@@ -177,8 +256,14 @@ impl<'db> Prepared<'db> {
         }
     }
 
+    /// Resets the statement to run again, keeping its bindings (rebind to change them).
+    pub(crate) fn reset(&mut self) {
+        // SAFETY: `stmt` is live. reset's result repeats the last step's, already reported.
+        unsafe { ffi::sqlite3_reset(self.stmt.as_ptr()) };
+    }
+
     /// Runs the statement to its next row: `true` if a row is ready, `false` when done.
-    pub(super) fn step(&mut self) -> Result<bool, SqliteFailure> {
+    pub(crate) fn step(&mut self) -> Result<bool, SqliteFailure> {
         // SAFETY: `stmt` is a live statement on the locked connection.
         match unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } {
             ffi::SQLITE_ROW => Ok(true),
@@ -188,20 +273,20 @@ impl<'db> Prepared<'db> {
     }
 
     /// Whether the statement leaves the database unchanged (a SELECT).
-    pub(super) fn is_read_only(&self) -> bool {
+    pub(crate) fn is_read_only(&self) -> bool {
         // SAFETY: `stmt` is live.
         unsafe { ffi::sqlite3_stmt_readonly(self.stmt.as_ptr()) != 0 }
     }
 
     /// The rows the last INSERT, UPDATE or DELETE changed, triggers not counted.
-    pub(super) fn changes(&self) -> u64 {
+    pub(crate) fn changes(&self) -> u64 {
         // SAFETY: `db` is open.
         let changes = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
         u64::try_from(changes).unwrap_or(0)
     }
 
     /// The names of the result columns.
-    pub(super) fn column_names(&self) -> Vec<String> {
+    pub(crate) fn column_names(&self) -> Vec<String> {
         let stmt = self.stmt.as_ptr();
         // SAFETY: `stmt` is live; each name is NULL (out of memory) or a NUL-terminated string,
         // copied at once.
@@ -220,7 +305,7 @@ impl<'db> Prepared<'db> {
     }
 
     /// The current row; call only after `step` returned `true`.
-    pub(super) fn row(&self) -> Vec<Value> {
+    pub(crate) fn row(&self) -> Vec<Value> {
         let stmt = self.stmt.as_ptr();
         // SAFETY: `stmt` is live and on a row. For TEXT and BLOB the pointer is fetched before
         // the length, as SQLite asks, and both are copied before the next call.

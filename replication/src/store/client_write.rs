@@ -1,0 +1,210 @@
+//! `WriteGroup::write_client`: one Data API write, with its request id, in one synchronous
+//! stretch under sqlx's handle lock.
+//!
+//! The stretch opens the write's savepoint, stamps the capture context, looks the request id
+//! up (a retry returns the first outcome and runs nothing), runs the client's statements under
+//! the Data API's guard, records the request id, finishes the captured entries and releases the
+//! savepoint. Done as one stretch, a write costs one round trip to sqlx's worker thread instead
+//! of a dozen; nothing in it waits on the disk (the group's COMMIT does, on the worker thread).
+//! It is bounded like any `Execute` by the request's `Limits`.
+//!
+//! Not here: BEGIN and COMMIT (the `WriteGroup`), waiting for the peer (the writer driver).
+
+use super::context::CaptureContext;
+use super::error::StoreError;
+use super::log_table::LogPosition;
+use super::pending_write::{finish_write, start_write, undo_write};
+use super::write_group::WriteGroup;
+use crate::data_api::{DataError, ExecuteResult, Limits, Statement, Value, execute_locked};
+use crate::raw_sqlite::{Prepared, RawDb};
+
+/// The replicated table of request ids: the outcome of every `Execute` that carried one, so a
+/// retry (also on the other node, after a failover) returns the first outcome. The node
+/// creates it with `REQUESTS_SQL` as a built-in migration and replicates it.
+pub const REQUESTS_TABLE: &str = "tandem_requests";
+pub const REQUESTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_requests (
+    request_id TEXT PRIMARY KEY,
+    rows_affected TEXT NOT NULL,
+    last_insert_rowid INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);";
+
+/// One client write.
+pub struct ClientWrite<'a> {
+    pub context: &'a CaptureContext,
+    /// Empty when the client sent none: nothing is looked up or recorded.
+    pub request_id: &'a str,
+    pub statements: &'a [Statement],
+    pub limits: &'a Limits,
+    /// Recorded with the request id.
+    pub now_ms: i64,
+}
+
+/// What a client write came to. Only `Written` changed anything; it is durable once the group
+/// commits.
+#[derive(Debug)]
+pub enum ClientWriteOutcome {
+    Written {
+        result: ExecuteResult,
+        /// The log indexes it appended; `None` when it changed no replicated row.
+        log_range: Option<(u64, u64)>,
+    },
+    /// The request id was already recorded: its first outcome, and nothing ran.
+    Replayed {
+        rows_affected: Vec<u64>,
+        last_insert_rowid: i64,
+    },
+    /// The client's statements failed or were refused; the write was undone.
+    Refused(DataError),
+}
+
+impl WriteGroup {
+    /// Runs `write` inside the group (see the module). A store failure undoes the write; when
+    /// even that is impossible (a statement ended the whole transaction) the group is given
+    /// up, and its commit fails.
+    pub async fn write_client(
+        &mut self,
+        write: ClientWrite<'_>,
+    ) -> Result<ClientWriteOutcome, StoreError> {
+        self.check_epoch(write.context)?;
+        let rolling_hash = self.rolling_hash;
+        let previous = self.last.clone();
+        let (outcome, sound) = match self.connection()?.lock_handle().await {
+            Ok(mut handle) => {
+                let db = RawDb::new(&mut handle);
+                stretch(db, &write, |db| {
+                    finish_write(db, write.context.txid, rolling_hash, &previous)
+                })
+            }
+            Err(error) => (Err(error.into()), false),
+        };
+        if !sound {
+            self.give_up();
+        }
+        Ok(match outcome? {
+            Stretch::Written {
+                result,
+                log_range,
+                last,
+            } => {
+                self.last = last;
+                ClientWriteOutcome::Written { result, log_range }
+            }
+            Stretch::Replayed {
+                rows_affected,
+                last_insert_rowid,
+            } => ClientWriteOutcome::Replayed {
+                rows_affected,
+                last_insert_rowid,
+            },
+            Stretch::Refused(error) => ClientWriteOutcome::Refused(error),
+        })
+    }
+}
+
+enum Stretch {
+    Written {
+        result: ExecuteResult,
+        log_range: Option<(u64, u64)>,
+        last: LogPosition,
+    },
+    Replayed {
+        rows_affected: Vec<u64>,
+        last_insert_rowid: i64,
+    },
+    Refused(DataError),
+}
+
+type Finished = (Option<(u64, u64)>, LogPosition);
+
+/// The synchronous stretch; returns its outcome and whether the group's transaction is sound
+/// (the write either released or undone).
+fn stretch(
+    db: RawDb<'_>,
+    write: &ClientWrite<'_>,
+    finish: impl FnOnce(RawDb<'_>) -> Result<Finished, StoreError>,
+) -> (Result<Stretch, StoreError>, bool) {
+    if let Err(error) = start_write(db, write.context) {
+        // Whether the savepoint was opened is not known: give the group up.
+        return (Err(error), false);
+    }
+    let undone = |outcome| (outcome, undo_write(db));
+    if !write.request_id.is_empty() {
+        match earlier_outcome(db, write.request_id) {
+            Ok(Some((rows_affected, last_insert_rowid))) => {
+                return undone(Ok(Stretch::Replayed {
+                    rows_affected,
+                    last_insert_rowid,
+                }));
+            }
+            Ok(None) => {}
+            Err(error) => return undone(Err(error)),
+        }
+    }
+    let result = match execute_locked(db, write.statements, write.limits) {
+        Ok(result) => result,
+        Err(error) => return undone(Ok(Stretch::Refused(error))),
+    };
+    if !write.request_id.is_empty()
+        && let Err(error) = record_outcome(db, write, &result)
+    {
+        return undone(Err(error));
+    }
+    match finish(db) {
+        Ok((log_range, last)) => (
+            Ok(Stretch::Written {
+                result,
+                log_range,
+                last,
+            }),
+            true,
+        ),
+        Err(StoreError::WriteGroupAborted) => (Err(StoreError::WriteGroupAborted), false),
+        Err(error) => undone(Err(error)),
+    }
+}
+
+/// The recorded outcome of `request_id`, if any.
+fn earlier_outcome(db: RawDb<'_>, request_id: &str) -> Result<Option<(Vec<u64>, i64)>, StoreError> {
+    let mut select = Prepared::new(
+        db,
+        "SELECT rows_affected, last_insert_rowid FROM tandem_requests WHERE request_id = ?",
+    )?;
+    select.bind(&[Value::Text(request_id.to_owned())])?;
+    if !select.step()? {
+        return Ok(None);
+    }
+    match select.row().as_slice() {
+        [
+            Value::Text(rows_affected),
+            Value::Integer(last_insert_rowid),
+        ] => Ok(Some((
+            serde_json::from_str(rows_affected).unwrap_or_default(),
+            *last_insert_rowid,
+        ))),
+        other => Err(StoreError::Corrupt {
+            what: "tandem_requests",
+            detail: format!("request {request_id:?} holds {other:?}"),
+        }),
+    }
+}
+
+fn record_outcome(
+    db: RawDb<'_>,
+    write: &ClientWrite<'_>,
+    result: &ExecuteResult,
+) -> Result<(), StoreError> {
+    let mut insert = Prepared::new(
+        db,
+        "INSERT INTO tandem_requests (request_id, rows_affected, last_insert_rowid, at_ms) \
+         VALUES (?, ?, ?, ?)",
+    )?;
+    insert.bind(&[
+        Value::Text(write.request_id.to_owned()),
+        Value::Text(serde_json::to_string(&result.rows_affected).unwrap_or_default()),
+        Value::Integer(result.last_insert_rowid),
+        Value::Integer(write.now_ms),
+    ])?;
+    while insert.step()? {}
+    Ok(())
+}
