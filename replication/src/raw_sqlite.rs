@@ -64,6 +64,13 @@ impl<'h> RawDb<'h> {
         }
     }
 
+    /// How long a statement waits for a lock another connection holds (0: not at all).
+    pub(crate) fn set_busy_timeout(self, timeout: std::time::Duration) {
+        let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: the connection is open and locked for us.
+        unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), ms) };
+    }
+
     /// Whether no transaction is open.
     pub(crate) fn autocommit(self) -> bool {
         // SAFETY: the connection is open and locked for us.

@@ -118,8 +118,9 @@ pub async fn count(client: &mut DataClient<Channel>, table: &str) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("count(*) of {table} returned no integer"))
 }
 
-/// Waits until `active` has shipped everything to the other node and the other node holds the
-/// same log: lag 0, nothing halted, both at one index.
+/// Waits until the other node has caught up with `active`: nothing halted, not degraded, both
+/// consistent, and the passive, asked second, holds at least the index the active held when
+/// asked first (so this also holds while writers keep writing).
 pub fn wait_in_sync(cluster: &Cluster, active: &str) -> anyhow::Result<serde_json::Value> {
     let passive = super::other(active);
     cluster.wait_until(
@@ -128,13 +129,14 @@ pub fn wait_in_sync(cluster: &Cluster, active: &str) -> anyhow::Result<serde_jso
         |c| {
             let (a, p) = (c.status(active)?, c.status(passive)?);
             let replication = &a["replication"];
-            let caught_up = replication["lag_entries"] == 0
-                && replication["degraded"] == false
+            let active_index = replication["last_index"].as_u64().unwrap_or(0);
+            let passive_index = p["replication"]["last_index"].as_u64().unwrap_or(0);
+            let caught_up = replication["degraded"] == false
                 && a["peer"]["disk"] == "consistent"
                 && replication["halted"] == ""
-                && replication["last_index"] == p["replication"]["last_index"]
                 && p["node"]["disk"] == "consistent"
-                && replication["last_index"].as_u64().unwrap_or(0) > 0;
+                && active_index > 0
+                && passive_index >= active_index;
             Ok(caught_up.then_some(a))
         },
     )

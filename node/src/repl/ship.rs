@@ -8,7 +8,7 @@
 //! truncate, and on a halt for divergence run the divergence search and tell the peer to rewind.
 //! When the node stops being active, every write still waiting is answered "outcome unknown".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tandem_proto::peer as pb;
@@ -19,6 +19,7 @@ use tandem_replication::log::{
     Unavailable, WriteRefusal,
 };
 use tandem_replication::merge::{DivergenceOutcome, DivergenceSearch, ProbeAnswer, SearchStep};
+use tandem_replication::store::LogEntry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -33,15 +34,20 @@ static STREAM_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atom
 
 /// Messages queued for one `Replicate` stream.
 const STREAM_QUEUE_BOUND: usize = 64;
+/// Bounds of the newest entries kept in memory for shipping (`RecentEntries`).
+const RECENT_MAX_ENTRIES: usize = 4096;
+const RECENT_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// Reconnect back-off of the replication connection.
 const BACKOFF_FIRST: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 pub enum ShipInput {
-    /// The writer committed entries up to `last_index`.
+    /// The writer committed entries up to `last_index`: `entries`, as stored, or none if a
+    /// write had too many to hand over (the shipper then reads them from the log).
     Appended {
         last_index: u64,
         bytes: u64,
+        entries: Vec<LogEntry>,
     },
     /// A committed write waits for `index` to be released.
     Wait {
@@ -159,6 +165,9 @@ struct Session {
     position_ok: bool,
     peer_failed: bool,
     snapshot_reported: bool,
+    /// The newest committed entries, as the writer handed them over, so a batch of them is
+    /// shipped without reading the log back.
+    recent: RecentEntries,
 }
 
 impl Session {
@@ -221,6 +230,7 @@ impl Session {
             position_ok: false,
             peer_failed: false,
             snapshot_reported: false,
+            recent: RecentEntries::default(),
         })
     }
 
@@ -297,7 +307,12 @@ impl Session {
 
     async fn on_input(&mut self, input: ShipInput) {
         match input {
-            ShipInput::Appended { last_index, bytes } => {
+            ShipInput::Appended {
+                last_index,
+                bytes,
+                entries,
+            } => {
+                self.recent.push(entries, last_index);
                 if last_index > self.shipper.last_index() {
                     self.step(ShipperEvent::Appended { last_index, bytes })
                         .await;
@@ -644,12 +659,17 @@ impl Session {
             return;
         };
         let count = usize::try_from(to_index.saturating_sub(from_index) + 1).unwrap_or(usize::MAX);
-        let entries = match self
-            .repl
-            .store()
-            .read_log(from_index.saturating_sub(1), count, usize::MAX)
-            .await
-        {
+        let held = self.recent.range(from_index, to_index);
+        let read = match held {
+            Some(entries) => Ok(entries),
+            None => {
+                self.repl
+                    .store()
+                    .read_log(from_index.saturating_sub(1), count, usize::MAX)
+                    .await
+            }
+        };
+        let entries = match read {
             Ok(entries) => entries,
             Err(error) => {
                 tracing::warn!(%error, from_index, to_index, "cannot read the log to ship");
@@ -895,5 +915,126 @@ async fn stream_on(
             Ok(None) => return "the peer ended the stream".into(),
             Err(status) => return format!("stream failed: {}", status.message()),
         }
+    }
+}
+
+/// The newest committed entries, consecutive, as the writer handed them over. Only the writer
+/// appends to the log while this node is active in a term, so these are the log's entries; a
+/// gap (a write too large to hand over) starts the window afresh.
+#[derive(Default)]
+struct RecentEntries {
+    entries: VecDeque<LogEntry>,
+    bytes: usize,
+}
+
+impl RecentEntries {
+    /// Adds the entries committed up to `last_index`.
+    fn push(&mut self, entries: Vec<LogEntry>, last_index: u64) {
+        let continues = |first: &LogEntry, held: &VecDeque<LogEntry>| {
+            held.back().is_none_or(|back| back.idx + 1 == first.idx)
+        };
+        match entries.first() {
+            Some(first) if continues(first, &self.entries) => {}
+            _ => {
+                self.entries.clear();
+                self.bytes = 0;
+            }
+        }
+        if entries.last().is_none_or(|last| last.idx != last_index) {
+            return;
+        }
+        for entry in entries {
+            self.bytes += entry.approx_size_bytes();
+            self.entries.push_back(entry);
+        }
+        while self.entries.len() > RECENT_MAX_ENTRIES || self.bytes > RECENT_MAX_BYTES {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.approx_size_bytes(),
+                None => break,
+            }
+        }
+    }
+
+    /// The entries `from..=to`, if all are held.
+    fn range(&self, from: u64, to: u64) -> Option<Vec<LogEntry>> {
+        let first = self.entries.front()?.idx;
+        let last = self.entries.back()?.idx;
+        if from < first || to > last || from > to {
+            return None;
+        }
+        let start = usize::try_from(from - first).ok()?;
+        let end = usize::try_from(to - first).ok()?;
+        Some(self.entries.range(start..=end).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_replication::store::ChangeOp;
+
+    use super::*;
+
+    fn entry(idx: u64, image_bytes: usize) -> LogEntry {
+        LogEntry {
+            idx,
+            term_epoch: 1,
+            term_node: "a".into(),
+            txid: idx,
+            table: "t".into(),
+            pk: format!("{{\"id\":{idx}}}"),
+            op: ChangeOp::Insert,
+            new_image: Some("x".repeat(image_bytes)),
+            old_image: None,
+            hlc_ms: 1,
+            hlc_logical: 0,
+            hlc_node: "a".into(),
+            origin: "a".into(),
+            hash: idx,
+        }
+    }
+
+    fn indexes(entries: Option<Vec<LogEntry>>) -> Option<Vec<u64>> {
+        entries.map(|entries| entries.iter().map(|entry| entry.idx).collect())
+    }
+
+    #[test]
+    fn recent_entries_serve_only_ranges_they_hold_whole() {
+        let mut recent = RecentEntries::default();
+        assert_eq!(indexes(recent.range(1, 1)), None);
+        recent.push(vec![entry(1, 10), entry(2, 10)], 2);
+        recent.push(vec![entry(3, 10)], 3);
+        assert_eq!(indexes(recent.range(1, 3)), Some(vec![1, 2, 3]));
+        assert_eq!(indexes(recent.range(2, 2)), Some(vec![2]));
+        assert_eq!(indexes(recent.range(2, 4)), None, "4 is not held");
+        assert_eq!(indexes(recent.range(0, 2)), None, "0 is not held");
+
+        // A write too large to hand over leaves a gap: the window starts afresh.
+        recent.push(Vec::new(), 5);
+        assert_eq!(indexes(recent.range(3, 3)), None);
+        recent.push(vec![entry(6, 10)], 6);
+        assert_eq!(indexes(recent.range(6, 6)), Some(vec![6]));
+        // Entries that do not continue the window replace it.
+        recent.push(vec![entry(9, 10)], 9);
+        assert_eq!(indexes(recent.range(6, 6)), None);
+        assert_eq!(indexes(recent.range(9, 9)), Some(vec![9]));
+    }
+
+    #[test]
+    fn recent_entries_are_bounded_by_count_and_bytes() {
+        let mut recent = RecentEntries::default();
+        for idx in 1..=(RECENT_MAX_ENTRIES as u64 + 10) {
+            recent.push(vec![entry(idx, 1)], idx);
+        }
+        assert_eq!(recent.entries.len(), RECENT_MAX_ENTRIES);
+        assert_eq!(recent.entries.front().map(|e| e.idx), Some(11));
+
+        let mut recent = RecentEntries::default();
+        let big = RECENT_MAX_BYTES / 3;
+        for idx in 1..=4 {
+            recent.push(vec![entry(idx, big)], idx);
+        }
+        assert!(recent.bytes <= RECENT_MAX_BYTES, "{}", recent.bytes);
+        assert_eq!(indexes(recent.range(4, 4)), Some(vec![4]));
+        assert_eq!(indexes(recent.range(1, 1)), None, "the oldest went first");
     }
 }

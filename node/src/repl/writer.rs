@@ -11,7 +11,7 @@
 
 use tandem_replication::data_api::{DataError, Statement};
 use tandem_replication::store::{
-    CaptureContext, ClientWrite, ClientWriteOutcome, StoreError, WriteGroup,
+    CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, WriteGroup,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -105,6 +105,9 @@ impl Replication {
             }
         };
         let mut outcomes = Vec::with_capacity(group.len());
+        // The group's entries as stored, handed to the shipper; `None` if one write had too
+        // many to hand over.
+        let mut entries = Some(Vec::new());
         let mut bytes = 0u64;
         for request in &group {
             bytes += request
@@ -121,7 +124,14 @@ impl Replication {
                 .sum::<u64>()
                 + 128;
             let context = self.capture_context(term_epoch, &term_node);
-            outcomes.push(self.write_one(&mut write_group, &context, request).await);
+            let (outcome, written) = self.write_one(&mut write_group, &context, request).await;
+            match (written, entries.as_mut()) {
+                // A write too large to hand its entries over: the shipper reads the log.
+                (Some(written), Some(_)) if written.is_empty() => entries = None,
+                (Some(written), Some(entries)) => entries.extend(written),
+                _ => {}
+            }
+            outcomes.push(outcome);
         }
         if self.writable_term().is_none() {
             // Fenced (a switchover) or demoted while the group ran: nothing of it commits, so
@@ -153,7 +163,11 @@ impl Replication {
             let _ = self
                 .inner
                 .ship
-                .send(ShipInput::Appended { last_index, bytes })
+                .send(ShipInput::Appended {
+                    last_index,
+                    bytes,
+                    entries: entries.unwrap_or_default(),
+                })
                 .await;
             self.update_status(|status| status.last_index = status.last_index.max(last_index));
         }
@@ -216,12 +230,14 @@ impl Replication {
         }
     }
 
+    /// One client write inside the group; with it, the entries it appended (`None` if it
+    /// appended none; empty if too many to hand over).
     async fn write_one(
         &self,
         write_group: &mut WriteGroup,
         context: &CaptureContext,
         request: &WriteRequest,
-    ) -> Outcome {
+    ) -> (Outcome, Option<Vec<LogEntry>>) {
         let limits = self.inner.limits.clone();
         let write = ClientWrite {
             context,
@@ -231,25 +247,35 @@ impl Replication {
             now_ms: crate::state_store::wall_clock_ms(),
         };
         match write_group.write_client(write).await {
-            Ok(ClientWriteOutcome::Written { result, log_range }) => {
+            Ok(ClientWriteOutcome::Written {
+                result,
+                log_range,
+                entries,
+            }) => (
                 Outcome::Committed(WriteDone {
                     rows_affected: result.rows_affected,
                     last_insert_rowid: result.last_insert_rowid,
                     log_index: log_range.map_or(0, |(_, last)| last),
                     replayed: false,
-                })
-            }
+                }),
+                log_range.map(|_| entries),
+            ),
             Ok(ClientWriteOutcome::Replayed {
                 rows_affected,
                 last_insert_rowid,
-            }) => Outcome::Committed(WriteDone {
-                rows_affected,
-                last_insert_rowid,
-                log_index: 0,
-                replayed: true,
-            }),
-            Ok(ClientWriteOutcome::Refused(error)) => Outcome::Failed(WriteFailure::Invalid(error)),
-            Err(error) => Outcome::Failed(store_failure(error)),
+            }) => (
+                Outcome::Committed(WriteDone {
+                    rows_affected,
+                    last_insert_rowid,
+                    log_index: 0,
+                    replayed: true,
+                }),
+                None,
+            ),
+            Ok(ClientWriteOutcome::Refused(error)) => {
+                (Outcome::Failed(WriteFailure::Invalid(error)), None)
+            }
+            Err(error) => (Outcome::Failed(store_failure(error)), None),
         }
     }
 }

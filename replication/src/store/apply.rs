@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use super::entry::{ChangeOp, LogEntry};
 use super::error::{StoreError, to_sql_int};
 use super::handle::Store;
-use super::log_table::{LAST_POSITION_SQL, LogPosition, position_from_row};
+use super::log_table::{LogPosition, last_position_raw};
 use super::sql_text::quote_ident;
 use super::value::SqlValue;
 use super::writer_transaction::WriterTransaction;
@@ -32,21 +32,21 @@ impl Store {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
         };
-        let (mut transaction, row) =
-            WriterTransaction::begin_and_fetch(&self.writer, LAST_POSITION_SQL).await?;
-        let previous = position_from_row(row.as_ref())?;
-        self.check_continues(&previous, entries)?;
-        {
-            let mut handle = transaction.lock_handle().await?;
-            let mut statements = Statements::new(RawDb::new(&mut handle));
-            statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
-            set_applying(&mut statements, true)?;
-            for entry in entries {
-                apply_change(&mut statements, entry)?;
-                append_entry(&mut statements, entry)?;
-            }
-            set_applying(&mut statements, false)?;
-        }
+        let mut transaction = WriterTransaction::acquire(&self.writer, self.busy_timeout).await?;
+        transaction
+            .stretch(|db| {
+                let previous = last_position_raw(db)?;
+                self.check_continues(&previous, entries)?;
+                let mut statements = Statements::new(db);
+                statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+                set_applying(&mut statements, true)?;
+                for entry in entries {
+                    apply_change(&mut statements, entry)?;
+                    append_entry(&mut statements, entry)?;
+                }
+                set_applying(&mut statements, false)
+            })
+            .await?;
         transaction
             .commit()
             .await

@@ -11,10 +11,11 @@
 //! Not here: BEGIN and COMMIT (the `WriteGroup`), waiting for the peer (the writer driver).
 
 use super::context::CaptureContext;
+use super::entry::LogEntry;
 use super::error::StoreError;
-use super::log_table::LogPosition;
+use super::finish::Finished;
 use super::pending_write::{finish_write, start_write, undo_write};
-use super::write_group::WriteGroup;
+use super::write_group::{WriteGroup, check_epoch};
 use crate::data_api::{DataError, ExecuteResult, Limits, Statement, Value, execute_locked};
 use crate::raw_sqlite::{Prepared, RawDb};
 
@@ -48,6 +49,9 @@ pub enum ClientWriteOutcome {
         result: ExecuteResult,
         /// The log indexes it appended; `None` when it changed no replicated row.
         log_range: Option<(u64, u64)>,
+        /// The entries it appended, as stored (so shipping need not read them back); empty
+        /// when there were more than 1,024.
+        entries: Vec<LogEntry>,
     },
     /// The request id was already recorded: its first outcome, and nothing ran.
     Replayed {
@@ -66,29 +70,25 @@ impl WriteGroup {
         &mut self,
         write: ClientWrite<'_>,
     ) -> Result<ClientWriteOutcome, StoreError> {
-        self.check_epoch(write.context)?;
         let rolling_hash = self.rolling_hash;
-        let previous = self.last.clone();
-        let (outcome, sound) = match self.connection()?.lock_handle().await {
-            Ok(mut handle) => {
-                let db = RawDb::new(&mut handle);
-                stretch(db, &write, |db| {
-                    finish_write(db, write.context.txid, rolling_hash, &previous)
-                })
-            }
-            Err(error) => (Err(error.into()), false),
-        };
+        let txid = write.context.txid;
+        let (outcome, sound) = self
+            .stretch(|db, last| match check_epoch(last, write.context) {
+                Err(error) => (Err(error), true),
+                Ok(()) => stretch(db, &write, |db| finish_write(db, txid, rolling_hash, last)),
+            })
+            .await?;
         if !sound {
             self.give_up();
         }
         Ok(match outcome? {
-            Stretch::Written {
-                result,
-                log_range,
-                last,
-            } => {
-                self.last = last;
-                ClientWriteOutcome::Written { result, log_range }
+            Stretch::Written { result, finished } => {
+                self.last = Some(finished.last);
+                ClientWriteOutcome::Written {
+                    result,
+                    log_range: finished.log_range,
+                    entries: finished.entries,
+                }
             }
             Stretch::Replayed {
                 rows_affected,
@@ -105,8 +105,7 @@ impl WriteGroup {
 enum Stretch {
     Written {
         result: ExecuteResult,
-        log_range: Option<(u64, u64)>,
-        last: LogPosition,
+        finished: Finished,
     },
     Replayed {
         rows_affected: Vec<u64>,
@@ -114,8 +113,6 @@ enum Stretch {
     },
     Refused(DataError),
 }
-
-type Finished = (Option<(u64, u64)>, LogPosition);
 
 /// The synchronous stretch; returns its outcome and whether the group's transaction is sound
 /// (the write either released or undone).
@@ -151,14 +148,7 @@ fn stretch(
         return undone(Err(error));
     }
     match finish(db) {
-        Ok((log_range, last)) => (
-            Ok(Stretch::Written {
-                result,
-                log_range,
-                last,
-            }),
-            true,
-        ),
+        Ok(finished) => (Ok(Stretch::Written { result, finished }), true),
         Err(StoreError::WriteGroupAborted) => (Err(StoreError::WriteGroupAborted), false),
         Err(error) => undone(Err(error)),
     }

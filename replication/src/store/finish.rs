@@ -14,14 +14,27 @@ use crate::raw_sqlite::{Prepared, RawDb};
 
 /// Entries finished per query; bounds the memory of a transaction that touched many rows.
 const FINISH_CHUNK_ENTRIES: i64 = 1024;
+/// Finished entries handed back to the caller at most (for shipping without reading them back);
+/// a transaction with more hands back none.
+pub(super) const HANDED_BACK_ENTRIES: usize = 1024;
 
-/// Finishes the entries appended after `previous`. Returns their index range (`None` if there
-/// are none) and the log position after them.
+/// What finishing a write's entries produced.
+#[derive(Debug)]
+pub(super) struct Finished {
+    /// The index range of the entries (`None` if there are none).
+    pub(super) log_range: Option<(u64, u64)>,
+    /// The log position after them.
+    pub(super) last: LogPosition,
+    /// The finished entries, as stored; empty when there were more than `HANDED_BACK_ENTRIES`.
+    pub(super) entries: Vec<LogEntry>,
+}
+
+/// Finishes the entries appended after `previous`.
 pub(super) fn finish_entries(
     db: RawDb<'_>,
     rolling_hash: RollingHash,
     previous: &LogPosition,
-) -> Result<(Option<(u64, u64)>, LogPosition), StoreError> {
+) -> Result<Finished, StoreError> {
     let mut select = Prepared::new(
         db,
         &format!("SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"),
@@ -32,6 +45,13 @@ pub(super) fn finish_entries(
     )?;
     let mut last = previous.clone();
     let mut first_idx = None;
+    let mut entries = Vec::new();
+    let mut too_many = false;
+    let finished = |first_idx: Option<u64>, last: LogPosition, entries| Finished {
+        log_range: first_idx.map(|first| (first, last.idx)),
+        last,
+        entries,
+    };
     loop {
         select.reset();
         select.bind(&[
@@ -43,7 +63,7 @@ pub(super) fn finish_entries(
             rows.push(select.row());
         }
         if rows.is_empty() {
-            return Ok((first_idx.map(|first| (first, last.idx)), last));
+            return Ok(finished(first_idx, last, entries));
         }
         let more = rows.len() as i64 == FINISH_CHUNK_ENTRIES;
         for row in rows {
@@ -53,13 +73,20 @@ pub(super) fn finish_entries(
             last = LogPosition {
                 idx: entry.idx,
                 term_epoch: entry.term_epoch,
-                term_node: entry.term_node,
+                term_node: entry.term_node.clone(),
                 hash: entry.hash,
             };
+            if !too_many {
+                entries.push(entry);
+                if entries.len() > HANDED_BACK_ENTRIES {
+                    too_many = true;
+                    entries = Vec::new();
+                }
+            }
         }
         // A short chunk was the last one: no need to ask again.
         if !more {
-            return Ok((first_idx.map(|first| (first, last.idx)), last));
+            return Ok(finished(first_idx, last, entries));
         }
     }
 }

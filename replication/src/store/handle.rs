@@ -34,6 +34,8 @@ pub struct Store {
     /// Set once the triggers were (re)installed through this handle: until then a write could
     /// change a replicated table without capturing it, so `write` refuses.
     pub(super) capture_installed: Arc<AtomicBool>,
+    /// How long a connection waits on a lock held by another process.
+    pub(super) busy_timeout: std::time::Duration,
     /// For messages.
     pub(super) path: PathBuf,
 }
@@ -79,6 +81,7 @@ impl Store {
             tables: dedup_in_order(options.tables).into(),
             rolling_hash: options.rolling_hash,
             capture_installed: Arc::new(AtomicBool::new(false)),
+            busy_timeout: options.busy_timeout,
             path,
         })
     }

@@ -13,6 +13,7 @@ use super::error::{StoreError, from_sql_int};
 use super::handle::Store;
 use super::value::SqlValue;
 use crate::data_api::Value;
+use crate::raw_sqlite::{Prepared, RawDb};
 
 /// The last entry of a log: what heartbeats carry and what election compares.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,6 +137,30 @@ pub(super) async fn last_position(
         .fetch_optional(connection)
         .await?;
     position_from_row(row.as_ref())
+}
+
+/// `last_position` inside a synchronous stretch on the writer connection.
+pub(super) fn last_position_raw(db: RawDb<'_>) -> Result<LogPosition, StoreError> {
+    let mut select = Prepared::new(db, LAST_POSITION_SQL)?;
+    if !select.step()? {
+        return Ok(LogPosition::default());
+    }
+    let Ok([idx, term_epoch, term_node, hash]): Result<[Value; 4], _> = select.row().try_into()
+    else {
+        return Err(StoreError::Corrupt {
+            what: "_tandem_log",
+            detail: "a row without the log's columns".to_owned(),
+        });
+    };
+    Ok(LogPosition {
+        idx: from_sql_int("_tandem_log.idx", integer("_tandem_log.idx", idx)?)?,
+        term_epoch: from_sql_int(
+            "_tandem_log.term_epoch",
+            integer("_tandem_log.term_epoch", term_epoch)?,
+        )?,
+        term_node: text("_tandem_log.term_node", term_node)?,
+        hash: optional_integer("_tandem_log.hash", hash)?.ok_or_else(missing_hash)? as u64,
+    })
 }
 
 /// Reads the row of `LAST_POSITION_SQL`; no row is the empty log.

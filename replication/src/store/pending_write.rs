@@ -14,9 +14,9 @@ use sqlx::SqliteConnection;
 use super::context::CaptureContext;
 use super::entry::RollingHash;
 use super::error::{StoreError, to_sql_int};
-use super::finish::finish_entries;
+use super::finish::{Finished, finish_entries};
 use super::log_table::LogPosition;
-use super::write_group::WriteGroup;
+use super::write_group::{WriteGroup, check_epoch};
 use crate::data_api::Value;
 use crate::raw_sqlite::{Prepared, RawDb};
 
@@ -34,15 +34,25 @@ impl<'g> PendingWrite<'g> {
         group: &'g mut WriteGroup,
         context: &CaptureContext,
     ) -> Result<PendingWrite<'g>, StoreError> {
-        let write = PendingWrite {
+        let started = group
+            .stretch(|db, last| match check_epoch(last, context) {
+                // Refused before anything ran: the group goes on.
+                Err(error) => Err((error, true)),
+                // Whether the savepoint was opened is not known: the group is given up.
+                Ok(()) => start_write(db, context).map_err(|error| (error, false)),
+            })
+            .await?;
+        if let Err((error, sound)) = started {
+            if !sound {
+                group.give_up();
+            }
+            return Err(error);
+        }
+        Ok(PendingWrite {
             group,
             txid: context.txid,
             settled: false,
-        };
-        let mut handle = write.group.connection()?.lock_handle().await?;
-        start_write(RawDb::new(&mut handle), context)?;
-        drop(handle);
-        Ok(write)
+        })
     }
 
     /// The connection to run the client's statements on. Statements must not BEGIN, COMMIT,
@@ -61,19 +71,15 @@ impl<'g> PendingWrite<'g> {
     pub async fn finish(mut self) -> Result<Option<(u64, u64)>, StoreError> {
         self.settled = true;
         let rolling_hash = self.group.rolling_hash;
-        let previous = self.group.last.clone();
         let txid = self.txid;
-        let settled = match self.group.connection()?.lock_handle().await {
-            Ok(mut handle) => {
-                let finished = finish_write(RawDb::new(&mut handle), txid, rolling_hash, &previous);
-                settle(RawDb::new(&mut handle), finished)
-            }
-            Err(error) => Err((error.into(), false)),
-        };
+        let settled = self
+            .group
+            .stretch(|db, last| settle(db, finish_write(db, txid, rolling_hash, last)))
+            .await?;
         match settled {
-            Ok((log_range, last)) => {
-                self.group.last = last;
-                Ok(log_range)
+            Ok(finished) => {
+                self.group.last = Some(finished.last);
+                Ok(finished.log_range)
             }
             Err((error, undone)) => {
                 if !undone {
@@ -87,12 +93,7 @@ impl<'g> PendingWrite<'g> {
     /// Undoes the write, leaving the group's other writes as they are.
     pub async fn undo(mut self) -> Result<(), StoreError> {
         self.settled = true;
-        let connection = self.group.connection()?;
-        let undone = match connection.lock_handle().await {
-            Ok(mut handle) => undo_write(RawDb::new(&mut handle)),
-            Err(_) => false,
-        };
-        if !undone {
+        if !self.group.stretch(|db, _| undo_write(db)).await? {
             self.group.give_up();
         }
         self.group.connection().map(drop)
@@ -135,7 +136,7 @@ pub(super) fn finish_write(
     txid: u64,
     rolling_hash: RollingHash,
     previous: &LogPosition,
-) -> Result<(Option<(u64, u64)>, LogPosition), StoreError> {
+) -> Result<Finished, StoreError> {
     let current = {
         let mut select = Prepared::new(db, "SELECT txid FROM _tandem_capture_ctx")?;
         match select.step()? {

@@ -13,9 +13,10 @@ use super::context::CaptureContext;
 use super::entry::RollingHash;
 use super::error::StoreError;
 use super::handle::Store;
-use super::log_table::{LAST_POSITION_SQL, LogPosition, position_from_row};
+use super::log_table::{LogPosition, last_position, last_position_raw};
 use super::pending_write::PendingWrite;
 use super::writer_transaction::WriterTransaction;
+use crate::raw_sqlite::RawDb;
 
 /// An open group of writes. Dropping it without `commit` rolls every write back.
 pub struct WriteGroup {
@@ -25,8 +26,9 @@ pub struct WriteGroup {
     connection: Option<WriterTransaction>,
     /// Chains the hashes of the group's entries.
     pub(super) rolling_hash: RollingHash,
-    /// The log position after the finished writes: the next write chains from it.
-    pub(super) last: LogPosition,
+    /// The log position after the finished writes: the next write chains from it. Read in the
+    /// group's first stretch, which also begins its transaction; `None` until then.
+    pub(super) last: Option<LogPosition>,
 }
 
 impl Store {
@@ -34,13 +36,11 @@ impl Store {
     /// it. Refused until capture is installed.
     pub async fn begin_write_group(&self) -> Result<WriteGroup, StoreError> {
         self.ensure_capture_installed()?;
-        let (transaction, row) =
-            WriterTransaction::begin_and_fetch(&self.writer, LAST_POSITION_SQL).await?;
-        let last = position_from_row(row.as_ref())?;
+        let transaction = WriterTransaction::acquire(&self.writer, self.busy_timeout).await?;
         Ok(WriteGroup {
             connection: Some(transaction),
             rolling_hash: self.rolling_hash,
-            last,
+            last: None,
         })
     }
 }
@@ -53,30 +53,56 @@ impl WriteGroup {
         &mut self,
         context: &CaptureContext,
     ) -> Result<PendingWrite<'_>, StoreError> {
-        self.check_epoch(context)?;
         PendingWrite::begin(self, context).await
     }
 
-    /// Refuses a write stamped with an older epoch than the log's last entry.
-    pub(super) fn check_epoch(&self, context: &CaptureContext) -> Result<(), StoreError> {
-        if context.term_epoch < self.last.term_epoch {
-            return Err(StoreError::StaleTerm {
-                idx: self.last.idx + 1,
-                epoch: context.term_epoch,
-                last_epoch: self.last.term_epoch,
-            });
+    /// Runs `run` in one synchronous stretch inside the group's transaction (see
+    /// `WriterTransaction::stretch`), with the log position after the finished writes. The
+    /// group's first stretch begins the transaction and reads the position. Failing to reach
+    /// the connection or to begin gives the group up.
+    pub(super) async fn stretch<T>(
+        &mut self,
+        run: impl FnOnce(RawDb<'_>, &LogPosition) -> T,
+    ) -> Result<T, StoreError> {
+        let known = self.last.clone();
+        let Some(transaction) = self.connection.as_mut() else {
+            return Err(StoreError::WriteGroupAborted);
+        };
+        let ran = transaction
+            .stretch(|db| {
+                let position = match known {
+                    Some(position) => position,
+                    None => last_position_raw(db)?,
+                };
+                let value = run(db, &position);
+                Ok((position, value))
+            })
+            .await;
+        match ran {
+            Ok((position, value)) => {
+                self.last.get_or_insert(position);
+                Ok(value)
+            }
+            Err(error) => {
+                self.give_up();
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     /// Commits every finished write of the group at once; returns the log position after them.
     pub async fn commit(mut self) -> Result<LogPosition, StoreError> {
-        let transaction = self.connection.take();
-        transaction
-            .ok_or(StoreError::WriteGroupAborted)?
-            .commit()
-            .await?;
-        Ok(self.last)
+        let mut transaction = self
+            .connection
+            .take()
+            .ok_or(StoreError::WriteGroupAborted)?;
+        let last = match self.last.take() {
+            Some(last) => last,
+            // No write ran, so nothing began: the position is the log's.
+            None => last_position(&mut transaction).await?,
+        };
+        transaction.commit().await?;
+        Ok(last)
     }
 
     /// Rolls back every write of the group.
@@ -87,11 +113,6 @@ impl WriteGroup {
             .rollback()
             .await?;
         Ok(())
-    }
-
-    /// The log position after the finished writes (durable only after `commit`).
-    pub fn last_position(&self) -> &LogPosition {
-        &self.last
     }
 
     pub(super) fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
@@ -107,4 +128,16 @@ impl WriteGroup {
             tracing::warn!("a write group was given up; its writes are rolled back");
         }
     }
+}
+
+/// Refuses a write stamped with an older epoch than the log's last entry, `last`.
+pub(super) fn check_epoch(last: &LogPosition, context: &CaptureContext) -> Result<(), StoreError> {
+    if context.term_epoch < last.term_epoch {
+        return Err(StoreError::StaleTerm {
+            idx: last.idx + 1,
+            epoch: context.term_epoch,
+            last_epoch: last.term_epoch,
+        });
+    }
+    Ok(())
 }

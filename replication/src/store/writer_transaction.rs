@@ -11,17 +11,23 @@
 
 use std::ops::{Deref, DerefMut};
 
+use std::time::Duration;
+
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Executor, Sqlite, SqliteConnection, SqlitePool};
 
 use super::error::StoreError;
+use crate::raw_sqlite::RawDb;
 
 /// An open `BEGIN IMMEDIATE` transaction on the writer connection. Dropped without `commit` or
 /// `rollback`, it rolls back by closing the connection.
 pub struct WriterTransaction {
     /// `Some` until `commit`, `rollback` or drop: the connection, inside the transaction.
     connection: Option<PoolConnection<Sqlite>>,
+    /// Whether BEGIN has run: a transaction from `acquire` begins in its first `stretch`.
+    begun: bool,
+    /// The connection's busy timeout, restored after a BEGIN that would not wait.
+    busy_timeout: Duration,
 }
 
 impl WriterTransaction {
@@ -31,35 +37,79 @@ impl WriterTransaction {
     pub async fn begin(writer: &SqlitePool) -> Result<WriterTransaction, StoreError> {
         let mut transaction = WriterTransaction {
             connection: Some(writer.acquire().await?),
+            begun: true,
+            busy_timeout: Duration::ZERO,
         };
         execute(&mut transaction, "BEGIN IMMEDIATE").await?;
         Ok(transaction)
     }
 
-    /// `begin`, then runs `query` (one statement) inside the new transaction in the same round trip to sqlx's
-    /// worker thread; returns its first row.
-    pub async fn begin_and_fetch(
+    /// Takes the writer connection without beginning: the first `stretch` begins, in the same
+    /// round trip to sqlx's worker thread. `busy_timeout` is the connection's (`StoreOptions`).
+    pub async fn acquire(
         writer: &SqlitePool,
-        query: &'static str,
-    ) -> Result<(WriterTransaction, Option<SqliteRow>), StoreError> {
-        let mut transaction = WriterTransaction {
+        busy_timeout: Duration,
+    ) -> Result<WriterTransaction, StoreError> {
+        Ok(WriterTransaction {
             connection: Some(writer.acquire().await?),
+            begun: false,
+            busy_timeout,
+        })
+    }
+
+    /// Runs `stretch` on the raw connection inside the transaction, in one synchronous stretch
+    /// under sqlx's handle lock (see `crate::raw_sqlite`). The first stretch begins the
+    /// transaction with BEGIN IMMEDIATE in the same stretch when the write lock is free at once;
+    /// if another process holds it, BEGIN waits for it on sqlx's worker thread instead, never
+    /// on the async task's thread.
+    pub async fn stretch<T>(
+        &mut self,
+        stretch: impl FnOnce(RawDb<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.begun {
+            let mut handle = self.lock_handle().await?;
+            return stretch(RawDb::new(&mut handle));
+        }
+        let busy_timeout = self.busy_timeout;
+        let mut stretch = Some(stretch);
+        let (begun, value) = {
+            let mut handle = self.lock_handle().await?;
+            let db = RawDb::new(&mut handle);
+            match begin_at_once(db, busy_timeout)? {
+                true => (true, stretch.take().map(|stretch| stretch(db))),
+                false => (false, None),
+            }
         };
-        let sql = format!("BEGIN IMMEDIATE; {query}");
-        let row = transaction.fetch_optional(sql.as_str()).await?;
-        Ok((transaction, row))
+        if begun {
+            self.begun = true;
+        }
+        match (value, stretch) {
+            (Some(value), _) => value,
+            (None, Some(stretch)) => {
+                execute(self, "BEGIN IMMEDIATE").await?;
+                self.begun = true;
+                let mut handle = self.lock_handle().await?;
+                stretch(RawDb::new(&mut handle))
+            }
+            (None, None) => unreachable!("a stretch that did not run is kept"),
+        }
     }
 
     /// Commits. On error the connection is closed, so what COMMIT left open rolls back.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        execute(&mut self, "COMMIT").await?;
+        if self.begun {
+            execute(&mut self, "COMMIT").await?;
+        }
+        // Not begun: nothing to commit, and the connection goes back as it came.
         drop(self.connection.take());
         Ok(())
     }
 
     /// Rolls back. On error the connection is closed, which rolls back all the same.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        execute(&mut self, "ROLLBACK").await?;
+        if self.begun {
+            execute(&mut self, "ROLLBACK").await?;
+        }
         drop(self.connection.take());
         Ok(())
     }
@@ -87,9 +137,25 @@ impl DerefMut for WriterTransaction {
 impl Drop for WriterTransaction {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
+            if !self.begun {
+                // Never begun: nothing to roll back.
+                return;
+            }
             tracing::debug!("a writer transaction ended without commit: closing its connection");
             drop(connection.detach());
         }
+    }
+}
+
+/// BEGIN IMMEDIATE without waiting: `false` if another connection holds the write lock.
+fn begin_at_once(db: RawDb<'_>, busy_timeout: Duration) -> Result<bool, StoreError> {
+    db.set_busy_timeout(Duration::ZERO);
+    let begun = db.exec("BEGIN IMMEDIATE");
+    db.set_busy_timeout(busy_timeout);
+    match begun {
+        Ok(()) => Ok(true),
+        Err(failure) if failure.code & 0xff == libsqlite3_sys::SQLITE_BUSY => Ok(false),
+        Err(failure) => Err(failure.into()),
     }
 }
 

@@ -2,6 +2,9 @@
 //! replays the first outcome, a refused write is undone alone, and a statement that ends the
 //! whole transaction gives the group up.
 
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, SqliteConnection};
 use tempfile::TempDir;
 
 use super::fixtures::{all_entries, context, rows, ship, write_migrations};
@@ -18,6 +21,10 @@ struct Node {
 
 /// A store with `items` and the request-id table, both replicated, as the node sets it up.
 async fn node() -> Node {
+    node_with(|_| {}).await
+}
+
+async fn node_with(adjust: impl FnOnce(&mut StoreOptions)) -> Node {
     let dir = TempDir::new().unwrap();
     let migrations = dir.path().join("migrations");
     write_migrations(
@@ -28,9 +35,9 @@ async fn node() -> Node {
         )],
     );
     let tables = vec!["items".to_owned(), REQUESTS_TABLE.to_owned()];
-    let store = Store::open(dir.path(), StoreOptions::new(tables))
-        .await
-        .unwrap();
+    let mut options = StoreOptions::new(tables);
+    adjust(&mut options);
+    let store = Store::open(dir.path(), options).await.unwrap();
     store
         .migrate_builtin("tandem_000_requests", REQUESTS_SQL)
         .await
@@ -80,13 +87,23 @@ async fn a_retried_request_id_replays_the_first_outcome_and_runs_nothing() {
     let (a, b) = (node().await, node().await);
     let mut group = a.store.begin_write_group().await.unwrap();
     let first = write(&mut group, 1, "r1", &insert(1)).await.unwrap();
-    let ClientWriteOutcome::Written { result, log_range } = first else {
+    let ClientWriteOutcome::Written {
+        result,
+        log_range,
+        entries,
+    } = first
+    else {
         panic!("expected a write, got {first:?}");
     };
     assert_eq!(result.rows_affected, [1]);
     assert_eq!(result.last_insert_rowid, 1);
     assert_eq!(log_range, Some((1, 2)), "the row and its request id");
     group.commit().await.unwrap();
+    assert_eq!(
+        entries,
+        all_entries(&a.store).await,
+        "the entries handed back are the ones stored"
+    );
 
     tracing::info!("--- the same request id again, even with other statements, runs nothing");
     let mut group = a.store.begin_write_group().await.unwrap();
@@ -220,5 +237,67 @@ async fn a_write_stamped_with_an_older_epoch_is_refused() {
     assert!(
         matches!(refused, Err(StoreError::StaleTerm { epoch: 2, .. })),
         "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_of_many_rows_hands_back_no_entries_but_its_whole_range() {
+    let a = node().await;
+    let mut group = a.store.begin_write_group().await.unwrap();
+    let many = [Statement::new(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) \
+         INSERT INTO items (id, name) SELECT i, 'x' FROM n",
+        vec![],
+    )];
+    let written = write(&mut group, 1, "r1", &many).await.unwrap();
+    let ClientWriteOutcome::Written {
+        log_range, entries, ..
+    } = written
+    else {
+        panic!("expected a write, got {written:?}");
+    };
+    assert_eq!(log_range, Some((1, 1101)), "1,100 rows and the request id");
+    assert!(entries.is_empty(), "{} entries handed back", entries.len());
+    group.commit().await.unwrap();
+    assert_eq!(all_entries(&a.store).await.len(), 1101);
+}
+
+#[tokio::test]
+async fn a_lock_held_by_another_process_is_waited_for_off_the_async_thread() {
+    let a = node_with(|options| options.busy_timeout = Duration::from_millis(200)).await;
+    let mut other = SqliteConnection::connect(&format!("sqlite://{}", a.store.path().display()))
+        .await
+        .unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+
+    tracing::info!(
+        "--- the write lock is taken: BEGIN goes to sqlx, waits its busy timeout, fails"
+    );
+    let mut group = a.store.begin_write_group().await.unwrap();
+    let locked = write(&mut group, 1, "r1", &insert(1)).await;
+    // sqlx's error, not the one-stretch BEGIN's SQLITE_BUSY: the wait happened on sqlx's side.
+    let Err(StoreError::Sql(error)) = locked else {
+        panic!("expected sqlx's busy error, got {locked:?}");
+    };
+    assert!(error.to_string().contains("locked"), "{error}");
+    assert!(matches!(
+        group.commit().await,
+        Err(StoreError::WriteGroupAborted)
+    ));
+
+    tracing::info!("--- the lock released, the next group writes");
+    other.execute("COMMIT").await.unwrap();
+    let mut group = a.store.begin_write_group().await.unwrap();
+    let written = write(&mut group, 2, "r1", &insert(1)).await.unwrap();
+    assert!(
+        matches!(written, ClientWriteOutcome::Written { .. }),
+        "{written:?}"
+    );
+    group.commit().await.unwrap();
+    assert_eq!(ids(&a.store).await, [[SqlValue::Integer(1)]]);
+    assert_eq!(
+        all_entries(&a.store).await.len(),
+        2,
+        "the row and its request id"
     );
 }
