@@ -109,7 +109,11 @@ impl Replication {
         // many to hand over.
         let mut entries = Some(Vec::new());
         let mut bytes = 0u64;
-        for request in &group {
+        // The group's last write commits it in its own stretch if this node may still write
+        // then (the same check as below, made just before COMMIT).
+        let still_writable = || self.writable_term().is_some();
+        let last = group.len().saturating_sub(1);
+        for (position, request) in group.iter().enumerate() {
             bytes += request
                 .statements
                 .iter()
@@ -124,7 +128,10 @@ impl Replication {
                 .sum::<u64>()
                 + 128;
             let context = self.capture_context(term_epoch, &term_node);
-            let (outcome, written) = self.write_one(&mut write_group, &context, request).await;
+            let commit_if = (position == last).then_some(&still_writable as _);
+            let (outcome, written) = self
+                .write_one(&mut write_group, &context, request, commit_if)
+                .await;
             match (written, entries.as_mut()) {
                 // A write too large to hand its entries over: the shipper reads the log.
                 (Some(written), Some(_)) if written.is_empty() => entries = None,
@@ -133,7 +140,7 @@ impl Replication {
             }
             outcomes.push(outcome);
         }
-        if self.writable_term().is_none() {
+        if !write_group.is_committed() && self.writable_term().is_none() {
             // Fenced (a switchover) or demoted while the group ran: nothing of it commits, so
             // the catch-up the fence waits for is final.
             let _ = write_group.rollback().await;
@@ -237,6 +244,7 @@ impl Replication {
         write_group: &mut WriteGroup,
         context: &CaptureContext,
         request: &WriteRequest,
+        commit_if: Option<&(dyn Fn() -> bool + Sync)>,
     ) -> (Outcome, Option<Vec<LogEntry>>) {
         let limits = self.inner.limits.clone();
         let write = ClientWrite {
@@ -245,6 +253,7 @@ impl Replication {
             statements: &request.statements,
             limits: &limits,
             now_ms: crate::state_store::wall_clock_ms(),
+            commit_if,
         };
         match write_group.write_client(write).await {
             Ok(ClientWriteOutcome::Written {

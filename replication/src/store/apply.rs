@@ -33,28 +33,33 @@ impl Store {
             return Ok(());
         };
         let mut transaction = WriterTransaction::acquire(&self.writer, self.busy_timeout).await?;
-        transaction
-            .stretch(|db| {
-                let previous = last_position_raw(db)?;
-                self.check_continues(&previous, entries)?;
-                let mut statements = Statements::new(db);
-                statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
-                set_applying(&mut statements, true)?;
-                for entry in entries {
-                    apply_change(&mut statements, entry)?;
-                    append_entry(&mut statements, entry)?;
-                }
-                set_applying(&mut statements, false)
-            })
-            .await?;
-        transaction
-            .commit()
-            .await
-            .map_err(|source| StoreError::ApplyBatch {
+        // COMMIT in the same stretch: deferred foreign keys are checked there.
+        let applied = transaction
+            .stretch_and_commit_if(
+                |db| {
+                    let previous = last_position_raw(db)?;
+                    self.check_continues(&previous, entries)?;
+                    let mut statements = Statements::new(db);
+                    statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+                    set_applying(&mut statements, true)?;
+                    for entry in entries {
+                        apply_change(&mut statements, entry)?;
+                        append_entry(&mut statements, entry)?;
+                    }
+                    set_applying(&mut statements, false)
+                },
+                |_| true,
+            )
+            .await;
+        match applied {
+            Ok(_) => Ok(()),
+            Err(StoreError::CommitFailed { reason }) => Err(StoreError::ApplyBatch {
                 first_idx: first.idx,
                 last_idx: last.idx,
-                source,
-            })
+                reason,
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     /// Refuses a batch that does not continue `previous`: a gap or overlap, a broken hash

@@ -39,6 +39,10 @@ pub struct ClientWrite<'a> {
     pub limits: &'a Limits,
     /// Recorded with the request id.
     pub now_ms: i64,
+    /// For the group's last write: asked, once the write has run and the group is sound,
+    /// whether to commit the group in the same stretch (saving a round trip). `None`: the
+    /// caller commits with `WriteGroup::commit`.
+    pub commit_if: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// What a client write came to. Only `Written` changed anything; it is durable once the group
@@ -72,11 +76,15 @@ impl WriteGroup {
     ) -> Result<ClientWriteOutcome, StoreError> {
         let rolling_hash = self.rolling_hash;
         let txid = write.context.txid;
+        let commit_if = write.commit_if;
         let (outcome, sound) = self
-            .stretch(|db, last| match check_epoch(last, write.context) {
-                Err(error) => (Err(error), true),
-                Ok(()) => stretch(db, &write, |db| finish_write(db, txid, rolling_hash, last)),
-            })
+            .stretch_and_commit_if(
+                |db, last| match check_epoch(last, write.context) {
+                    Err(error) => (Err(error), true),
+                    Ok(()) => stretch(db, &write, |db| finish_write(db, txid, rolling_hash, last)),
+                },
+                |(_, sound)| *sound && commit_if.is_some_and(|commit_if| commit_if()),
+            )
             .await?;
         if !sound {
             self.give_up();

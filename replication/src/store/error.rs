@@ -81,12 +81,14 @@ pub enum StoreError {
         table: String,
         reason: String,
     },
-    #[error("applying log entries {first_idx}..={last_idx}, nothing applied: {source}")]
+    #[error("applying log entries {first_idx}..={last_idx}, nothing applied: {reason}")]
     ApplyBatch {
         first_idx: u64,
         last_idx: u64,
-        source: sqlx::Error,
+        reason: String,
     },
+    #[error("COMMIT failed, the transaction is rolled back: {reason}")]
+    CommitFailed { reason: String },
     #[error("the log no longer holds entries after {after_idx}: it starts at {first_retained}")]
     LogCompacted { after_idx: u64, first_retained: u64 },
 

@@ -29,6 +29,8 @@ pub struct WriteGroup {
     /// The log position after the finished writes: the next write chains from it. Read in the
     /// group's first stretch, which also begins its transaction; `None` until then.
     pub(super) last: Option<LogPosition>,
+    /// The group committed in a write's stretch (`ClientWrite::commit_if`).
+    committed: bool,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
             connection: Some(transaction),
             rolling_hash: self.rolling_hash,
             last: None,
+            committed: false,
         })
     }
 }
@@ -64,23 +67,41 @@ impl WriteGroup {
         &mut self,
         run: impl FnOnce(RawDb<'_>, &LogPosition) -> T,
     ) -> Result<T, StoreError> {
+        self.stretch_and_commit_if(run, |_| false).await
+    }
+
+    /// `stretch`, then COMMIT of the whole group in the same stretch if `commit_if` says so
+    /// for the value (see `WriterTransaction::stretch_and_commit_if`); `commit` then only
+    /// reports the position. A failed COMMIT gives the group up.
+    pub(super) async fn stretch_and_commit_if<T>(
+        &mut self,
+        run: impl FnOnce(RawDb<'_>, &LogPosition) -> T,
+        commit_if: impl FnOnce(&T) -> bool,
+    ) -> Result<T, StoreError> {
         let known = self.last.clone();
         let Some(transaction) = self.connection.as_mut() else {
             return Err(StoreError::WriteGroupAborted);
         };
         let ran = transaction
-            .stretch(|db| {
-                let position = match known {
-                    Some(position) => position,
-                    None => last_position_raw(db)?,
-                };
-                let value = run(db, &position);
-                Ok((position, value))
-            })
+            .stretch_and_commit_if(
+                |db| {
+                    let position = match known {
+                        Some(position) => position,
+                        None => last_position_raw(db)?,
+                    };
+                    let value = run(db, &position);
+                    Ok((position, value))
+                },
+                |(_, value)| commit_if(value),
+            )
             .await;
         match ran {
-            Ok((position, value)) => {
+            Ok(((position, value), committed)) => {
                 self.last.get_or_insert(position);
+                if committed {
+                    self.connection = None;
+                    self.committed = true;
+                }
                 Ok(value)
             }
             Err(error) => {
@@ -92,6 +113,11 @@ impl WriteGroup {
 
     /// Commits every finished write of the group at once; returns the log position after them.
     pub async fn commit(mut self) -> Result<LogPosition, StoreError> {
+        if self.committed
+            && let Some(last) = self.last.take()
+        {
+            return Ok(last);
+        }
         let mut transaction = self
             .connection
             .take()
@@ -103,6 +129,11 @@ impl WriteGroup {
         };
         transaction.commit().await?;
         Ok(last)
+    }
+
+    /// Whether a write's stretch already committed the group (then only `commit` is left).
+    pub fn is_committed(&self) -> bool {
+        self.committed
     }
 
     /// Rolls back every write of the group.

@@ -58,41 +58,68 @@ impl WriterTransaction {
     }
 
     /// Runs `stretch` on the raw connection inside the transaction, in one synchronous stretch
-    /// under sqlx's handle lock (see `crate::raw_sqlite`). The first stretch begins the
-    /// transaction with BEGIN IMMEDIATE in the same stretch when the write lock is free at once;
-    /// if another process holds it, BEGIN waits for it on sqlx's worker thread instead, never
-    /// on the async task's thread.
-    pub async fn stretch<T>(
+    /// under sqlx's handle lock (see `crate::raw_sqlite`), then COMMIT in the same stretch if
+    /// `commit_if` says so for its value, which saves the round trip of a separate `commit`.
+    /// Returns the value and whether it committed.
+    ///
+    /// The first stretch begins the transaction with BEGIN IMMEDIATE in the same stretch when
+    /// the write lock is free at once; if another process holds it, BEGIN waits for it on
+    /// sqlx's worker thread instead. The stretch is blocking work (a client's statement may run
+    /// up to its time limit, COMMIT waits for the disk), so on a multi-threaded runtime it runs
+    /// under `block_in_place`.
+    /// Once committed the transaction is over: the connection is back in the pool and every
+    /// later call fails. A failed COMMIT is an error, and dropping the transaction rolls back.
+    pub async fn stretch_and_commit_if<T>(
         &mut self,
         stretch: impl FnOnce(RawDb<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if self.begun {
+        commit_if: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, bool), StoreError> {
+        let run = |db: RawDb<'_>| {
+            blocking(|| {
+                let value = stretch(db)?;
+                let commit = commit_if(&value);
+                if commit {
+                    db.exec("COMMIT")
+                        .map_err(|failure| StoreError::CommitFailed {
+                            reason: failure.to_string(),
+                        })?;
+                }
+                Ok((value, commit))
+            })
+        };
+        let outcome = if self.begun {
             let mut handle = self.lock_handle().await?;
-            return stretch(RawDb::new(&mut handle));
-        }
-        let busy_timeout = self.busy_timeout;
-        let mut stretch = Some(stretch);
-        let (begun, value) = {
-            let mut handle = self.lock_handle().await?;
-            let db = RawDb::new(&mut handle);
-            match begin_at_once(db, busy_timeout)? {
-                true => (true, stretch.take().map(|stretch| stretch(db))),
-                false => (false, None),
+            run(RawDb::new(&mut handle))
+        } else {
+            let busy_timeout = self.busy_timeout;
+            let mut run = Some(run);
+            let (begun, outcome) = {
+                let mut handle = self.lock_handle().await?;
+                let db = RawDb::new(&mut handle);
+                match begin_at_once(db, busy_timeout)? {
+                    true => (true, run.take().map(|run| run(db))),
+                    false => (false, None),
+                }
+            };
+            if begun {
+                self.begun = true;
+            }
+            match (outcome, run) {
+                (Some(outcome), _) => outcome,
+                (None, Some(run)) => {
+                    execute(self, "BEGIN IMMEDIATE").await?;
+                    self.begun = true;
+                    let mut handle = self.lock_handle().await?;
+                    run(RawDb::new(&mut handle))
+                }
+                (None, None) => unreachable!("a stretch that did not run is kept"),
             }
         };
-        if begun {
-            self.begun = true;
+        if let Ok((_, true)) = &outcome {
+            // Committed: the connection goes back to the pool as it came.
+            drop(self.connection.take());
         }
-        match (value, stretch) {
-            (Some(value), _) => value,
-            (None, Some(stretch)) => {
-                execute(self, "BEGIN IMMEDIATE").await?;
-                self.begun = true;
-                let mut handle = self.lock_handle().await?;
-                stretch(RawDb::new(&mut handle))
-            }
-            (None, None) => unreachable!("a stretch that did not run is kept"),
-        }
+        outcome
     }
 
     /// Commits. On error the connection is closed, so what COMMIT left open rolls back.
@@ -144,6 +171,15 @@ impl Drop for WriterTransaction {
             tracing::debug!("a writer transaction ended without commit: closing its connection");
             drop(connection.detach());
         }
+    }
+}
+
+/// Runs blocking SQLite work from an async task: under `block_in_place` on a multi-threaded
+/// runtime, so the runtime's other tasks move to another thread meanwhile; inline otherwise.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -66,6 +66,7 @@ async fn write(
             statements,
             limits: &Limits::default(),
             now_ms: 1_700_000_000_000,
+            commit_if: None,
         })
         .await
 }
@@ -232,6 +233,7 @@ async fn a_write_stamped_with_an_older_epoch_is_refused() {
             statements: &insert(2),
             limits: &Limits::default(),
             now_ms: 0,
+            commit_if: None,
         })
         .await;
     assert!(
@@ -300,4 +302,61 @@ async fn a_lock_held_by_another_process_is_waited_for_off_the_async_thread() {
         2,
         "the row and its request id"
     );
+}
+
+/// A write of `id` that asks to commit the group, answered `answer`.
+async fn commit(
+    group: &mut WriteGroup,
+    txid: u64,
+    id: i64,
+    answer: bool,
+) -> Result<ClientWriteOutcome, StoreError> {
+    let ask = move || answer;
+    group
+        .write_client(ClientWrite {
+            context: &context(txid),
+            request_id: &format!("r{txid}"),
+            statements: &insert(id),
+            limits: &Limits::default(),
+            now_ms: 0,
+            commit_if: Some(&ask),
+        })
+        .await
+}
+
+#[tokio::test]
+async fn the_last_write_commits_the_group_in_its_stretch_when_asked_to() {
+    let a = node().await;
+    tracing::info!("--- asked and told yes: the group (both writes) is committed at once");
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    commit(&mut group, 2, 2, true).await.unwrap();
+    assert!(group.is_committed());
+    assert_eq!(
+        ids(&a.store).await,
+        [[SqlValue::Integer(1)], [SqlValue::Integer(2)]],
+        "visible before `commit` is called"
+    );
+    let position = group.commit().await.unwrap();
+    assert_eq!(position, a.store.last_log_position().await.unwrap());
+    assert_eq!(position.idx, 4);
+
+    tracing::info!("--- told no: nothing committed, and the caller can still roll back");
+    let mut group = a.store.begin_write_group().await.unwrap();
+    commit(&mut group, 3, 3, false).await.unwrap();
+    assert!(!group.is_committed());
+    group.rollback().await.unwrap();
+    assert_eq!(ids(&a.store).await.len(), 2);
+
+    tracing::info!("--- a refused last write still commits the group's earlier writes");
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 4, "r4", &insert(4)).await.unwrap();
+    let refused = commit(&mut group, 5, 1, true).await.unwrap();
+    assert!(
+        matches!(refused, ClientWriteOutcome::Refused(_)),
+        "{refused:?}"
+    );
+    assert!(group.is_committed());
+    group.commit().await.unwrap();
+    assert_eq!(ids(&a.store).await.len(), 3);
 }
