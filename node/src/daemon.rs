@@ -28,6 +28,11 @@ const REACHABILITY_EVERY: Duration = Duration::from_millis(500);
 const MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Requests served at once on one connection, and HTTP/2 streams open on one connection.
 const CONCURRENT_REQUESTS_PER_CONNECTION: usize = 64;
+/// Runtime threads at least, whatever the core count: SQLite work runs on the runtime's threads
+/// (the writer connection's write or apply, including its COMMIT, and each of the four reader
+/// connections' Data API queries, each bounded by the statement time limit), so up to five can
+/// be held at once, and keep-alives must always find one more.
+const MIN_RUNTIME_THREADS: usize = 6;
 const CONCURRENT_STREAMS_PER_CONNECTION: u32 = 128;
 /// How long the servers get to finish after the driver stopped. Long-lived streams
 /// (keep-alives, `events --follow`) never finish by themselves, so this is a short grace.
@@ -296,7 +301,11 @@ pub fn main() -> u8 {
             return 2;
         }
     };
+    let threads = std::thread::available_parallelism().map_or(MIN_RUNTIME_THREADS, |cores| {
+        cores.get().max(MIN_RUNTIME_THREADS)
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {

@@ -64,9 +64,13 @@ impl WriterTransaction {
     ///
     /// The first stretch begins the transaction with BEGIN IMMEDIATE in the same stretch when
     /// the write lock is free at once; if another process holds it, BEGIN waits for it on
-    /// sqlx's worker thread instead. The stretch is blocking work (a client's statement may run
-    /// up to its time limit, COMMIT waits for the disk), so on a multi-threaded runtime it runs
-    /// under `block_in_place`.
+    /// sqlx's worker thread instead.
+    ///
+    /// The stretch is blocking work on the caller's thread: a client's statement may run up to
+    /// its time limit, and COMMIT waits for the disk. There is one writer connection, so at
+    /// most one runtime thread is held this way; `tandemd` runs enough runtime threads that
+    /// keep-alives never wait for it. (`block_in_place` was tried here and left out: under
+    /// load a write group stalled for good with sqlx's worker waiting for the handle lock.)
     /// Once committed the transaction is over: the connection is back in the pool and every
     /// later call fails. A failed COMMIT is an error, and dropping the transaction rolls back.
     pub async fn stretch_and_commit_if<T>(
@@ -75,17 +79,15 @@ impl WriterTransaction {
         commit_if: impl FnOnce(&T) -> bool,
     ) -> Result<(T, bool), StoreError> {
         let run = |db: RawDb<'_>| {
-            blocking(|| {
-                let value = stretch(db)?;
-                let commit = commit_if(&value);
-                if commit {
-                    db.exec("COMMIT")
-                        .map_err(|failure| StoreError::CommitFailed {
-                            reason: failure.to_string(),
-                        })?;
-                }
-                Ok((value, commit))
-            })
+            let value = stretch(db)?;
+            let commit = commit_if(&value);
+            if commit {
+                db.exec("COMMIT")
+                    .map_err(|failure| StoreError::CommitFailed {
+                        reason: failure.to_string(),
+                    })?;
+            }
+            Ok((value, commit))
         };
         let outcome = if self.begun {
             let mut handle = self.lock_handle().await?;
@@ -171,15 +173,6 @@ impl Drop for WriterTransaction {
             tracing::debug!("a writer transaction ended without commit: closing its connection");
             drop(connection.detach());
         }
-    }
-}
-
-/// Runs blocking SQLite work from an async task: under `block_in_place` on a multi-threaded
-/// runtime, so the runtime's other tasks move to another thread meanwhile; inline otherwise.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
     }
 }
 
