@@ -116,6 +116,19 @@ fn rows_written_on_the_active_reach_the_passive_and_the_passive_refuses_writes()
         .await
         .expect_err("PRAGMA through Execute");
         assert_eq!(pragma.code(), tonic::Code::InvalidArgument);
+        let forged = execute(
+            &mut a,
+            "bad-3b",
+            vec![statement("DELETE FROM tandem_requests", vec![])],
+        )
+        .await
+        .expect_err("a write to the node's request ids");
+        assert_eq!(forged.code(), tonic::Code::InvalidArgument);
+        assert!(
+            forged.message().contains("tandem_requests"),
+            "{}",
+            forged.message()
+        );
         let huge = "x".repeat(2 * 1024 * 1024);
         let oversize = execute(
             &mut a,

@@ -6,7 +6,7 @@
 //! in the `tandem-active-client-address` metadata key (DESIGN.md §5).
 
 use tandem_proto::data as pb;
-use tandem_replication::data_api::{self, DataError};
+use tandem_replication::data_api::{self, DataError, Mode};
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
@@ -110,6 +110,7 @@ impl Replication {
         let request = WriteRequest {
             request_id,
             statements,
+            mode: Mode::Execute,
             reply,
         };
         self.inner

@@ -13,7 +13,7 @@
 //! on. Every merge is an event with its counts.
 
 use tandem_proto::peer as pb;
-use tandem_replication::data_api::{Statement, Value};
+use tandem_replication::data_api::{Mode, Statement, Value};
 use tandem_replication::store::{LogEntry, SqlValue, decode_image};
 use tokio::sync::oneshot;
 
@@ -365,6 +365,7 @@ async fn write(
     let request = WriteRequest {
         request_id: request_id.to_string(),
         statements,
+        mode: Mode::Node,
         reply,
     };
     if repl.inner.writes.send(request).await.is_err() {

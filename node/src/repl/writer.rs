@@ -9,7 +9,7 @@
 //! transaction, so a retry (here or on the other node after a failover) finds it and is answered
 //! with the first outcome instead of running again.
 
-use tandem_replication::data_api::{DataError, Statement};
+use tandem_replication::data_api::{DataError, Mode, Statement};
 use tandem_replication::store::{
     CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, WriteGroup,
 };
@@ -26,6 +26,8 @@ pub type WriteReply = oneshot::Sender<Result<WriteDone, WriteFailure>>;
 pub struct WriteRequest {
     pub request_id: String,
     pub statements: Vec<Statement>,
+    /// `Mode::Execute` for a client; `Mode::Node` for the node's own writes (merge-back).
+    pub mode: Mode,
     pub reply: WriteReply,
 }
 
@@ -252,6 +254,7 @@ impl Replication {
             request_id: &request.request_id,
             statements: &request.statements,
             limits: &limits,
+            mode: request.mode,
             now_ms: crate::state_store::wall_clock_ms(),
             commit_if,
         };

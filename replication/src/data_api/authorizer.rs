@@ -25,15 +25,28 @@ pub enum Mode {
     Execute,
     /// Reads only.
     Query,
+    /// The node's own writes (merge-back): as `Execute`, and also writes to the node's
+    /// replicated tables (`tandem_*`, such as the conflicts table).
+    Node,
 }
 
 impl Mode {
     fn request_name(self) -> &'static str {
         match self {
-            Mode::Execute => "Execute",
+            Mode::Execute | Mode::Node => "Execute",
             Mode::Query => "Query",
         }
     }
+}
+
+/// Tables whose names start with this are the node's replicated tables (request ids,
+/// conflicts): clients may read them, and only the node writes them.
+const NODE_TABLE_PREFIX: &str = "tandem_";
+
+/// Whether `name` is one of the node's replicated tables.
+fn is_node_table(name: &str) -> bool {
+    name.get(..NODE_TABLE_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(NODE_TABLE_PREFIX))
 }
 
 /// Tables (and triggers) whose names start with this belong to tandem, not to the application.
@@ -116,6 +129,12 @@ pub(super) fn decide(
                 return Err(format!(
                     "writes to tandem's internal tables are not allowed through {request}: \
                      {verb} \"{table}\""
+                ));
+            }
+            if is_node_table(table) && mode != Mode::Node && !in_tandem_trigger {
+                return Err(format!(
+                    "tables named tandem_* are the node's (request ids, conflicts); they can be \
+                     read but not written through {request}: {verb} \"{table}\""
                 ));
             }
             Ok(())

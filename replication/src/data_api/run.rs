@@ -45,21 +45,23 @@ pub async fn execute(
 ) -> Result<ExecuteResult, DataError> {
     limits.check(statements)?;
     let mut handle = conn.lock_handle().await?;
-    execute_locked(RawDb::new(&mut handle), statements, limits)
+    execute_locked(RawDb::new(&mut handle), statements, limits, Mode::Execute)
 }
 
 /// `execute` on a connection whose handle the caller has locked: the store's write path runs
-/// a client's statements in the same synchronous stretch as its own.
+/// a client's statements in the same synchronous stretch as its own. `mode` is `Execute` for a
+/// client, `Node` for the node's own writes.
 pub(crate) fn execute_locked(
     db: RawDb<'_>,
     statements: &[Statement],
     limits: &Limits,
+    mode: Mode,
 ) -> Result<ExecuteResult, DataError> {
     limits.check(statements)?;
     if db.autocommit() {
         return Err(DataError::NoTransaction);
     }
-    let guard = Guard::install(db, Mode::Execute);
+    let guard = Guard::install(db, mode);
     let mut rows_affected = Vec::with_capacity(statements.len());
     for (index, statement) in statements.iter().enumerate() {
         rows_affected.push(execute_one(&guard, index, statement, limits)?);

@@ -16,7 +16,7 @@ use super::error::StoreError;
 use super::finish::Finished;
 use super::pending_write::{finish_write, start_write, undo_write};
 use super::write_group::{WriteGroup, check_epoch};
-use crate::data_api::{DataError, ExecuteResult, Limits, Statement, Value, execute_locked};
+use crate::data_api::{DataError, ExecuteResult, Limits, Mode, Statement, Value, execute_locked};
 use crate::raw_sqlite::{Prepared, RawDb};
 
 /// The replicated table of request ids: the outcome of every `Execute` that carried one, so a
@@ -37,6 +37,9 @@ pub struct ClientWrite<'a> {
     pub request_id: &'a str,
     pub statements: &'a [Statement],
     pub limits: &'a Limits,
+    /// `Mode::Execute` for a client's write; `Mode::Node` for the node's own (merge-back),
+    /// which may also write the node's `tandem_*` tables.
+    pub mode: Mode,
     /// Recorded with the request id.
     pub now_ms: i64,
     /// For the group's last write: asked, once the write has run and the group is sound,
@@ -146,7 +149,7 @@ fn stretch(
             Err(error) => return undone(Err(error)),
         }
     }
-    let result = match execute_locked(db, write.statements, write.limits) {
+    let result = match execute_locked(db, write.statements, write.limits, write.mode) {
         Ok(result) => result,
         Err(error) => return undone(Ok(Stretch::Refused(error))),
     };

@@ -22,7 +22,7 @@ fn capture_triggers_may_write_internal_tables_and_nothing_else_may() {
     assert!(insert("_tandem_log", Some("app_trigger")).is_err());
     assert!(insert("_tandem_log", None).is_err());
     assert!(insert("_Tandem_Log", None).is_err());
-    assert!(insert("tandem_log", None).is_ok());
+    assert!(insert("tandemlog", None).is_ok());
     assert!(insert("_tande", None).is_ok());
     // Query allows no writes at all, not even from a tandem trigger.
     assert!(
@@ -35,6 +35,35 @@ fn capture_triggers_may_write_internal_tables_and_nothing_else_may() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn only_the_node_writes_its_tandem_tables_and_anyone_may_read_them() {
+    let write = |mode, action, table: &str| decide(mode, action, Some(table), None, None);
+    for action in [ffi::SQLITE_INSERT, ffi::SQLITE_UPDATE, ffi::SQLITE_DELETE] {
+        for table in ["tandem_requests", "tandem_conflicts", "TANDEM_Conflicts"] {
+            let refused = write(Mode::Execute, action, table).unwrap_err();
+            assert!(refused.contains("tables named tandem_* are the node's"), "{refused}");
+            assert!(write(Mode::Node, action, table).is_ok());
+            assert!(write(Mode::Query, action, table).is_err());
+        }
+    }
+    // The node's capture triggers on those tables still write its log.
+    assert!(
+        decide(
+            Mode::Execute,
+            ffi::SQLITE_INSERT,
+            Some("_tandem_log"),
+            None,
+            Some("_tandem_capture_insert_tandem_requests")
+        )
+        .is_ok()
+    );
+    for mode in [Mode::Execute, Mode::Query, Mode::Node] {
+        assert!(write(mode, ffi::SQLITE_READ, "tandem_conflicts").is_ok());
+    }
+    assert!(write(Mode::Execute, ffi::SQLITE_INSERT, "tandemx").is_ok());
+    assert!(write(Mode::Node, ffi::SQLITE_INSERT, "_tandem_log").is_err());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use sqlx::{Connection, Executor, SqliteConnection};
 use tempfile::TempDir;
 
 use super::fixtures::{all_entries, context, rows, ship, write_migrations};
-use crate::data_api::{DataError, Limits, Param, Statement};
+use crate::data_api::{DataError, Limits, Mode, Param, Statement};
 use crate::store::{
     ClientWrite, ClientWriteOutcome, REQUESTS_SQL, REQUESTS_TABLE, SqlValue, Store, StoreError,
     StoreOptions, WriteGroup,
@@ -65,6 +65,7 @@ async fn write(
             request_id,
             statements,
             limits: &Limits::default(),
+            mode: Mode::Execute,
             now_ms: 1_700_000_000_000,
             commit_if: None,
         })
@@ -232,6 +233,7 @@ async fn a_write_stamped_with_an_older_epoch_is_refused() {
             request_id: "r2",
             statements: &insert(2),
             limits: &Limits::default(),
+            mode: Mode::Execute,
             now_ms: 0,
             commit_if: None,
         })
@@ -318,6 +320,7 @@ async fn commit(
             request_id: &format!("r{txid}"),
             statements: &insert(id),
             limits: &Limits::default(),
+            mode: Mode::Execute,
             now_ms: 0,
             commit_if: Some(&ask),
         })
