@@ -945,3 +945,66 @@ fn a_switchover_under_writers_loses_no_acknowledged_row() -> anyhow::Result<()> 
     assert!(verify.contains("identical"), "{verify}");
     Ok(())
 }
+
+#[test]
+fn request_ids_are_forgotten_on_both_nodes_after_their_retention() -> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec =
+        with_schema(ClusterSpec::new(), dir.path()).set_all("replication.request_retention", "1s");
+    let cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let insert = |id: &str| {
+        vec![statement(
+            "INSERT INTO notes (id, body) VALUES (?, 'x')",
+            vec![text(id)],
+        )]
+    };
+    let recorded =
+        |client: &mut tandem_proto::data::data_client::DataClient<tonic::transport::Channel>| {
+            let mut client = client.clone();
+            async move {
+                let rows = query(
+                    &mut client,
+                    "SELECT count(*) FROM tandem_requests WHERE request_id = 'r1'",
+                    true,
+                )
+                .await?;
+                anyhow::Ok(rows.first().and_then(|row| row.first()).and_then(as_int))
+            }
+        };
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let mut b = client(&cluster, "b").await?;
+        phase("r1 inserts n1; a retry of r1 at once replays it");
+        execute(&mut a, "r1", insert("n1")).await?;
+        let replay = execute(&mut a, "r1", insert("n2")).await?;
+        assert_eq!(replay.rows_affected, [1]);
+        assert_eq!(count(&mut a, "notes").await?, 1, "the retry ran nothing");
+        assert_eq!(recorded(&mut a).await?, Some(1));
+        assert_eq!(recorded(&mut b).await?, Some(1), "sync: the passive has it too");
+        anyhow::Ok(())
+    })?;
+
+    phase("after the retention the active forgets r1, and so does the passive");
+    cluster.wait_until(WAIT, "r1 forgotten on both nodes", |_| {
+        runtime.block_on(async {
+            let mut a = client(&cluster, "a").await?;
+            let mut b = client(&cluster, "b").await?;
+            let gone = recorded(&mut a).await? == Some(0) && recorded(&mut b).await? == Some(0);
+            anyhow::Ok(gone.then_some(()))
+        })
+    })?;
+
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        phase("r1 again now runs as a new request");
+        execute(&mut a, "r1", insert("n2")).await?;
+        assert_eq!(count(&mut a, "notes").await?, 2);
+        anyhow::Ok(())
+    })?;
+    let verify = cluster.ctl_ok("a", &["verify"])?;
+    assert!(verify.contains("identical"), "{verify}");
+    Ok(())
+}

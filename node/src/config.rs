@@ -58,6 +58,7 @@ struct RawReplication {
     conflict_policy: std::collections::BTreeMap<String, String>,
     log_retention: RawRetention,
     resync_rate: String,
+    request_retention: String,
 }
 
 impl Default for RawReplication {
@@ -71,6 +72,7 @@ impl Default for RawReplication {
             conflict_policy: std::collections::BTreeMap::new(),
             log_retention: RawRetention::default(),
             resync_rate: "0".into(),
+            request_retention: "24h".into(),
         }
     }
 }
@@ -221,6 +223,8 @@ pub struct ReplicationConfig {
     pub retention_bytes: u64,
     /// Bytes per second a snapshot is sent at; 0 for no limit.
     pub resync_rate: u64,
+    /// How long a request id is remembered (a retry within it returns the first outcome).
+    pub request_retention: Duration,
 }
 
 impl ReplicationConfig {
@@ -511,6 +515,15 @@ impl Validator<'_> {
                     format!("\"{table}\" is one of tandem's own tables"),
                 ));
             }
+            if table.to_ascii_lowercase().starts_with("tandem_") {
+                return Err(self.invalid(
+                    &format!("replication.tables[{index}]"),
+                    format!(
+                        "\"{table}\": tables named tandem_* are the node's (clients cannot \
+                         write them); name application tables otherwise"
+                    ),
+                ));
+            }
         }
         let policy = |key: &str, text: &str| match text {
             "newest" => Ok(ConflictPolicy::Newest),
@@ -546,8 +559,14 @@ impl Validator<'_> {
         }
         let resync_rate = parse_bytes(&raw.resync_rate)
             .map_err(|message| self.invalid("replication.resync_rate", message))?;
+        let request_retention =
+            self.duration("replication.request_retention", &raw.request_retention)?;
+        if request_retention < Duration::from_secs(1) {
+            return Err(self.invalid("replication.request_retention", "must be at least 1s"));
+        }
         Ok(ReplicationConfig {
             resync_rate,
+            request_retention,
             mode,
             sync_strict: raw.sync_strict,
             sync_timeout,
@@ -797,6 +816,10 @@ mod tests {
             "no migrations directory, none used"
         );
         assert_eq!(replication.resync_rate, 0);
+        assert_eq!(
+            replication.request_retention,
+            Duration::from_secs(24 * 3600)
+        );
     }
 
     #[test]
@@ -817,6 +840,10 @@ mod tests {
                 "replication.tables[0]",
             ),
             (
+                "[replication]\ntables = [\"tandem_notes\"]",
+                "replication.tables[0]",
+            ),
+            (
                 "[replication]\ntables = [\"t\"]\nconflict_policy = { t = \"loudest\" }",
                 "replication.conflict_policy.t",
             ),
@@ -831,6 +858,10 @@ mod tests {
             (
                 "[replication]\nlog_retention = { bytes = \"1 parsec\" }",
                 "replication.log_retention.bytes",
+            ),
+            (
+                "[replication]\nrequest_retention = \"500ms\"",
+                "replication.request_retention",
             ),
             (
                 "[replication]\nresync_rate = \"fast\"",

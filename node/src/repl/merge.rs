@@ -15,10 +15,9 @@
 use tandem_proto::peer as pb;
 use tandem_replication::data_api::{Mode, Statement, Value};
 use tandem_replication::store::{LogEntry, SqlValue, decode_image};
-use tokio::sync::oneshot;
 
 use super::Replication;
-use super::writer::{WriteFailure, WriteRequest};
+use super::writer::WriteFailure;
 use crate::config::ConflictPolicy;
 
 const MERGE_PREFIX: &str = "merge:";
@@ -361,21 +360,9 @@ async fn write(
     request_id: &str,
     statements: Vec<Statement>,
 ) -> Result<bool, WriteFailure> {
-    let (reply, answer) = oneshot::channel();
-    let request = WriteRequest {
-        request_id: request_id.to_string(),
-        statements,
-        mode: Mode::Node,
-        reply,
-    };
-    if repl.inner.writes.send(request).await.is_err() {
-        return Err(WriteFailure::Unavailable("the writer stopped".into()));
-    }
-    match answer.await {
-        Ok(Ok(done)) => Ok(done.replayed),
-        Ok(Err(failure)) => Err(failure),
-        Err(_) => Err(WriteFailure::Unavailable("the writer stopped".into())),
-    }
+    super::writer::submit(repl, request_id, statements, Mode::Node)
+        .await
+        .map(|done| done.replayed)
 }
 
 /// On the passive, after a batch is applied: orphans whose merge came back are dropped.

@@ -8,6 +8,7 @@
 //! - `receive`: on the passive, the `Replicate` handler that runs the `Receiver` and applies
 //!   batches; and the rewind of a diverged suffix into the orphans table.
 //! - `merge`: on the active, re-applying the peer's orphans as new writes, with conflicts.
+//! - `prune`: on the active, forgetting request ids older than `request_retention`.
 //! - `data_service`: the gRPC `Data` service on the client port; `convert`: protobuf edges.
 //!
 //! # Rules
@@ -21,6 +22,7 @@ pub mod admin_ops;
 pub mod convert;
 pub mod data_service;
 pub mod merge;
+mod prune;
 pub mod receive;
 pub mod ship;
 pub mod snapshot_send;
@@ -43,6 +45,10 @@ use crate::status::ReplicationStatus;
 /// The node's own replicated table of request ids (see `tandem_replication::store`).
 pub use tandem_replication::store::REQUESTS_TABLE;
 const REQUESTS_MIGRATION: &str = "tandem_000_requests";
+/// The index pruning finds old request ids by (see `prune`).
+const REQUESTS_AGE_MIGRATION: &str = "tandem_002_requests_age";
+const REQUESTS_AGE_SQL: &str =
+    "CREATE INDEX IF NOT EXISTS tandem_requests_age ON tandem_requests (at_ms);";
 use tandem_replication::store::REQUESTS_SQL;
 /// Conflicts of merge-back: the losing image of each. Replicated, so both nodes list them.
 pub const CONFLICTS_TABLE: &str = "tandem_conflicts";
@@ -174,6 +180,7 @@ impl Replication {
         tokio::spawn(writer::run(replication.clone(), write_rx));
         tokio::spawn(ship::run(replication.clone(), ship_rx));
         tokio::spawn(merge::run(replication.clone(), merge_rx));
+        tokio::spawn(prune::run(replication.clone()));
         Ok(replication)
     }
 
@@ -264,6 +271,9 @@ pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError>
         .await?;
     store
         .migrate_builtin(CONFLICTS_MIGRATION, CONFLICTS_SQL)
+        .await?;
+    store
+        .migrate_builtin(REQUESTS_AGE_MIGRATION, REQUESTS_AGE_SQL)
         .await?;
     match &config.replication.migrations {
         Some(dir) => {

@@ -68,6 +68,29 @@ pub async fn run(repl: Replication, mut requests: mpsc::Receiver<WriteRequest>) 
     }
 }
 
+/// Queues one write for the writer task and waits for its outcome (committed and released by
+/// the shipper, as for a client).
+pub async fn submit(
+    repl: &Replication,
+    request_id: &str,
+    statements: Vec<Statement>,
+    mode: Mode,
+) -> Result<WriteDone, WriteFailure> {
+    let (reply, answer) = oneshot::channel();
+    let request = WriteRequest {
+        request_id: request_id.to_string(),
+        statements,
+        mode,
+        reply,
+    };
+    if repl.inner.writes.send(request).await.is_err() {
+        return Err(WriteFailure::Unavailable("the writer stopped".into()));
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Err(WriteFailure::Unavailable("the writer stopped".into())))
+}
+
 enum Outcome {
     Committed(WriteDone),
     Failed(WriteFailure),

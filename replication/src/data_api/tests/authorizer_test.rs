@@ -43,7 +43,10 @@ fn only_the_node_writes_its_tandem_tables_and_anyone_may_read_them() {
     for action in [ffi::SQLITE_INSERT, ffi::SQLITE_UPDATE, ffi::SQLITE_DELETE] {
         for table in ["tandem_requests", "tandem_conflicts", "TANDEM_Conflicts"] {
             let refused = write(Mode::Execute, action, table).unwrap_err();
-            assert!(refused.contains("tables named tandem_* are the node's"), "{refused}");
+            assert!(
+                refused.contains("tables named tandem_* are the node's"),
+                "{refused}"
+            );
             assert!(write(Mode::Node, action, table).is_ok());
             assert!(write(Mode::Query, action, table).is_err());
         }
