@@ -983,7 +983,11 @@ fn request_ids_are_forgotten_on_both_nodes_after_their_retention() -> anyhow::Re
         assert_eq!(replay.rows_affected, [1]);
         assert_eq!(count(&mut a, "notes").await?, 1, "the retry ran nothing");
         assert_eq!(recorded(&mut a).await?, Some(1));
-        assert_eq!(recorded(&mut b).await?, Some(1), "sync: the passive has it too");
+        assert_eq!(
+            recorded(&mut b).await?,
+            Some(1),
+            "sync: the passive has it too"
+        );
         anyhow::Ok(())
     })?;
 

@@ -318,7 +318,9 @@ impl Replication {
 fn store_failure(error: StoreError) -> WriteFailure {
     match error {
         StoreError::WriteGroupAborted => WriteFailure::Unavailable(
-            "the write was rolled back with its group (a statement ran too long); retry".into(),
+            "the write was rolled back with its group (another write of the group failed, ran \
+             too long or could not get the database's write lock); retry"
+                .into(),
         ),
         other => WriteFailure::Store(other.to_string()),
     }

@@ -89,28 +89,31 @@ impl WriterTransaction {
             }
             Ok((value, commit))
         };
+        if self.connection.is_none() {
+            // Committed by an earlier stretch: the transaction is over.
+            return Err(StoreError::WriteGroupAborted);
+        }
         let outcome = if self.begun {
             let mut handle = self.lock_handle().await?;
             run(RawDb::new(&mut handle))
         } else {
+            // From here BEGIN may run, so a drop (an error, a panic, a cancelled future) must
+            // close the connection rather than hand it back to the pool inside a transaction.
+            self.begun = true;
             let busy_timeout = self.busy_timeout;
             let mut run = Some(run);
-            let (begun, outcome) = {
+            let outcome = {
                 let mut handle = self.lock_handle().await?;
                 let db = RawDb::new(&mut handle);
                 match begin_at_once(db, busy_timeout)? {
-                    true => (true, run.take().map(|run| run(db))),
-                    false => (false, None),
+                    true => run.take().map(|run| run(db)),
+                    false => None,
                 }
             };
-            if begun {
-                self.begun = true;
-            }
             match (outcome, run) {
                 (Some(outcome), _) => outcome,
                 (None, Some(run)) => {
                     execute(self, "BEGIN IMMEDIATE").await?;
-                    self.begun = true;
                     let mut handle = self.lock_handle().await?;
                     run(RawDb::new(&mut handle))
                 }
@@ -126,7 +129,8 @@ impl WriterTransaction {
 
     /// Commits. On error the connection is closed, so what COMMIT left open rolls back.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if self.begun {
+        // `connection` is gone once a stretch committed: nothing is left to do.
+        if self.begun && self.connection.is_some() {
             execute(&mut self, "COMMIT").await?;
         }
         // Not begun: nothing to commit, and the connection goes back as it came.
@@ -136,7 +140,8 @@ impl WriterTransaction {
 
     /// Rolls back. On error the connection is closed, which rolls back all the same.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        if self.begun {
+        // After a stretch committed there is nothing left to roll back.
+        if self.begun && self.connection.is_some() {
             execute(&mut self, "ROLLBACK").await?;
         }
         drop(self.connection.take());
