@@ -1012,3 +1012,56 @@ fn request_ids_are_forgotten_on_both_nodes_after_their_retention() -> anyhow::Re
     assert!(verify.contains("identical"), "{verify}");
     Ok(())
 }
+
+#[test]
+fn the_scheduled_verify_records_identical_databases_and_names_a_table_that_differs()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec =
+        with_schema(ClusterSpec::new(), dir.path()).set_all("replication.verify_every", "1s");
+    let mut cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        for id in ["n1", "n2", "n3"] {
+            let insert = statement(
+                "INSERT INTO notes (id, body) VALUES (?, 'x')",
+                vec![text(id)],
+            );
+            execute(&mut a, id, vec![insert]).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    phase("the active verifies on its own, and finds both databases identical");
+    wait_event(&cluster, "a", "verify", "identical")?;
+
+    phase("stop b and change a row of its data.db behind tandem's back (no log entry)");
+    cluster.node_mut("b").kill()?;
+    let data_dir = cluster.data_dir("b");
+    let generation = std::fs::read_to_string(data_dir.join("CURRENT"))?;
+    let path = data_dir.join(generation.trim()).join("data.db");
+    runtime.block_on(async {
+        use sqlx::{Connection, Executor};
+        let mut db =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+        db.execute(
+            "UPDATE _tandem_applying SET flag = 1; \
+             UPDATE notes SET body = 'tampered' WHERE id = 'n2'; \
+             UPDATE _tandem_applying SET flag = 0;",
+        )
+        .await?;
+        db.close().await?;
+        anyhow::Ok(())
+    })?;
+    cluster.start_node("b")?;
+    wait_steady(&cluster, "a")?;
+    let differs = wait_event(&cluster, "a", "verify_differs", "notes")?;
+    assert!(
+        differs.contains("notes (3 rows here, 3 on the peer)"),
+        "{differs}"
+    );
+    assert!(!differs.contains("extensions"), "{differs}");
+    Ok(())
+}

@@ -59,6 +59,7 @@ struct RawReplication {
     log_retention: RawRetention,
     resync_rate: String,
     request_retention: String,
+    verify_every: String,
 }
 
 impl Default for RawReplication {
@@ -73,6 +74,7 @@ impl Default for RawReplication {
             log_retention: RawRetention::default(),
             resync_rate: "0".into(),
             request_retention: "24h".into(),
+            verify_every: "24h".into(),
         }
     }
 }
@@ -225,6 +227,8 @@ pub struct ReplicationConfig {
     pub resync_rate: u64,
     /// How long a request id is remembered (a retry within it returns the first outcome).
     pub request_retention: Duration,
+    /// How often the active runs `verify` by itself.
+    pub verify_every: Duration,
 }
 
 impl ReplicationConfig {
@@ -564,9 +568,14 @@ impl Validator<'_> {
         if request_retention < Duration::from_secs(1) {
             return Err(self.invalid("replication.request_retention", "must be at least 1s"));
         }
+        let verify_every = self.duration("replication.verify_every", &raw.verify_every)?;
+        if verify_every < Duration::from_secs(1) {
+            return Err(self.invalid("replication.verify_every", "must be at least 1s"));
+        }
         Ok(ReplicationConfig {
             resync_rate,
             request_retention,
+            verify_every,
             mode,
             sync_strict: raw.sync_strict,
             sync_timeout,
@@ -862,6 +871,10 @@ mod tests {
             (
                 "[replication]\nrequest_retention = \"500ms\"",
                 "replication.request_retention",
+            ),
+            (
+                "[replication]\nverify_every = \"daily\"",
+                "replication.verify_every",
             ),
             (
                 "[replication]\nresync_rate = \"fast\"",

@@ -9,6 +9,7 @@
 //!   batches; and the rewind of a diverged suffix into the orphans table.
 //! - `merge`: on the active, re-applying the peer's orphans as new writes, with conflicts.
 //! - `prune`: on the active, forgetting request ids older than `request_retention`.
+//! - `scheduled_verify`: on the active, `verify` every `verify_every`, recorded as an event.
 //! - `data_service`: the gRPC `Data` service on the client port; `convert`: protobuf edges.
 //!
 //! # Rules
@@ -24,6 +25,7 @@ pub mod data_service;
 pub mod merge;
 mod prune;
 pub mod receive;
+mod scheduled_verify;
 pub mod ship;
 pub mod snapshot_send;
 pub mod writer;
@@ -181,6 +183,7 @@ impl Replication {
         tokio::spawn(ship::run(replication.clone(), ship_rx));
         tokio::spawn(merge::run(replication.clone(), merge_rx));
         tokio::spawn(prune::run(replication.clone()));
+        tokio::spawn(scheduled_verify::run(replication.clone()));
         Ok(replication)
     }
 
