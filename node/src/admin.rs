@@ -24,6 +24,32 @@ const MAX_EVENT_LIMIT: u32 = 10_000;
 pub struct AdminService {
     pub handle: DriverHandle,
     pub replication: crate::repl::Replication,
+    /// Users, blocks and the counts in `status`.
+    pub gateway: crate::gateway::NodeGateway,
+    /// The `switchover --when-idle` wait, if one is on.
+    pub when_idle: crate::when_idle::WhenIdle,
+}
+
+/// Passes `request` to the driver and waits for its answer (at most `COMMAND_TIMEOUT`).
+pub async fn driver_command(
+    handle: &DriverHandle,
+    request: AdminRequest,
+) -> Result<String, String> {
+    let (reply, answer) = oneshot::channel::<AdminReply>();
+    handle
+        .inputs
+        .send(Input::Admin { request, reply })
+        .await
+        .map_err(|_| "the node is stopping".to_string())?;
+    match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err("the node stopped before answering".into()),
+        Err(_) => Err("no answer within 30 s; see `tandemctl events`".into()),
+    }
+}
+
+fn gateway_status(error: tandem_gateway::GatewayError) -> Status {
+    error.into()
 }
 
 fn store_status(error: StoreError) -> Status {
@@ -41,19 +67,10 @@ fn event_to_pb(event: EventRecord) -> pb::Event {
 
 impl AdminService {
     async fn command(&self, request: AdminRequest) -> Result<Response<pb::CommandReply>, Status> {
-        let (reply, answer) = oneshot::channel::<AdminReply>();
-        self.handle
-            .inputs
-            .send(Input::Admin { request, reply })
-            .await
-            .map_err(|_| Status::unavailable("the node is stopping"))?;
-        match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
-            Ok(Ok(Ok(message))) => Ok(Response::new(pb::CommandReply { message })),
-            Ok(Ok(Err(reason))) => Err(Status::failed_precondition(reason)),
-            Ok(Err(_)) => Err(Status::unavailable("the node stopped before answering")),
-            Err(_) => Err(Status::deadline_exceeded(
-                "no answer within 30 s; see `tandemctl events`",
-            )),
+        match driver_command(&self.handle, request).await {
+            Ok(message) => Ok(Response::new(pb::CommandReply { message })),
+            Err(reason) if reason == "the node is stopping" => Err(Status::unavailable(reason)),
+            Err(reason) => Err(Status::failed_precondition(reason)),
         }
     }
 }
@@ -109,6 +126,20 @@ impl pb::admin_server::Admin for AdminService {
         // at this instant.
         status.node.admitting = self.handle.admission.admits();
         status.replication = self.replication.status().borrow().clone();
+        if let Ok(blocks) = self.gateway.blocks().await {
+            status.blocks.logins = blocks.logins;
+            status.blocks.calls = blocks.calls;
+        }
+        if let Ok(counts) = self.gateway.counts().await {
+            status.calls_active = counts.calls_active;
+            status.sessions = counts.sessions;
+        }
+        if let Some(calls) = self.when_idle.waiting_calls() {
+            if status.switchover.state == "idle" {
+                status.switchover.state = "waiting_idle".into();
+            }
+            status.switchover.waiting_calls = calls;
+        }
         Ok(Response::new(crate::status_wire::status_to_pb(&status)))
     }
 
@@ -193,13 +224,122 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::SwitchoverRequest>,
     ) -> Result<Response<pb::CommandReply>, Status> {
         let request = request.into_inner();
-        if request.when_idle || request.block_new_calls || request.cancel || request.timeout_ms != 0
-        {
-            return Err(Status::unimplemented(
-                "--when-idle, --block-new-calls, --timeout and --cancel need the clients gateway, which this version does not have",
-            ));
+        let reply = |result: Result<String, String>| match result {
+            Ok(message) => Ok(Response::new(pb::CommandReply { message })),
+            Err(reason) => Err(Status::failed_precondition(reason)),
+        };
+        if request.cancel {
+            return reply(self.when_idle.cancel());
         }
-        self.command(AdminRequest::Switchover).await
+        if !request.when_idle {
+            if request.block_new_calls || request.timeout_ms != 0 {
+                return Err(Status::invalid_argument(
+                    "--block-new-calls and --timeout go with --when-idle",
+                ));
+            }
+            return self.command(AdminRequest::Switchover).await;
+        }
+        let timeout = (request.timeout_ms != 0).then(|| Duration::from_millis(request.timeout_ms));
+        reply(
+            self.when_idle
+                .start(
+                    self.gateway.clone(),
+                    self.handle.clone(),
+                    request.block_new_calls,
+                    timeout,
+                )
+                .await,
+        )
+    }
+
+    async fn set_block(
+        &self,
+        request: Request<pb::SetBlockRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let request = request.into_inner();
+        let Some(block) = tandem_gateway::Block::parse(&request.what) else {
+            return Err(Status::invalid_argument(format!(
+                "{:?} is not one of logins, calls",
+                request.what
+            )));
+        };
+        let changed = self
+            .gateway
+            .set_block(block, request.on, &request.reason)
+            .await
+            .map_err(gateway_status)?;
+        let what = block.as_str();
+        let message = match (request.on, changed) {
+            (true, true) => format!("new {what} are blocked on the pair"),
+            (true, false) => format!("new {what} were already blocked"),
+            (false, true) => format!("new {what} are admitted again"),
+            (false, false) => format!("new {what} were not blocked"),
+        };
+        if changed {
+            self.replication.record("block", &message).await;
+        }
+        Ok(Response::new(pb::CommandReply { message }))
+    }
+
+    async fn user_add(
+        &self,
+        request: Request<pb::UserAddRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let request = request.into_inner();
+        self.gateway
+            .add_user(&request.name, &request.password)
+            .await
+            .map_err(gateway_status)?;
+        let message = format!("user {} added", request.name);
+        self.replication.record("user", &message).await;
+        Ok(Response::new(pb::CommandReply { message }))
+    }
+
+    async fn user_passwd(
+        &self,
+        request: Request<pb::UserPasswdRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let request = request.into_inner();
+        self.gateway
+            .set_password(&request.name, &request.password)
+            .await
+            .map_err(gateway_status)?;
+        let message = format!("the password of user {} is changed", request.name);
+        self.replication.record("user", &message).await;
+        Ok(Response::new(pb::CommandReply { message }))
+    }
+
+    async fn user_del(
+        &self,
+        request: Request<pb::UserDelRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let request = request.into_inner();
+        self.gateway
+            .delete_user(&request.name)
+            .await
+            .map_err(gateway_status)?;
+        let message = format!("user {} deleted, and its sessions ended", request.name);
+        self.replication.record("user", &message).await;
+        Ok(Response::new(pb::CommandReply { message }))
+    }
+
+    async fn user_list(
+        &self,
+        _: Request<pb::UserListRequest>,
+    ) -> Result<Response<pb::UserListReply>, Status> {
+        let users = self.gateway.list_users().await.map_err(gateway_status)?;
+        Ok(Response::new(pb::UserListReply {
+            users: users
+                .into_iter()
+                .map(|user| pb::User {
+                    name: user.name,
+                    created_at_ms: user.created_ms,
+                    changed_at_ms: user.changed_ms,
+                    sessions: user.sessions,
+                    calls_active: user.calls_active,
+                })
+                .collect(),
+        }))
     }
 
     async fn failover_now(

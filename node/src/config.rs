@@ -44,7 +44,23 @@ struct RawConfig {
     timers: RawTimers,
     #[serde(default)]
     replication: RawReplication,
+    #[serde(default)]
+    gateway: RawGateway,
     tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGateway {
+    session_ttl: String,
+}
+
+impl Default for RawGateway {
+    fn default() -> RawGateway {
+        RawGateway {
+            session_ttl: "12h".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,7 +209,15 @@ pub struct Config {
     pub peer: PeerConfig,
     pub timers: Timers,
     pub replication: ReplicationConfig,
+    pub gateway: GatewaySettings,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// `[gateway]` (DESIGN.md §5).
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// A session token expires this long after the password login that made it.
+    pub session_ttl: Duration,
 }
 
 /// How writes wait for the peer (DESIGN.md §4, modes).
@@ -352,6 +376,7 @@ impl Validator<'_> {
             listen: self.listen(&raw.listen)?,
             timers: self.timers(&raw.timers)?,
             replication: self.replication(raw.replication)?,
+            gateway: self.gateway(&raw.gateway)?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -528,6 +553,18 @@ impl Validator<'_> {
                     ),
                 ));
             }
+            if tandem_gateway::schema::TABLES
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(table))
+            {
+                return Err(self.invalid(
+                    &format!("replication.tables[{index}]"),
+                    format!(
+                        "\"{table}\" is one of the clients gateway's tables, which are always \
+                         replicated; remove it from the list"
+                    ),
+                ));
+            }
         }
         let policy = |key: &str, text: &str| match text {
             "newest" => Ok(ConflictPolicy::Newest),
@@ -586,6 +623,14 @@ impl Validator<'_> {
             retention_entries: raw.log_retention.entries,
             retention_bytes,
         })
+    }
+
+    fn gateway(&self, raw: &RawGateway) -> Result<GatewaySettings, ConfigError> {
+        let session_ttl = self.duration("gateway.session_ttl", &raw.session_ttl)?;
+        if session_ttl < Duration::from_secs(1) {
+            return Err(self.invalid("gateway.session_ttl", "must be at least 1s"));
+        }
+        Ok(GatewaySettings { session_ttl })
     }
 
     fn tls(&self, raw: &RawTls) -> Result<crate::tls::TlsFiles, ConfigError> {
@@ -829,6 +874,7 @@ mod tests {
             replication.request_retention,
             Duration::from_secs(24 * 3600)
         );
+        assert_eq!(config.gateway.session_ttl, Duration::from_secs(12 * 3600));
     }
 
     #[test]
@@ -852,6 +898,16 @@ mod tests {
                 "[replication]\ntables = [\"tandem_notes\"]",
                 "replication.tables[0]",
             ),
+            (
+                "[replication]\ntables = [\"extensions\", \"CDRS\"]",
+                "replication.tables[1]",
+            ),
+            (
+                "[gateway]\nsession_ttl = \"forever\"",
+                "gateway.session_ttl",
+            ),
+            ("[gateway]\nsession_ttl = \"10ms\"", "gateway.session_ttl"),
+            ("[gateway]\nsession_tll = \"1h\"", "session_tll"),
             (
                 "[replication]\ntables = [\"t\"]\nconflict_policy = { t = \"loudest\" }",
                 "replication.conflict_policy.t",

@@ -102,6 +102,15 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Turn away new logins or new calls on the pair (replicated; run on the active).
+    Block { what: BlockWhat },
+    /// Admit new logins or new calls again.
+    Unblock { what: BlockWhat },
+    /// The clients gateway's users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Certificates for a new pair.
     Certs {
         #[command(subcommand)]
@@ -125,6 +134,41 @@ pub enum CertsCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum BlockWhat {
+    Logins,
+    Calls,
+}
+
+impl BlockWhat {
+    fn as_str(self) -> &'static str {
+        match self {
+            BlockWhat::Logins => "logins",
+            BlockWhat::Calls => "calls",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user; without --password, prompts for it (without echo) or reads a line of stdin.
+    Add {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Change a user's password (prompts, or reads a line of stdin).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete a user and end its sessions.
+    Del { name: String },
+    /// List the users.
+    List,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -266,7 +310,87 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             to_peer, no_wait, ..
         } => resync(&mut client, to_peer, no_wait, cli.json).await,
         CtlCommand::Conflicts { limit } => conflicts(&mut client, limit, cli.json).await,
+        CtlCommand::Block { what } | CtlCommand::Unblock { what } => {
+            let request = pb::SetBlockRequest {
+                what: what.as_str().into(),
+                on: matches!(cli.command, CtlCommand::Block { .. }),
+                reason: String::new(),
+            };
+            print_reply(client.set_block(request).await, cli.json)
+        }
+        CtlCommand::User { command } => user(&mut client, command, cli.json).await,
         CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
+    }
+}
+
+async fn user(
+    client: &mut AdminClient<Channel>,
+    command: UserCommand,
+    json: bool,
+) -> Result<(), Failure> {
+    let password = |name: &str, given: Option<String>| match given {
+        Some(password) => Ok(password),
+        None => crate::password_prompt::read_new_password(name).map_err(Failure),
+    };
+    match command {
+        UserCommand::Add {
+            name,
+            password: given,
+        } => {
+            let password = password(&name, given)?;
+            let request = pb::UserAddRequest { name, password };
+            print_reply(client.user_add(request).await, json)
+        }
+        UserCommand::Passwd {
+            name,
+            password: given,
+        } => {
+            let password = password(&name, given)?;
+            let request = pb::UserPasswdRequest { name, password };
+            print_reply(client.user_passwd(request).await, json)
+        }
+        UserCommand::Del { name } => {
+            print_reply(client.user_del(pb::UserDelRequest { name }).await, json)
+        }
+        UserCommand::List => {
+            let users = client
+                .user_list(pb::UserListRequest {})
+                .await
+                .map_err(rpc_failure)?
+                .into_inner()
+                .users;
+            if json {
+                let list: Vec<serde_json::Value> = users
+                    .iter()
+                    .map(|user| {
+                        serde_json::json!({
+                            "name": user.name,
+                            "created_at_ms": user.created_at_ms,
+                            "changed_at_ms": user.changed_at_ms,
+                            "sessions": user.sessions,
+                            "calls_active": user.calls_active,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            if users.is_empty() {
+                println!("no users; `tandemctl user add NAME` adds one");
+                return Ok(());
+            }
+            println!("{:<24} {:>8} {:>6}  created", "user", "sessions", "calls");
+            for user in users {
+                println!(
+                    "{:<24} {:>8} {:>6}  {}",
+                    user.name,
+                    user.sessions,
+                    user.calls_active,
+                    tandem_gateway::gateway::format_ms(user.created_at_ms)
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -613,6 +737,21 @@ pub fn render_status(status: &Status) -> String {
     if !replication.halted.is_empty() {
         text.push_str(&format!("halted      {}\n", replication.halted));
     }
+    let blocked = |on: bool| if on { "blocked" } else { "open" };
+    text.push_str(&format!(
+        "clients     sessions {}  calls {}  logins {}  calls {}",
+        status.sessions,
+        status.calls_active,
+        blocked(status.blocks.logins),
+        blocked(status.blocks.calls)
+    ));
+    if status.switchover.state == "waiting_idle" {
+        text.push_str(&format!(
+            "  (switchover waits for {} calls)",
+            status.switchover.waiting_calls
+        ));
+    }
+    text.push('\n');
     if peer.version_mismatch || peer.config_mismatch {
         text.push_str("warning     the peer's version or shared settings differ (see events)\n");
     }

@@ -192,16 +192,19 @@ fn start_servers(
         repl: replication.clone(),
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX * 8);
-    let gateway = GatewayServer::new(crate::gateway::GatewayService {
-        watchers: crate::gateway::watchers(),
-        status: handle.status.clone(),
-        peer_client_address: config.peer.client_address.clone(),
-        own_client_address: config.listen.client.to_string(),
-    })
-    .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let node_gateway = crate::gateway::build(config, replication, handle.status.clone());
+    tokio::spawn(crate::gateway::run_takeover_sweeper(
+        node_gateway.clone(),
+        handle.status.clone(),
+    ));
+    tokio::spawn(crate::gateway::run_session_pruner(node_gateway.clone()));
+    let gateway = GatewayServer::new(tandem_gateway::GatewayService::new(node_gateway.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let admin_service = AdminServer::new(crate::admin::AdminService {
         handle: handle.clone(),
         replication: replication.clone(),
+        gateway: node_gateway,
+        when_idle: crate::when_idle::WhenIdle::default(),
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {

@@ -614,6 +614,7 @@ impl Driver {
                 admitting: self.admission.admits(),
                 version: crate::VERSION.to_string(),
                 reachable: machine.reachable(),
+                took_over: machine.took_over(),
             },
             peer: PeerStatus {
                 name: self.config.peer.name.clone(),
@@ -651,6 +652,7 @@ impl Driver {
                 .as_ref()
                 .map(|status| status.borrow().clone())
                 .unwrap_or_default(),
+            ..Status::default()
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod duration;
 pub mod event_writer;
 pub mod gap_meter;
 pub mod gateway;
+pub mod password_prompt;
 pub mod peer_link;
 pub mod repl;
 pub mod role;
@@ -34,6 +35,7 @@ pub mod status;
 pub mod status_probe;
 pub mod status_wire;
 pub mod tls;
+pub mod when_idle;
 pub mod wire;
 
 /// The version every heartbeat carries; a mismatch between the nodes raises an event.

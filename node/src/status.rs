@@ -13,6 +13,21 @@ pub struct Status {
     pub peer: PeerStatus,
     pub switchover: SwitchoverStatus,
     pub replication: ReplicationStatus,
+    /// The clients gateway's blocks (replicated), and its counts as this node's database has them.
+    #[serde(default)]
+    pub blocks: BlocksStatus,
+    #[serde(default)]
+    pub calls_active: u32,
+    /// Sessions not yet expired.
+    #[serde(default)]
+    pub sessions: u32,
+}
+
+/// `blocks` in `tandemctl status`: what `tandemctl block` turned away.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlocksStatus {
+    pub logins: bool,
+    pub calls: bool,
 }
 
 /// `replication` in `tandemctl status` (DESIGN.md §9).
@@ -63,6 +78,9 @@ pub struct NodeStatus {
     pub version: String,
     /// The reachability targets answer (true when none are configured).
     pub reachable: bool,
+    /// The active term was taken over (failover, start-up), not handed over (not shown).
+    #[serde(skip)]
+    pub took_over: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -89,7 +107,8 @@ pub struct PeerStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwitchoverStatus {
-    /// "idle" | "catching_up" | "handing_over"
+    /// "idle" | "waiting_idle" (a `--when-idle` switchover waits for calls to end) |
+    /// "catching_up" | "handing_over"
     pub state: String,
     pub waiting_calls: u32,
 }

@@ -3,7 +3,7 @@
 use tandem_proto::admin as pb;
 
 use crate::status::{
-    NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
+    BlocksStatus, NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
 };
 
 pub fn status_to_pb(status: &Status) -> pb::StatusReply {
@@ -48,9 +48,12 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
             waiting_calls: status.switchover.waiting_calls,
         }),
         failback: None,
-        blocks: None,
-        calls_active: 0,
-        sessions: 0,
+        blocks: Some(pb::Blocks {
+            logins: status.blocks.logins,
+            calls: status.blocks.calls,
+        }),
+        calls_active: status.calls_active,
+        sessions: status.sessions,
         replication: Some(replication_to_pb(&status.replication)),
     }
 }
@@ -89,6 +92,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
     let peer = reply.peer.unwrap_or_default();
     let switchover = reply.switchover.unwrap_or_default();
     let replication = replication_from_pb(reply.replication.unwrap_or_default());
+    let blocks = reply.blocks.unwrap_or_default();
     Status {
         cluster: reply.cluster,
         node: NodeStatus {
@@ -107,6 +111,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             admitting: node.admitting,
             version: node.version,
             reachable: node.reachable,
+            took_over: false,
         },
         peer: PeerStatus {
             name: peer.name,
@@ -127,5 +132,11 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             waiting_calls: switchover.waiting_calls,
         },
         replication,
+        blocks: BlocksStatus {
+            logins: blocks.logins,
+            calls: blocks.calls,
+        },
+        calls_active: reply.calls_active,
+        sessions: reply.sessions,
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod gateway;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

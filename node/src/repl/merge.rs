@@ -223,14 +223,28 @@ async fn plan_change(
     .await
     .map_err(|error| error.to_string())?;
     if let Some((ms, logical, node, active_image)) = newer {
+        if active_image == entry.new_image {
+            // Both sides made the row the same (both deleted it, say): nothing to merge.
+            return Ok(());
+        }
         let policy = repl.inner.config.replication.policy_of(&entry.table);
         let active_stamp = (ms.max(0) as u64, logical.max(0) as u32, node);
         let orphan_stamp = (entry.hlc_ms, entry.hlc_logical, entry.hlc_node.clone());
-        let orphan_wins = policy == ConflictPolicy::Newest && orphan_stamp > active_stamp;
-        let reason = match policy {
+        let mut orphan_wins = policy == ConflictPolicy::Newest && orphan_stamp > active_stamp;
+        let mut reason = match policy {
             ConflictPolicy::Newest => "newest",
             ConflictPolicy::KeepActive => "keep_active",
         };
+        // Two versions of one call's CDR: the real end wins over `failover` (DESIGN.md §5).
+        if entry.table == tandem_gateway::schema::CDRS_TABLE
+            && let Some(wins) = tandem_gateway::schema::cdr_image_wins(
+                cause_of(entry.new_image.as_deref()).as_deref(),
+                cause_of(active_image.as_deref()).as_deref(),
+            )
+        {
+            orphan_wins = wins;
+            reason = "cdr_real_end_wins";
+        }
         if !orphan_wins {
             conflicts.push(conflict_statement(
                 entry,
@@ -395,6 +409,12 @@ pub async fn on_applied(repl: &Replication, entries: &[LogEntry]) {
         }
         Err(error) => tracing::warn!(%error, "cannot drop merged orphans"),
     }
+}
+
+/// The `cause` column of a CDR image, if the image is a row.
+fn cause_of(image: Option<&str>) -> Option<String> {
+    let row: serde_json::Value = serde_json::from_str(image?).ok()?;
+    row.get("cause")?.as_str().map(str::to_string)
 }
 
 fn value_of(value: &SqlValue) -> Value {

@@ -175,7 +175,7 @@ impl Replication {
                 receiving: std::sync::atomic::AtomicBool::new(false),
                 driver,
                 peer_tls,
-                limits: Limits::default(),
+                limits: client_limits(),
             }),
         };
         replication.refresh_counts().await;
@@ -252,6 +252,21 @@ impl Replication {
     }
 }
 
+/// The Data API's bounds, with the gateway's tables kept from clients: sessions and users hold
+/// hashes of secrets, and only the gateway writes calls, CDRs and blocks.
+fn client_limits() -> Limits {
+    let private = tandem_gateway::schema::SECRET_TABLES;
+    Limits {
+        private_tables: private.iter().map(|t| t.to_string()).collect(),
+        node_only_tables: tandem_gateway::schema::TABLES
+            .iter()
+            .filter(|table| !private.contains(table))
+            .map(|t| t.to_string())
+            .collect(),
+        ..Limits::default()
+    }
+}
+
 pub fn mode_name(config: &Config) -> &'static str {
     match (config.replication.mode, config.replication.sync_strict) {
         (ReplicationMode::Sync, false) => "sync",
@@ -266,6 +281,7 @@ pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError>
     let mut tables = config.replication.tables.clone();
     tables.push(REQUESTS_TABLE.into());
     tables.push(CONFLICTS_TABLE.into());
+    tables.extend(tandem_gateway::schema::TABLES.iter().map(|t| t.to_string()));
     let mut options = StoreOptions::new(tables);
     options.busy_timeout = Duration::from_secs(10);
     let store = Store::open(dir, options).await?;
@@ -277,6 +293,12 @@ pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError>
         .await?;
     store
         .migrate_builtin(REQUESTS_AGE_MIGRATION, REQUESTS_AGE_SQL)
+        .await?;
+    store
+        .migrate_builtin(
+            tandem_gateway::schema::MIGRATION_NAME,
+            tandem_gateway::schema::MIGRATION_SQL,
+        )
         .await?;
     match &config.replication.migrations {
         Some(dir) => {

@@ -107,6 +107,10 @@ pub struct RoleMachine {
     pub(super) failover_blocked: Option<String>,
     /// The fence hook failed: do not run it again before this time.
     pub(super) next_fence_attempt_ms: u64,
+    /// True when this node became active by taking over (failover, start-up, failover-now),
+    /// false when the peer handed its term over: the gateway then closes the calls of older
+    /// terms, which ran on a node that failed.
+    pub(super) took_over: bool,
     pub(super) fast_path: Option<FastPath>,
     pub(super) pending_failover_now: Option<PendingFailoverNow>,
     /// A failover-now that is waiting for `fence_peer`.
@@ -142,6 +146,7 @@ impl RoleMachine {
             failover_blocked: None,
             next_fence_attempt_ms: 0,
             fast_path: None,
+            took_over: false,
             pending_failover_now: None,
             promoting_admin_id: None,
             shutdown_deadline_ms: None,
@@ -208,6 +213,11 @@ impl RoleMachine {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether the current active term was taken over rather than handed over.
+    pub fn took_over(&self) -> bool {
+        self.took_over
     }
 
     pub fn durable(&self) -> &Durable {
@@ -298,6 +308,7 @@ impl RoleMachine {
             self.last_failover_ms = Some(now_ms);
         }
         self.role = Role::Active;
+        self.took_over = true;
         self.stall_seq = None;
         self.switchover = None;
         self.fast_path = None;

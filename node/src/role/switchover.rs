@@ -143,6 +143,7 @@ impl RoleMachine {
         self.durable.term = Some(new_term.clone());
         self.durable.handing_over = None;
         self.role = Role::Active;
+        self.took_over = false;
         self.fast_path = None;
         let reason = format!("switchover from {}", self.config.peer_name);
         let mut out = vec![

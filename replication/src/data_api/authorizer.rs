@@ -169,6 +169,48 @@ pub(super) fn decide(
     }
 }
 
+/// The tables the node keeps from clients (`Limits::private_tables`, `node_only_tables`): for a
+/// client's request, refuses any access to a private table and writes to a node-only one.
+pub(super) fn decide_tables(
+    mode: Mode,
+    action: c_int,
+    first: Option<&str>,
+    tables: &ProtectedTables,
+) -> Result<(), String> {
+    if mode == Mode::Node {
+        return Ok(());
+    }
+    let Some(table) = first else { return Ok(()) };
+    let listed = |list: &[String]| list.iter().any(|name| name.eq_ignore_ascii_case(table));
+    let request = mode.request_name();
+    match action {
+        ffi::SQLITE_READ | ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE
+            if listed(&tables.private) =>
+        {
+            Err(format!(
+                "table \"{table}\" is private to the node (it holds password or token hashes); \
+                 it cannot be read or written through {request}"
+            ))
+        }
+        ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE
+            if listed(&tables.node_only) =>
+        {
+            Err(format!(
+                "table \"{table}\" is written only by the node (the clients gateway); it can be \
+                 read but not written through {request}"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The protected table lists of one request (from `Limits`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct ProtectedTables {
+    pub private: Vec<String>,
+    pub node_only: Vec<String>,
+}
+
 /// The statement kind of a DDL action code, or `None` if `action` is not DDL.
 fn ddl_name(action: c_int) -> Option<&'static str> {
     Some(match action {
@@ -216,6 +258,8 @@ fn refusal_rank(action: c_int) -> u8 {
 /// that calls into SQLite, and only while it is inside SQLite on our behalf, hence the cells.
 pub(super) struct GuardState {
     mode: Mode,
+    /// Tables this request may not touch, or not write.
+    protected: ProtectedTables,
     /// The best-ranked (`refusal_rank`), then first, refusal since the statement started, with
     /// its rank: SQLite's own error only says "not authorized", this says what.
     refusal: RefCell<Option<(u8, String)>>,
@@ -244,13 +288,17 @@ unsafe extern "C" fn authorize(
             (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy())
         };
         let (first, second, trigger) = (text(first), text(second), text(trigger));
-        match decide(
-            state.mode,
-            action,
-            first.as_deref(),
-            second.as_deref(),
-            trigger.as_deref(),
-        ) {
+        let decision = decide_tables(state.mode, action, first.as_deref(), &state.protected)
+            .and_then(|()| {
+                decide(
+                    state.mode,
+                    action,
+                    first.as_deref(),
+                    second.as_deref(),
+                    trigger.as_deref(),
+                )
+            });
+        match decision {
             Ok(()) => ffi::SQLITE_OK,
             Err(reason) => {
                 if let Ok(mut refusal) = state.refusal.try_borrow_mut() {
@@ -297,9 +345,10 @@ pub(super) struct Guard<'h> {
 }
 
 impl<'h> Guard<'h> {
-    pub(super) fn install(db: RawDb<'h>, mode: Mode) -> Guard<'h> {
+    pub(super) fn install(db: RawDb<'h>, mode: Mode, protected: ProtectedTables) -> Guard<'h> {
         let state = Box::new(GuardState {
             mode,
+            protected,
             refusal: RefCell::new(None),
             deadline: Cell::new(None),
             timed_out: Cell::new(false),
@@ -366,6 +415,7 @@ pub(super) mod test_access {
     ) -> (c_int, Option<String>) {
         let state = GuardState {
             mode,
+            protected: ProtectedTables::default(),
             refusal: RefCell::new(None),
             deadline: Cell::new(None),
             timed_out: Cell::new(false),

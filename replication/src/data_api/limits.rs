@@ -27,6 +27,12 @@ pub struct Limits {
     pub max_rows: usize,
     /// Wall-clock time one statement may run, enforced inside SQLite by a progress handler.
     pub statement_timeout: Duration,
+    /// Tables clients may neither read nor write (they hold secrets, such as the gateway's
+    /// password and token hashes); only the node's own requests (`Mode::Node`) reach them.
+    pub private_tables: Vec<String>,
+    /// Tables clients may read but not write (the gateway's calls and CDRs); only the node
+    /// writes them.
+    pub node_only_tables: Vec<String>,
 }
 
 impl Default for Limits {
@@ -38,6 +44,8 @@ impl Default for Limits {
             max_param_bytes: 16 * 1024 * 1024,
             max_rows: 10_000,
             statement_timeout: Duration::from_secs(5),
+            private_tables: Vec::new(),
+            node_only_tables: Vec::new(),
         }
     }
 }

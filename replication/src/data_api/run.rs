@@ -61,7 +61,7 @@ pub(crate) fn execute_locked(
     if db.autocommit() {
         return Err(DataError::NoTransaction);
     }
-    let guard = Guard::install(db, mode);
+    let guard = Guard::install(db, mode, protected_tables(limits));
     let mut rows_affected = Vec::with_capacity(statements.len());
     for (index, statement) in statements.iter().enumerate() {
         rows_affected.push(execute_one(&guard, index, statement, limits)?);
@@ -70,6 +70,13 @@ pub(crate) fn execute_locked(
         rows_affected,
         last_insert_rowid: db.last_insert_rowid(),
     })
+}
+
+fn protected_tables(limits: &Limits) -> super::authorizer::ProtectedTables {
+    super::authorizer::ProtectedTables {
+        private: limits.private_tables.clone(),
+        node_only: limits.node_only_tables.clone(),
+    }
 }
 
 /// Runs one statement to completion and returns the rows it changed. Rows it returns (a
@@ -101,7 +108,11 @@ pub async fn query(
 ) -> Result<QueryResult, DataError> {
     limits.check(std::slice::from_ref(statement))?;
     let mut handle = conn.lock_handle().await?;
-    let guard = Guard::install(RawDb::new(&mut handle), Mode::Query);
+    let guard = Guard::install(
+        RawDb::new(&mut handle),
+        Mode::Query,
+        protected_tables(limits),
+    );
     guard.start_statement(limits.statement_timeout);
     let mut prepared = prepare(&guard, 0, statement)?;
     // The authorizer already refused every write; this second look costs nothing.

@@ -5,7 +5,9 @@ use std::ffi::{CStr, CString};
 use libsqlite3_sys as ffi;
 
 use crate::data_api::Mode;
-use crate::data_api::authorizer::{decide, test_access::call_authorize};
+use crate::data_api::authorizer::{
+    ProtectedTables, decide, decide_tables, test_access::call_authorize,
+};
 
 #[test]
 fn capture_triggers_may_write_internal_tables_and_nothing_else_may() {
@@ -113,4 +115,24 @@ fn the_callback_never_panics_and_always_answers_ok_or_deny() {
             }
         }
     }
+}
+
+#[test]
+fn private_tables_are_closed_to_clients_and_node_only_tables_are_read_only() {
+    let tables = ProtectedTables {
+        private: vec!["users".into()],
+        node_only: vec!["cdrs".into()],
+    };
+    let ask = |mode, action, table: &str| decide_tables(mode, action, Some(table), &tables);
+    for mode in [Mode::Execute, Mode::Query] {
+        let read = ask(mode, ffi::SQLITE_READ, "USERS").unwrap_err();
+        assert!(read.contains("private"), "{read}");
+        assert!(ask(mode, ffi::SQLITE_INSERT, "users").is_err());
+        assert!(ask(mode, ffi::SQLITE_READ, "cdrs").is_ok());
+        let write = ask(mode, ffi::SQLITE_UPDATE, "cdrs").unwrap_err();
+        assert!(write.contains("written only by the node"), "{write}");
+        assert!(ask(mode, ffi::SQLITE_DELETE, "extensions").is_ok());
+    }
+    assert!(ask(Mode::Node, ffi::SQLITE_READ, "users").is_ok());
+    assert!(ask(Mode::Node, ffi::SQLITE_DELETE, "cdrs").is_ok());
 }

@@ -1,0 +1,1 @@
+//! PairClient (in progress).

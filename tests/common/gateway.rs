@@ -1,0 +1,134 @@
+//! A raw clients-gateway client for the end-to-end tests (real gRPC over TLS to a node's client
+//! port), and the calls the tests make with it. `PairClient` has tests of its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tandem_harness::Cluster;
+use tandem_proto::gateway::gateway_client::GatewayClient;
+use tandem_proto::gateway::{self as pb, login_request::Credential};
+use tonic::transport::Channel;
+
+pub type Client = GatewayClient<Channel>;
+
+pub async fn gateway(cluster: &Cluster, node: &str) -> anyhow::Result<Client> {
+    tandem_node::tls::install_crypto_provider();
+    let certs = cluster.certs_dir();
+    let files = tandem_node::tls::TlsFiles {
+        ca: certs.join("ca.pem"),
+        cert: certs.join("admin.pem"),
+        key: certs.join("admin.key"),
+    };
+    let config = tandem_node::tls::client_config(&files, false)?;
+    let address = cluster.addrs(node).client.to_string();
+    let channel = tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?;
+    Ok(GatewayClient::new(channel))
+}
+
+/// A request id unique within the test process.
+pub fn rid(what: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `tandemctl user add` on `node`.
+pub fn add_user(cluster: &Cluster, node: &str, name: &str, password: &str) -> anyhow::Result<()> {
+    cluster.ctl_ok(node, &["user", "add", name, "--password", password])?;
+    Ok(())
+}
+
+pub async fn login(
+    client: &mut Client,
+    request_id: &str,
+    user: &str,
+    password: &str,
+) -> Result<pb::LoginReply, tonic::Status> {
+    client
+        .login(pb::LoginRequest {
+            request_id: request_id.into(),
+            user: user.into(),
+            credential: Some(Credential::Password(password.into())),
+            client_kind: "test".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn resume(client: &mut Client, token: &str) -> Result<pb::LoginReply, tonic::Status> {
+    client
+        .login(pb::LoginRequest {
+            request_id: String::new(),
+            user: String::new(),
+            credential: Some(Credential::ResumeToken(token.into())),
+            client_kind: "test".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn start_call(
+    client: &mut Client,
+    request_id: &str,
+    token: &str,
+) -> Result<pb::StartCallReply, tonic::Status> {
+    client
+        .start_call(pb::StartCallRequest {
+            request_id: request_id.into(),
+            token: token.into(),
+            from: "100".into(),
+            to: "200".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn end_call(
+    client: &mut Client,
+    request_id: &str,
+    token: &str,
+    call_id: &str,
+) -> Result<pb::EndCallReply, tonic::Status> {
+    client
+        .end_call(pb::EndCallRequest {
+            request_id: request_id.into(),
+            token: token.into(),
+            call_id: call_id.into(),
+            cause: String::new(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn list_calls(client: &mut Client, token: &str) -> Result<Vec<pb::Call>, tonic::Status> {
+    client
+        .list_calls(pb::ListCallsRequest {
+            token: token.into(),
+        })
+        .await
+        .map(|reply| reply.into_inner().calls)
+}
+
+/// The CDRs on `node` as (call_id, cause), by call id (read through the Data API, stale reads
+/// allowed, so the passive can be asked too).
+pub async fn cdrs(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut data = super::data::client(cluster, node).await?;
+    let rows = super::data::query(
+        &mut data,
+        "SELECT call_id, cause FROM cdrs ORDER BY call_id",
+        true,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text = |value: &tandem_proto::data::Value| match &value.kind {
+                Some(tandem_proto::data::value::Kind::Text(text)) => Ok(text.clone()),
+                other => Err(anyhow::anyhow!("not text: {other:?}")),
+            };
+            Ok((text(&row[0])?, text(&row[1])?))
+        })
+        .collect()
+}
