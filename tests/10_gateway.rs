@@ -85,7 +85,7 @@ fn the_passive_refuses_logins_naming_the_active_and_sessions_resume_after_a_fail
 
         phase("b closes the call that ran on a with cause failover");
         cluster.wait_until(WAIT, "the failover CDR on b", |c| {
-            let cdrs = runtime_free_cdrs(c, "b")?;
+            let cdrs = runtime_free(|| cdrs(c, "b"))?;
             Ok(cdrs
                 .iter()
                 .any(|(id, cause)| id == &running.call_id && cause == "failover")
@@ -119,21 +119,6 @@ fn the_passive_refuses_logins_naming_the_active_and_sessions_resume_after_a_fail
         assert_eq!(cluster.status("a")?["sessions"], 0);
         assert_eq!(cdrs(&cluster, "a").await?, expected);
         anyhow::Ok(())
-    })
-}
-
-/// `cdrs` from inside a sync wait (which runs on a runtime thread of the test).
-fn runtime_free_cdrs(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(String, String)>> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(cdrs(cluster, node))
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the CDR reader panicked"))?
     })
 }
 

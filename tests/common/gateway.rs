@@ -132,3 +132,21 @@ pub async fn cdrs(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(String, 
         })
         .collect()
 }
+
+/// Runs an async reader on a thread of its own (the waits are sync, inside the test's runtime).
+pub fn runtime_free<T: Send, F>(read: impl FnOnce() -> F + Send) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(read())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reader panicked"))?
+    })
+}
