@@ -87,7 +87,9 @@ fn a_when_idle_switchover_waits_for_the_last_call_and_times_out_or_cancels_clean
         assert_eq!(role(&status), "active", "no switch while a call ran");
         assert_eq!(status["blocks"]["calls"], false);
         assert_eq!(status["switchover"]["state"], "idle");
-        assert_eq!(list_calls(&mut b, &session.token).await?.len(), 1);
+        let running = list_calls(&mut b, &session.token).await?;
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].call_id, call.call_id);
 
         phase("--cancel ends a wait; a second --cancel says there is none");
         cluster.ctl_ok("b", &["switchover", "--when-idle"])?;

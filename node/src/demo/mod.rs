@@ -1,11 +1,14 @@
 //! `tandemctl demo`: a local pair of real `tandemd` processes in a temp dir, a scripted scenario,
 //! and a readable report. It exits 0 only if every step behaved.
 //!
-//! Steps: election; rows written through the Data API and read on the passive; SIGKILL of the
-//! active under writers, the failover time, and every acknowledged row on the new active; restart,
-//! catch-up and `verify`; a switchover and the client gap; SIGTERM on the active and the graceful
-//! hand-over; a timeline.
+//! Steps: election; rows written through the Data API and read on the passive; phones log in
+//! (the passive refuses them) and place calls; SIGKILL of the active under writers and calls, the
+//! failover time, every acknowledged row on the new active, the phones resuming with their
+//! tokens and `failover` CDRs for the calls that ran on the killed node; restart, catch-up and
+//! `verify`; a switchover and the client gap; a `--when-idle` switchover that waits for the last
+//! call; blocks; SIGTERM on the active and the graceful hand-over; a timeline.
 
+mod clients;
 mod data;
 mod local_pair;
 
@@ -139,7 +142,10 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         other(active)
     ));
 
-    println!("\n3. SIGKILL the active node while 4 writers keep writing");
+    println!("\n3. three phones log in: the passive refuses them, the active admits them");
+    let mut phones = clients_log_in(pair, report, active).await?;
+
+    println!("\n4. SIGKILL the active node while 4 writers keep writing and 2 calls run");
     let load = Arc::new(data::Load::default());
     let writers = data::start_writers(pair, "during-kill", 4, None, load.clone());
     wait_acked(&load, 20).await?;
@@ -171,8 +177,9 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         acked.len(),
         on_survivor.len()
     ));
+    phones_resume(pair, report, active, survivor, &mut phones).await?;
 
-    println!("\n4. restart the killed node; it catches up; verify both databases");
+    println!("\n5. restart the killed node; it catches up; verify both databases");
     pair.start(active)?;
     let (status, took) = wait_for(STEP_TIMEOUT, || async {
         let status = role_is(pair, active, "passive").await?;
@@ -229,14 +236,22 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         verify.index
     ));
 
-    println!("\n5. switch over from {survivor} to {active}");
+    println!("\n6. switch over from {survivor} to {active}");
     let gap = switchover_gap(pair, survivor, active).await?;
     report.say(format!(
         "switchover done: {active} active; clients saw no node admitting for {:.1} ms",
         gap.as_secs_f64() * 1000.0
     ));
 
-    println!("\n6. SIGTERM the active node ({active}): it hands over, then exits");
+    println!("\n7. switchover --when-idle from {active}: it waits for the last call to end");
+    when_idle_switchover(pair, report, active, &mut phones[2]).await?;
+
+    println!("\n8. block new logins and new calls on {survivor}");
+    blocks(pair, report, survivor, &mut phones[0]).await?;
+
+    // The roles are back to where step 6 left them before it: survivor active.
+    let (active, survivor) = (survivor, active);
+    println!("\n9. SIGTERM the active node ({active}): it hands over, then exits");
     let sent = Instant::now();
     pair.signal(active, libc::SIGTERM)?;
     wait_for(STEP_TIMEOUT, || async {
@@ -257,6 +272,191 @@ async fn scenario(pair: &mut LocalPair, report: &mut Report) -> Result<(), Strin
         "{active} handed over to {survivor} in {} ms and exited with status 0",
         handed.as_millis()
     ));
+    Ok(())
+}
+
+/// Step 3: users, a refused login on the passive, three phones on the active, three calls of
+/// which one ends.
+async fn clients_log_in(
+    pair: &LocalPair,
+    report: &mut Report,
+    active: &str,
+) -> Result<Vec<clients::Phone>, String> {
+    let users = clients::add_users(pair, active, 3).await?;
+    let refusal = clients::refused_login(pair, other(active), &users[0]).await?;
+    report.say(format!(
+        "the passive {} refused a login: \"{refusal}\"",
+        other(active)
+    ));
+    let mut phones = Vec::new();
+    for user in &users {
+        let mut phone = clients::login(pair, active, user).await?;
+        clients::start_call(pair, active, &mut phone).await?;
+        phones.push(phone);
+    }
+    let (cause, _) = clients::end_call(pair, active, &mut phones[0]).await?;
+    report.say(format!(
+        "3 phones logged in on {active} (argon2 passwords) and placed calls; phone1 hung up \
+         (CDR cause {cause}); 2 calls run"
+    ));
+    Ok(phones)
+}
+
+/// After the kill: the phones resume on the survivor with their tokens, the calls that ran on
+/// the killed node get `failover` CDRs, and a late hang-up is told so.
+async fn phones_resume(
+    pair: &LocalPair,
+    report: &mut Report,
+    killed: &str,
+    survivor: &str,
+    phones: &mut [clients::Phone],
+) -> Result<(), String> {
+    let ((), took) = wait_for(STEP_TIMEOUT, || async {
+        for phone in phones.iter() {
+            clients::resume(pair, survivor, phone).await.ok()?;
+        }
+        Some(())
+    })
+    .await
+    .ok_or(format!(
+        "the phones could not resume their sessions on {survivor}"
+    ))?;
+    report.say(format!(
+        "the 3 phones resumed their sessions on {survivor} with their tokens, no password \
+         ({} ms after it admitted clients)",
+        took.as_millis()
+    ));
+    let (cdrs, _) = wait_for(STEP_TIMEOUT, || async {
+        let cdrs = clients::cdrs(pair, survivor).await.ok()?;
+        (cdrs.values().filter(|cause| *cause == "failover").count() == 2).then_some(cdrs)
+    })
+    .await
+    .ok_or(format!(
+        "{survivor} did not close the calls that ran on {killed}"
+    ))?;
+    let calls_with_cdr = phones
+        .iter()
+        .filter_map(|phone| phone.call.as_ref())
+        .filter(|call| cdrs.contains_key(*call))
+        .count();
+    if cdrs.len() != 3 || calls_with_cdr != 2 {
+        return Err(format!("expected 3 CDRs, one per call; found {cdrs:?}"));
+    }
+    report.say(format!(
+        "the 2 calls that ran on {killed} got CDRs with cause failover; 3 CDRs, one per call"
+    ));
+    let (cause, already) = clients::end_call(pair, survivor, &mut phones[1]).await?;
+    if !already {
+        return Err("a call closed by the failover ended again".into());
+    }
+    report.say(format!(
+        "phone2 hangs up late on {survivor}: told the call already ended ({cause}), no 2nd CDR"
+    ));
+    phones[2].call = None;
+    Ok(())
+}
+
+/// Step 7: a call runs on `active`; `switchover --when-idle` waits until it ends.
+async fn when_idle_switchover(
+    pair: &LocalPair,
+    report: &mut Report,
+    active: &str,
+    phone: &mut clients::Phone,
+) -> Result<(), String> {
+    clients::start_call(pair, active, phone).await?;
+    let mut admin = pair.get(active).client().await?;
+    let said = admin
+        .switchover(tandem_proto::admin::SwitchoverRequest {
+            when_idle: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|status| format!("switchover --when-idle: {}", status.message()))?
+        .into_inner()
+        .message;
+    println!("  tandemctl switchover --when-idle: {said}");
+    let (waiting, _) = wait_for(STEP_TIMEOUT, || async {
+        let status = pair.get(active).status().await?;
+        let switchover = status.switchover;
+        (switchover.state == "waiting_idle" && switchover.waiting_calls == 1).then_some(switchover)
+    })
+    .await
+    .ok_or("the switchover did not show that it waits")?;
+    report.say(format!(
+        "switchover is {} with {} call running; {active} stays active",
+        waiting.state, waiting.waiting_calls
+    ));
+    let ended = Instant::now();
+    clients::end_call(pair, active, phone).await?;
+    let next = other(active);
+    wait_for(STEP_TIMEOUT, || async {
+        active_admitting(pair, next).await.map(drop)
+    })
+    .await
+    .ok_or(format!(
+        "{next} did not become active after the last call ended"
+    ))?;
+    report.say(format!(
+        "the last call ended; {next} became active {} ms later",
+        ended.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// Step 8: blocks turn away a new login and a new call, and status shows them.
+async fn blocks(
+    pair: &LocalPair,
+    report: &mut Report,
+    active: &str,
+    phone: &mut clients::Phone,
+) -> Result<(), String> {
+    let mut admin = pair.get(active).client().await?;
+    for what in ["logins", "calls"] {
+        admin
+            .set_block(tandem_proto::admin::SetBlockRequest {
+                what: what.into(),
+                on: true,
+                reason: "demo maintenance window".into(),
+            })
+            .await
+            .map_err(|status| format!("block {what}: {}", status.message()))?;
+    }
+    let mut admin_status = admin
+        .status(tandem_proto::admin::StatusRequest {})
+        .await
+        .map_err(|status| status.message().to_string())?
+        .into_inner();
+    let blocks = admin_status.blocks.take().unwrap_or_default();
+    report.say(format!(
+        "status on {active} shows blocks: logins {}, calls {}",
+        blocks.logins, blocks.calls
+    ));
+    let login = clients::login(pair, active, &phone.user).await;
+    let refused = login
+        .err()
+        .ok_or("a login was admitted while logins were blocked")?;
+    report.say(format!("a new login is refused: {refused}"));
+    clients::resume(pair, active, phone)
+        .await
+        .map_err(|status| format!("an existing session was refused: {}", status.message()))?;
+    let call = clients::start_call(pair, active, phone).await;
+    let refused = call
+        .err()
+        .ok_or("a call was admitted while calls were blocked")?;
+    report.say(format!(
+        "the existing session still resumes; a new call is refused: {refused}"
+    ));
+    for what in ["logins", "calls"] {
+        admin
+            .set_block(tandem_proto::admin::SetBlockRequest {
+                what: what.into(),
+                on: false,
+                reason: String::new(),
+            })
+            .await
+            .map_err(|status| format!("unblock {what}: {}", status.message()))?;
+    }
+    report.say("unblocked: new logins and calls are admitted again");
     Ok(())
 }
 
