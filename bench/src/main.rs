@@ -5,6 +5,7 @@
 //! figures (units last in the names). "Served" means that the other node answers `status` as
 //! active and admitting, read over a kept-open admin connection polled every 2 ms.
 
+mod clients;
 mod replication;
 mod scenarios;
 mod stats;
@@ -18,7 +19,8 @@ use clap::{Parser, ValueEnum};
 #[command(name = "tandem-bench", about = "tandem's benchmarks")]
 struct Args {
     scenario: Scenario,
-    /// Runs per scenario (failover-crash, failover-freeze, switchover).
+    /// Runs per scenario (failover-crash, failover-freeze, switchover, passive-crash,
+    /// login-storm).
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// How long false-failovers runs (e.g. "5m"), and each load of replication.
@@ -38,10 +40,12 @@ enum Scenario {
     FalseFailovers,
     Replication,
     PassiveCrash,
+    LoginStorm,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    tandem_node::daemon::raise_open_files_limit();
     let bins = scenarios::release_binaries()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::Replication => runtime.block_on(replication::replication(&bins, duration))?,
         Scenario::PassiveCrash => runtime.block_on(replication::passive_crash(&bins, args.runs))?,
+        Scenario::LoginStorm => runtime.block_on(scenarios::login_storm(&bins, args.runs))?,
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {

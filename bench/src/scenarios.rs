@@ -18,6 +18,9 @@ use tandem_node::status_probe::StatusProbe as Probe;
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(2);
 const NAMES: [&str; 2] = ["a", "b"];
+/// Clients resuming their sessions during a switchover, and how often each does.
+const RESUMERS: usize = 4;
+const RESUME_EVERY: Duration = Duration::from_millis(2);
 
 /// Builds the release binaries and returns their paths. It builds `tandem-bench` too, so that
 /// feature unification matches `cargo run -p tandem-bench` and nothing is rebuilt twice.
@@ -134,22 +137,41 @@ fn samples_json(scenario: &str, samples: &[Duration], extra: Value) -> Value {
     result
 }
 
-/// failover-crash (SIGKILL) and failover-freeze (SIGSTOP): signal the active, time until the
-/// other node serves, then restart or resume the victim and let it rejoin.
+/// failover-crash (SIGKILL) and failover-freeze (SIGSTOP): signal the active, then time until a
+/// client's session resume succeeds on the other node (over a connection it already holds), and
+/// until that node serves by its status; then restart or resume the victim and let it rejoin.
 pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyhow::Result<Value> {
     let mut pair = Pair::start(bins)?;
+    let active = pair.steady().await?;
+    crate::clients::add_user(&pair.cluster, active, "phone")?;
+    let mut first = crate::clients::connect(&pair.cluster, active).await?;
+    let token = crate::clients::login(&mut first, "phone").await?;
+    let mut clients = [
+        crate::clients::connect(&pair.cluster, "a").await?,
+        crate::clients::connect(&pair.cluster, "b").await?,
+    ];
     let mut samples = Vec::new();
+    let mut served = Vec::new();
     for run in 0..runs {
         let victim = pair.steady().await?;
         let survivor = other(victim);
+        let client = &mut clients[Pair::index(survivor)];
+        let sent = Instant::now();
         pair.cluster.node(victim).signal(signal)?;
-        let took = pair.time_until_serving(survivor).await?;
-        eprintln!(
-            "run {}: {victim} -> {survivor} in {:.1} ms",
-            run + 1,
-            took.as_secs_f64() * 1000.0
+        let (resumed, serving) = tokio::join!(
+            crate::clients::resume_until_ok(client, &token, STEP_TIMEOUT),
+            pair.time_until_serving(survivor)
         );
-        samples.push(took);
+        let gap = resumed? - sent;
+        let serving = serving?;
+        eprintln!(
+            "run {}: {victim} -> {survivor}: resumed after {:.1} ms (serving after {:.1} ms)",
+            run + 1,
+            gap.as_secs_f64() * 1000.0,
+            serving.as_secs_f64() * 1000.0
+        );
+        samples.push(gap);
+        served.push(serving);
         if signal == libc::SIGSTOP {
             pair.cluster.node(victim).signal(libc::SIGCONT)?;
         } else {
@@ -165,7 +187,12 @@ pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyh
     Ok(samples_json(
         scenario,
         &samples,
-        json!({"timers": "defaults (100ms, warn 3, failover 8)"}),
+        json!({
+            "measures": "signal to the first successful session resume on the other node",
+            "served_p50_ms": percentile_ms(&served, 50.0),
+            "served_p95_ms": percentile_ms(&served, 95.0),
+            "timers": "defaults (100ms, warn 3, failover 8)",
+        }),
     ))
 }
 
@@ -178,10 +205,18 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
         cert: certs.join("admin.pem"),
         key: certs.join("admin.key"),
     };
+    let active = pair.steady().await?;
+    let tokens =
+        crate::clients::open_sessions(&pair.cluster, active, 1, RESUMERS, RESUMERS).await?;
     let mut samples = Vec::new();
+    let mut admin_gaps = Vec::new();
     for run in 0..runs {
         let from = pair.steady().await?;
         let to = other(from);
+        let resumers =
+            crate::clients::Resumers::start(&pair.cluster, from, &tokens, RESUME_EVERY).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let window_start = Instant::now();
         let (from_address, to_address) = (admin_address(&pair, from), admin_address(&pair, to));
         let failed = |f: tandem_node::ctl::Failure| anyhow!(f.0);
         let connect = tandem_node::ctl::connect_admin;
@@ -196,17 +231,29 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
         )
         .await
         .map_err(|e| anyhow!(e))?;
+        // Let the resumers settle on the new active before the window closes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let client_gap = resumers.longest_gap((window_start, Instant::now())).await?;
         eprintln!(
-            "run {}: {from} -> {to}, longest gap {:.1} ms",
+            "run {}: {from} -> {to}, longest client gap {:.1} ms (admitting gap {:.1} ms)",
             run + 1,
+            client_gap.as_secs_f64() * 1000.0,
             gap.longest_gap.as_secs_f64() * 1000.0
         );
-        samples.push(gap.longest_gap);
+        samples.push(client_gap);
+        admin_gaps.push(gap.longest_gap);
     }
     Ok(samples_json(
         "switchover",
         &samples,
-        json!({"poll_interval_ms": tandem_node::gap_meter::GAP_POLL.as_millis() as u64}),
+        json!({
+            "measures": format!(
+                "longest time without a successful session resume, {RESUMERS} clients \
+                 resuming every {} ms", RESUME_EVERY.as_millis()
+            ),
+            "admitting_gap_p50_ms": percentile_ms(&admin_gaps, 50.0),
+            "admitting_poll_interval_ms": tandem_node::gap_meter::GAP_POLL.as_millis() as u64,
+        }),
     ))
 }
 
@@ -233,6 +280,7 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
             })
         })
         .collect();
+    let storm = LoginStorm::start(&pair.cluster, active).await?;
     let start = Instant::now();
     let mut max_epoch = epoch_at_start;
     let mut suspect_seen = 0u32;
@@ -251,14 +299,165 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
     for burner in burners {
         let _ = burner.join();
     }
+    let (logins, refused) = storm.stop().await;
     let failovers = max_epoch - epoch_at_start;
     Ok(json!({
         "scenario": "false-failovers",
         "runs": 1,
         "duration_s": duration.as_secs(),
-        "load": format!("{} busy threads on {cores} cores", cores * 2),
+        "load": format!(
+            "{} busy threads on {cores} cores; an argon2 login storm ({STORM_CLIENTS} clients \
+             logging in with passwords without pause)",
+            cores * 2
+        ),
+        "storm_logins": logins,
+        "storm_refused_busy": refused,
         "failovers": failovers,
         "polls_with_peer_not_ok": suspect_seen,
         "failed": failovers > 0,
     }))
+}
+
+/// Clients in the argon2 login storm of false-failovers.
+const STORM_CLIENTS: usize = 32;
+
+/// Password logins without pause, `STORM_CLIENTS` at once, on the active node.
+struct LoginStorm {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+}
+
+impl LoginStorm {
+    async fn start(cluster: &Cluster, active: &str) -> anyhow::Result<LoginStorm> {
+        crate::clients::add_user(cluster, active, "storm")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..STORM_CLIENTS {
+            let mut client = crate::clients::connect(cluster, active).await?;
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut logins, mut refused) = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    match crate::clients::login(&mut client, "storm").await {
+                        Ok(_) => logins += 1,
+                        Err(_) => {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+                (logins, refused)
+            }));
+        }
+        Ok(LoginStorm { stop, tasks })
+    }
+
+    /// Stops the storm; returns the logins admitted and refused.
+    async fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut totals = (0, 0);
+        for task in self.tasks {
+            if let Ok((logins, refused)) = task.await {
+                totals.0 += logins;
+                totals.1 += refused;
+            }
+        }
+        totals
+    }
+}
+
+/// Sessions resumed at once in login-storm, and the connections they come over.
+const STORM_SESSIONS: usize = 10_000;
+const STORM_CONNECTIONS: usize = 1_000;
+
+/// login-storm: 10,000 sessions, then SIGKILL the active; 1,000 clients each dial the new
+/// active over TLS and resume 10 sessions. The figure is the time from the kill until every
+/// session has resumed, and from the new active serving until then.
+pub async fn login_storm(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
+    let mut samples = Vec::new();
+    let mut after_serving = Vec::new();
+    for run in 0..runs {
+        let mut pair = Pair::start(bins)?;
+        let active = pair.steady().await?;
+        let survivor = other(active);
+        let opened = Instant::now();
+        let tokens =
+            crate::clients::open_sessions(&pair.cluster, active, 100, STORM_SESSIONS, 16).await?;
+        eprintln!(
+            "run {}: {} sessions opened on {active} in {:.1} s (argon2 logins)",
+            run + 1,
+            tokens.len(),
+            opened.elapsed().as_secs_f64()
+        );
+        let tokens = Arc::new(tokens);
+        let killed = Instant::now();
+        pair.cluster.node(active).signal(libc::SIGKILL)?;
+        let per_connection = STORM_SESSIONS / STORM_CONNECTIONS;
+        let mut tasks = Vec::new();
+        for connection in 0..STORM_CONNECTIONS {
+            let cluster_addr = pair.cluster.addrs(survivor).client.to_string();
+            let files = crate::clients::tls_files(&pair.cluster);
+            let tokens = tokens.clone();
+            tasks.push(tokio::spawn(async move {
+                let config = tandem_node::tls::client_config(&files, false)?;
+                let start = Instant::now();
+                let channel = loop {
+                    match tandem_node::tls::connect(
+                        &cluster_addr,
+                        survivor,
+                        config.clone(),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    {
+                        Ok(channel) => break channel,
+                        Err(error) if start.elapsed() > STEP_TIMEOUT => {
+                            return Err(anyhow!("cannot connect: {error}"));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                };
+                let mut client = crate::clients::Client::new(channel);
+                let mut last = Instant::now();
+                for token in &tokens[connection * per_connection..(connection + 1) * per_connection]
+                {
+                    last =
+                        crate::clients::resume_until_ok(&mut client, token, STEP_TIMEOUT).await?;
+                }
+                Ok::<_, anyhow::Error>(last)
+            }));
+        }
+        let serving = pair.time_until_serving(survivor).await?;
+        let mut all_done = killed;
+        for task in tasks {
+            all_done = all_done.max(task.await??);
+        }
+        let took = all_done - killed;
+        eprintln!(
+            "run {}: all {STORM_SESSIONS} sessions resumed on {survivor} over \
+             {STORM_CONNECTIONS} connections {:.1} ms after the kill ({survivor} served after \
+             {:.1} ms)",
+            run + 1,
+            took.as_secs_f64() * 1000.0,
+            serving.as_secs_f64() * 1000.0
+        );
+        samples.push(took);
+        after_serving.push(took.saturating_sub(serving));
+    }
+    let mut result = samples_json(
+        "login-storm",
+        &samples,
+        json!({
+            "sessions": STORM_SESSIONS,
+            "connections": STORM_CONNECTIONS,
+            "measures": "SIGKILL of the active to the last of the sessions resumed on the other node",
+            "after_serving_p50_ms": percentile_ms(&after_serving, 50.0),
+            "target_ms": 3000,
+        }),
+    );
+    let p50 = percentile_ms(&samples, 50.0);
+    if let Value::Object(map) = &mut result {
+        map.insert("failed".into(), json!(p50 > 3000.0));
+    }
+    Ok(result)
 }

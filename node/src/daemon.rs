@@ -284,6 +284,25 @@ struct DaemonArgs {
     config: PathBuf,
 }
 
+/// Raises the soft limit on open files to the hard limit: each client connection holds a
+/// descriptor, and a login storm after a failover brings thousands at once. Best effort.
+pub fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit with a struct this function owns.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("cannot raise the open files limit");
+            }
+        }
+    }
+}
+
 /// `tandemd` with the process arguments; returns the exit status.
 pub fn main() -> u8 {
     use clap::Parser;
@@ -297,6 +316,7 @@ pub fn main() -> u8 {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tls::install_crypto_provider();
+    raise_open_files_limit();
     let config = match load_config(&args.config) {
         Ok(config) => config,
         Err(error) => {
