@@ -347,3 +347,52 @@ fn tandemctl_user_adds_lists_changes_and_deletes_users() -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+#[test]
+fn a_retried_login_keeps_one_session_and_tokens_expire_after_the_session_ttl() -> anyhow::Result<()>
+{
+    let _serial = serial();
+    let spec = ClusterSpec::new().set_all("gateway.session_ttl", "3s");
+    let cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    add_user(&cluster, "a", "erin", "pw")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut a = gateway(&cluster, "a").await?;
+
+        phase("a login retried with its request id: one session, and the new token works");
+        let request_id = rid("login");
+        let first = login(&mut a, &request_id, "erin", "pw").await?;
+        let retried = login(&mut a, &request_id, "erin", "pw").await?;
+        assert_eq!(retried.session_id, first.session_id);
+        assert_ne!(
+            retried.token, first.token,
+            "the first token cannot be read back"
+        );
+        resume(&mut a, &retried.token).await?;
+        assert_eq!(cluster.status("a")?["sessions"], 1);
+        phase("the retry's password is checked too");
+        let wrong = login(&mut a, &request_id, "erin", "nope")
+            .await
+            .expect_err("wrong");
+        assert_eq!(wrong.code(), Code::Unauthenticated);
+
+        phase("past session_ttl the token is refused as expired");
+        let token = retried.token.clone();
+        cluster
+            .wait_until(WAIT, "the session to expire", |_| {
+                let outcome = runtime_free(|| {
+                    let cluster = &cluster;
+                    let token = token.clone();
+                    async move {
+                        let mut client = gateway(cluster, "a").await?;
+                        Ok(resume(&mut client, &token).await.err())
+                    }
+                })?;
+                Ok(outcome.filter(|status| status.code() == Code::Unauthenticated))
+            })
+            .map(|status| assert!(status.message().contains("expired"), "{}", status.message()))?;
+        assert_eq!(cluster.status("a")?["sessions"], 0);
+        anyhow::Ok(())
+    })
+}
