@@ -190,7 +190,13 @@ pub fn build(
     let backend = NodeBackend {
         repl: repl.clone(),
         status,
-        own_client_address: config.listen.client.to_string(),
+        // A wildcard listener has no address a client could dial: send none, and clients keep
+        // the address they reached this node at.
+        own_client_address: if config.listen.client.ip().is_unspecified() {
+            String::new()
+        } else {
+            config.listen.client.to_string()
+        },
         peer_client_address: config.peer.client_address.clone(),
         name: config.node.name.clone(),
     };
