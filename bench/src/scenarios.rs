@@ -86,13 +86,20 @@ impl Pair {
             if let (Some(a), Some(b)) = (a, b) {
                 let serving =
                     |s: &tandem_node::status::Status| s.node.role == "active" && s.node.admitting;
+                // A passive that is still catching up is `outdated` and would rightly refuse to
+                // take over: a run starts only once it is consistent again.
                 let following = |s: &tandem_node::status::Status| {
-                    s.node.role == "passive" && s.peer.state == "ok"
+                    s.node.role == "passive" && s.peer.state == "ok" && s.node.disk == "consistent"
                 };
-                if serving(&a) && following(&b) && a.peer.role == "passive" {
+                let replicating = |s: &tandem_node::status::Status| {
+                    s.peer.role == "passive"
+                        && s.peer.disk == "consistent"
+                        && !s.replication.degraded
+                };
+                if serving(&a) && following(&b) && replicating(&a) {
                     return Ok("a");
                 }
-                if serving(&b) && following(&a) && b.peer.role == "passive" {
+                if serving(&b) && following(&a) && replicating(&b) {
                     return Ok("b");
                 }
             }
