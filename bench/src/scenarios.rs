@@ -306,7 +306,7 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
     for burner in burners {
         let _ = burner.join();
     }
-    let (logins, refused) = storm.stop().await;
+    let (logins, storm_failed, storm_errors) = storm.stop().await;
     let failovers = max_epoch - epoch_at_start;
     Ok(json!({
         "scenario": "false-failovers",
@@ -318,7 +318,8 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
             cores * 2
         ),
         "storm_logins": logins,
-        "storm_refused_busy": refused,
+        "storm_failed": storm_failed,
+        "storm_errors": storm_errors,
         "failovers": failovers,
         "polls_with_peer_not_ok": suspect_seen,
         "failed": failovers > 0,
@@ -331,7 +332,7 @@ const STORM_CLIENTS: usize = 32;
 /// Password logins without pause, `STORM_CLIENTS` at once, on the active node.
 struct LoginStorm {
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64, Vec<String>)>>,
 }
 
 impl LoginStorm {
@@ -343,30 +344,40 @@ impl LoginStorm {
             let mut client = crate::clients::connect(cluster, active).await?;
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let (mut logins, mut refused) = (0, 0);
+                let (mut logins, mut failed, mut kinds) = (0, 0, Vec::new());
                 while !stop.load(Ordering::Relaxed) {
                     match crate::clients::login(&mut client, "storm").await {
                         Ok(_) => logins += 1,
-                        Err(_) => {
-                            refused += 1;
+                        Err(status) => {
+                            failed += 1;
+                            let kind = format!("{:?}: {}", status.code(), status.message());
+                            if kinds.len() < 4 && !kinds.contains(&kind) {
+                                kinds.push(kind);
+                            }
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }
                 }
-                (logins, refused)
+                (logins, failed, kinds)
             }));
         }
         Ok(LoginStorm { stop, tasks })
     }
 
-    /// Stops the storm; returns the logins admitted and refused.
-    async fn stop(self) -> (u64, u64) {
+    /// Stops the storm; returns the logins admitted, those that failed, and the distinct
+    /// errors seen (a few).
+    async fn stop(self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
-        let mut totals = (0, 0);
+        let mut totals = (0, 0, Vec::new());
         for task in self.tasks {
-            if let Ok((logins, refused)) = task.await {
+            if let Ok((logins, failed, kinds)) = task.await {
                 totals.0 += logins;
-                totals.1 += refused;
+                totals.1 += failed;
+                for kind in kinds {
+                    if totals.2.len() < 8 && !totals.2.contains(&kind) {
+                        totals.2.push(kind);
+                    }
+                }
             }
         }
         totals

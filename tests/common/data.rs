@@ -33,7 +33,8 @@ pub fn with_schema(
         )
 }
 
-pub async fn client(cluster: &Cluster, node: &str) -> anyhow::Result<DataClient<Channel>> {
+/// A TLS channel to `node`'s client port, as an application dials it (no client certificate).
+pub async fn client_channel(cluster: &Cluster, node: &str) -> anyhow::Result<Channel> {
     tandem_node::tls::install_crypto_provider();
     let certs = cluster.certs_dir();
     let files = tandem_node::tls::TlsFiles {
@@ -43,8 +44,11 @@ pub async fn client(cluster: &Cluster, node: &str) -> anyhow::Result<DataClient<
     };
     let config = tandem_node::tls::client_config(&files, false)?;
     let address = cluster.addrs(node).client.to_string();
-    let channel = tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?;
-    Ok(DataClient::new(channel))
+    Ok(tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?)
+}
+
+pub async fn client(cluster: &Cluster, node: &str) -> anyhow::Result<DataClient<Channel>> {
+    Ok(DataClient::new(client_channel(cluster, node).await?))
 }
 
 pub fn int(value: i64) -> pb::Value {

@@ -2,7 +2,6 @@
 //! port), and the calls the tests make with it. `PairClient` has tests of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tandem_harness::Cluster;
 use tandem_proto::gateway::gateway_client::GatewayClient;
@@ -12,17 +11,9 @@ use tonic::transport::Channel;
 pub type Client = GatewayClient<Channel>;
 
 pub async fn gateway(cluster: &Cluster, node: &str) -> anyhow::Result<Client> {
-    tandem_node::tls::install_crypto_provider();
-    let certs = cluster.certs_dir();
-    let files = tandem_node::tls::TlsFiles {
-        ca: certs.join("ca.pem"),
-        cert: certs.join("admin.pem"),
-        key: certs.join("admin.key"),
-    };
-    let config = tandem_node::tls::client_config(&files, false)?;
-    let address = cluster.addrs(node).client.to_string();
-    let channel = tandem_node::tls::connect(&address, node, config, Duration::from_secs(5)).await?;
-    Ok(GatewayClient::new(channel))
+    Ok(GatewayClient::new(
+        super::data::client_channel(cluster, node).await?,
+    ))
 }
 
 /// A request id unique within the test process.
