@@ -28,6 +28,8 @@ pub struct AdminService {
     pub gateway: crate::gateway::NodeGateway,
     /// The `switchover --when-idle` wait, if one is on.
     pub when_idle: crate::when_idle::WhenIdle,
+    /// `[alerts]`, for `tandemctl alerts test`.
+    pub mailer: Option<crate::alerts::Mailer>,
 }
 
 /// Passes `request` to the driver and waits for its answer (at most `COMMAND_TIMEOUT`).
@@ -279,6 +281,23 @@ impl pb::admin_server::Admin for AdminService {
             self.replication.record("block", &message).await;
         }
         Ok(Response::new(pb::CommandReply { message }))
+    }
+
+    async fn alerts_test(
+        &self,
+        _: Request<pb::AlertsTestRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        let Some(mailer) = &self.mailer else {
+            return Err(Status::failed_precondition(
+                crate::alerts::AlertError::NotConfigured.to_string(),
+            ));
+        };
+        match mailer.send_test().await {
+            Ok(answer) => Ok(Response::new(pb::CommandReply {
+                message: format!("test mail sent; the server answered: {answer}"),
+            })),
+            Err(error) => Err(Status::unavailable(format!("test mail not sent: {error}"))),
+        }
     }
 
     async fn user_add(

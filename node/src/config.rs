@@ -46,7 +46,32 @@ struct RawConfig {
     replication: RawReplication,
     #[serde(default)]
     gateway: RawGateway,
+    alerts: Option<RawAlerts>,
     tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    smtp_host: String,
+    #[serde(default = "default_smtp_port")]
+    smtp_port: u16,
+    #[serde(default = "default_security")]
+    security: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    from: String,
+    to: Vec<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+fn default_security() -> String {
+    "none".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,7 +235,30 @@ pub struct Config {
     pub timers: Timers,
     pub replication: ReplicationConfig,
     pub gateway: GatewaySettings,
+    /// `[alerts]`: where selected events are mailed; `None` mails nothing.
+    pub alerts: Option<AlertsConfig>,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// How the connection to the mail server is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// `[alerts]` (DESIGN.md §6, §9).
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub security: SmtpSecurity,
+    /// With `password`; both empty: no authentication.
+    pub user: String,
+    pub password: String,
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 /// `[gateway]` (DESIGN.md §5).
@@ -377,6 +425,7 @@ impl Validator<'_> {
             timers: self.timers(&raw.timers)?,
             replication: self.replication(raw.replication)?,
             gateway: self.gateway(&raw.gateway)?,
+            alerts: raw.alerts.map(|alerts| self.alerts(alerts)).transpose()?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -631,6 +680,55 @@ impl Validator<'_> {
             return Err(self.invalid("gateway.session_ttl", "must be at least 1s"));
         }
         Ok(GatewaySettings { session_ttl })
+    }
+
+    fn alerts(&self, raw: RawAlerts) -> Result<AlertsConfig, ConfigError> {
+        if raw.smtp_host.trim().is_empty() {
+            return Err(self.invalid("alerts.smtp_host", "must not be empty"));
+        }
+        if raw.smtp_port == 0 {
+            return Err(self.invalid("alerts.smtp_port", "must not be 0"));
+        }
+        let security = match raw.security.as_str() {
+            "none" => SmtpSecurity::None,
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            other => {
+                return Err(self.invalid(
+                    "alerts.security",
+                    format!("\"{other}\" is not one of none, starttls, tls"),
+                ));
+            }
+        };
+        if raw.user.is_empty() != raw.password.is_empty() {
+            return Err(self.invalid(
+                "alerts.user",
+                "user and password go together: give both, or neither",
+            ));
+        }
+        let mailbox = |key: &str, text: &str| {
+            text.parse::<lettre::message::Mailbox>()
+                .map(drop)
+                .map_err(|error| {
+                    self.invalid(key, format!("\"{text}\" is not a mail address: {error}"))
+                })
+        };
+        mailbox("alerts.from", &raw.from)?;
+        if raw.to.is_empty() {
+            return Err(self.invalid("alerts.to", "must name at least one recipient"));
+        }
+        for (index, to) in raw.to.iter().enumerate() {
+            mailbox(&format!("alerts.to[{index}]"), to)?;
+        }
+        Ok(AlertsConfig {
+            smtp_host: raw.smtp_host,
+            smtp_port: raw.smtp_port,
+            security,
+            user: raw.user,
+            password: raw.password,
+            from: raw.from,
+            to: raw.to,
+        })
     }
 
     fn tls(&self, raw: &RawTls) -> Result<crate::tls::TlsFiles, ConfigError> {
@@ -908,6 +1006,22 @@ mod tests {
             ),
             ("[gateway]\nsession_ttl = \"10ms\"", "gateway.session_ttl"),
             ("[gateway]\nsession_tll = \"1h\"", "session_tll"),
+            (
+                "[alerts]\nsmtp_host = \"127.0.0.1\"\nfrom = \"not an address\"\nto = [\"ops@example.com\"]",
+                "alerts.from",
+            ),
+            (
+                "[alerts]\nsmtp_host = \"127.0.0.1\"\nfrom = \"t@example.com\"\nto = []",
+                "alerts.to",
+            ),
+            (
+                "[alerts]\nsmtp_host = \"h\"\nsecurity = \"ssl\"\nfrom = \"t@example.com\"\nto = [\"o@example.com\"]",
+                "alerts.security",
+            ),
+            (
+                "[alerts]\nsmtp_host = \"h\"\nuser = \"u\"\nfrom = \"t@example.com\"\nto = [\"o@example.com\"]",
+                "alerts.user",
+            ),
             (
                 "[replication]\ntables = [\"t\"]\nconflict_policy = { t = \"loudest\" }",
                 "replication.conflict_policy.t",

@@ -106,6 +106,11 @@ pub enum CtlCommand {
     Block { what: BlockWhat },
     /// Admit new logins or new calls again.
     Unblock { what: BlockWhat },
+    /// E-mail alerts: `alerts test` sends a test mail now and prints the server's answer.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// The clients gateway's users.
     User {
         #[command(subcommand)]
@@ -149,6 +154,12 @@ impl BlockWhat {
             BlockWhat::Calls => "calls",
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Send a test mail through [alerts] now.
+    Test,
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,6 +330,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print_reply(client.set_block(request).await, cli.json)
         }
         CtlCommand::User { command } => user(&mut client, command, cli.json).await,
+        CtlCommand::Alerts {
+            command: AlertsCommand::Test,
+        } => print_reply(client.alerts_test(pb::AlertsTestRequest {}).await, cli.json),
         CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
     }
 }

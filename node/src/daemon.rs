@@ -90,13 +90,15 @@ pub enum DaemonError {
     Driver(#[from] crate::driver::DriverError),
     #[error("{0}")]
     Replication(#[from] crate::repl::ReplError),
+    #[error("alerts: {0}")]
+    Alerts(#[from] crate::alerts::AlertError),
 }
 
 impl DaemonError {
     /// Exit status: 2 for a bad config, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Config(_) | DaemonError::Tls(_) => 2,
+            DaemonError::Config(_) | DaemonError::Tls(_) | DaemonError::Alerts(_) => 2,
             // A bad migration or a replicated table without a primary key is the config's.
             DaemonError::Replication(error) if error.is_config() => 2,
             _ => 1,
@@ -130,6 +132,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     })?;
     let _lock = lock_data_dir(&config.node.data_dir)?;
     let store = crate::state_store::StateStore::open(&config.node.data_dir).await?;
+    let mailer = crate::alerts::Mailer::new(&config)?;
+    if let Some(mailer) = &mailer {
+        store.enable_mail();
+        tokio::spawn(crate::alerts::run(store.clone(), mailer.clone()));
+    }
     let peer_listener = bind("listen.peer", config.listen.peer).await?;
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
@@ -150,6 +157,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config,
         &handle,
         &replication,
+        mailer,
         [peer_listener, client_listener, admin_listener],
         servers_stopped,
     )?;
@@ -176,6 +184,7 @@ fn start_servers(
     config: &Config,
     handle: &DriverHandle,
     replication: &crate::repl::Replication,
+    mailer: Option<crate::alerts::Mailer>,
     [peer, client, admin]: [TcpListener; 3],
     stopped: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
@@ -205,6 +214,7 @@ fn start_servers(
         replication: replication.clone(),
         gateway: node_gateway,
         when_idle: crate::when_idle::WhenIdle::default(),
+        mailer,
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {

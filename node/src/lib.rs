@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod alerts;
 pub mod certs;
 pub mod config;
 pub mod ctl;

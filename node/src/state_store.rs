@@ -1,11 +1,13 @@
 //! `state.db`: the node-local SQLite file. Never replicated, never overwritten by a snapshot.
 //!
 //! It holds the durable record of the role machine (epoch, term, disk state, monitoring,
-//! maintenance), the history of terms and the events. Writes use `synchronous=FULL`, so a write
+//! maintenance), the history of terms, the events, and the outbox of alert mails. Writes use
+//! `synchronous=FULL`, so a write
 //! that returned is on disk before the driver acts on it. Only the driver writes; the admin
 //! service reads.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -58,7 +60,29 @@ pub struct StateStore {
     reader: SqlitePool,
     /// New events for `tandemctl events --follow`; lagging followers re-read the table.
     events: broadcast::Sender<EventRecord>,
+    /// Set when `[alerts]` is configured: events of the mailed kinds also enter the outbox, in
+    /// the same transaction (see `crate::alerts`).
+    mail: Arc<std::sync::atomic::AtomicBool>,
+    /// Woken when a mail enters the outbox.
+    pub outbox_added: Arc<tokio::sync::Notify>,
 }
+
+/// One mail of the outbox.
+#[derive(Clone, Debug)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub event_id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub message: String,
+    pub attempts: i64,
+}
+
+/// Unsent mails kept at most; past it a new event is not queued for mail (logged instead), so a
+/// mail server that is gone for weeks cannot fill the disk.
+const OUTBOX_UNSENT_MAX: i64 = 10_000;
+/// Sent mails kept for inspection.
+const OUTBOX_SENT_KEPT: i64 = 1_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS durable (
@@ -79,6 +103,13 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ms INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL,
+    sent_ms INTEGER, last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sent_ms, next_attempt_ms);
 ";
 
 pub fn wall_clock_ms() -> i64 {
@@ -123,6 +154,8 @@ impl StateStore {
             writer,
             reader,
             events,
+            mail: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            outbox_added: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -205,16 +238,48 @@ impl StateStore {
             .collect()
     }
 
-    /// Appends an event and tells followers.
+    /// From now on, events of the mailed kinds also enter the outbox.
+    pub fn enable_mail(&self) {
+        self.mail.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Appends an event and tells followers; an event of a mailed kind also enters the outbox
+    /// in the same transaction, so a mail is queued exactly once per event.
     pub async fn record_event(&self, kind: &str, message: &str) -> Result<EventRecord, StoreError> {
         let at_ms = wall_clock_ms();
+        let mut transaction = self.writer.begin().await?;
         let id = sqlx::query("INSERT INTO events (at_ms, kind, message) VALUES (?, ?, ?)")
             .bind(at_ms)
             .bind(kind)
             .bind(message)
-            .execute(&self.writer)
+            .execute(&mut *transaction)
             .await?
             .last_insert_rowid();
+        if self.mail.load(std::sync::atomic::Ordering::SeqCst) && crate::alerts::is_mailed(kind) {
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_ms IS NULL")
+                    .fetch_one(&mut *transaction)
+                    .await?;
+            if unsent < OUTBOX_UNSENT_MAX {
+                sqlx::query(
+                    "INSERT INTO outbox (event_id, at_ms, kind, message, next_attempt_ms) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(at_ms)
+                .bind(kind)
+                .bind(message)
+                .bind(at_ms)
+                .execute(&mut *transaction)
+                .await?;
+            } else {
+                tracing::error!(kind, "the alert outbox is full; not mailed: {message}");
+            }
+        }
+        transaction.commit().await?;
+        if self.mail.load(std::sync::atomic::Ordering::SeqCst) {
+            self.outbox_added.notify_one();
+        }
         if id % 1000 == 0 {
             sqlx::query("DELETE FROM events WHERE id <= ?")
                 .bind(id - EVENTS_KEPT)
@@ -230,6 +295,79 @@ impl StateStore {
         // No follower listening is fine: the event is in the table.
         let _ = self.events.send(record.clone());
         Ok(record)
+    }
+
+    /// The oldest unsent mail, if one is due at `now_ms`; otherwise when the next one is due.
+    pub async fn next_mail(
+        &self,
+        now_ms: i64,
+    ) -> Result<Result<OutboxMail, Option<i64>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, event_id, at_ms, kind, message, attempts, next_attempt_ms FROM outbox \
+             WHERE sent_ms IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else { return Ok(Err(None)) };
+        let due: i64 = row.try_get("next_attempt_ms")?;
+        if due > now_ms {
+            return Ok(Err(Some(due)));
+        }
+        Ok(Ok(OutboxMail {
+            id: row.try_get("id")?,
+            event_id: row.try_get("event_id")?,
+            at_ms: row.try_get("at_ms")?,
+            kind: row.try_get("kind")?,
+            message: row.try_get("message")?,
+            attempts: row.try_get("attempts")?,
+        }))
+    }
+
+    /// Marks a mail sent (the server accepted it).
+    pub async fn mail_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sent_ms = ?, attempts = attempts + 1 WHERE id = ?")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        sqlx::query(
+            "DELETE FROM outbox WHERE sent_ms IS NOT NULL AND id NOT IN \
+             (SELECT id FROM outbox WHERE sent_ms IS NOT NULL ORDER BY id DESC LIMIT ?)",
+        )
+        .bind(OUTBOX_SENT_KEPT)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the mail is tried again at `next_attempt_ms`.
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? \
+             WHERE id = ?",
+        )
+        .bind(next_attempt_ms)
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Unsent and sent mails in the outbox (for status and tests).
+    pub async fn outbox_counts(&self) -> Result<(u64, u64), StoreError> {
+        let (unsent, sent): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE sent_ms IS NULL), \
+             count(*) FILTER (WHERE sent_ms IS NOT NULL) FROM outbox",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((unsent.max(0) as u64, sent.max(0) as u64))
     }
 
     /// The newest `limit` events, oldest first.

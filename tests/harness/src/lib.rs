@@ -29,6 +29,7 @@
 //!   cuts one direction (DESIGN §11).
 //! - [`ports`]: free ports on 127.0.0.1, never handed out twice in one process.
 //! - [`wait`]: `wait_until`, a poll with a deadline, usable without a cluster.
+//! - [`smtp_sink`]: [`SmtpSink`], a local mail server that keeps what it receives.
 //! - `child_process`: every child is forked from one long-lived thread with a parent-death
 //!   signal, so no process outlives the test binary.
 
@@ -42,6 +43,7 @@ pub mod fault_proxy;
 pub mod node_config;
 pub mod node_process;
 pub mod ports;
+pub mod smtp_sink;
 pub mod timers;
 pub mod wait;
 
@@ -56,5 +58,6 @@ pub use fault_proxy::{Direction, FaultProxy, Mode, ProxyStats};
 pub use node_config::{NodeConfig, toml_duration};
 pub use node_process::NodeProcess;
 pub use ports::NodeAddrs;
+pub use smtp_sink::{Mail, SmtpSink};
 pub use timers::Timers;
 pub use wait::wait_until;
