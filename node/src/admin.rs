@@ -50,6 +50,35 @@ pub async fn driver_command(
     }
 }
 
+/// The published status with what is exact at this instant: the admission gate, the
+/// replication state, the gateway's blocks and counts (read from this node's database) and a
+/// `--when-idle` wait. The admin service and the HTTP page both show this.
+pub async fn full_status(
+    handle: &DriverHandle,
+    replication: &crate::repl::Replication,
+    gateway: &crate::gateway::NodeGateway,
+    when_idle: &crate::when_idle::WhenIdle,
+) -> crate::status::Status {
+    let mut status = handle.status.borrow().clone();
+    status.node.admitting = handle.admission.admits();
+    status.replication = replication.status().borrow().clone();
+    if let Ok(blocks) = gateway.blocks().await {
+        status.blocks.logins = blocks.logins;
+        status.blocks.calls = blocks.calls;
+    }
+    if let Ok(counts) = gateway.counts().await {
+        status.calls_active = counts.calls_active;
+        status.sessions = counts.sessions;
+    }
+    if let Some(calls) = when_idle.waiting_calls() {
+        if status.switchover.state == "idle" {
+            status.switchover.state = "waiting_idle".into();
+        }
+        status.switchover.waiting_calls = calls;
+    }
+    status
+}
+
 fn gateway_status(error: tandem_gateway::GatewayError) -> Status {
     error.into()
 }
@@ -68,6 +97,18 @@ fn event_to_pb(event: EventRecord) -> pb::Event {
 }
 
 impl AdminService {
+    /// The node's status as `tandemctl status` shows it, exact at this instant (see
+    /// `full_status`).
+    pub async fn full_status(&self) -> crate::status::Status {
+        full_status(
+            &self.handle,
+            &self.replication,
+            &self.gateway,
+            &self.when_idle,
+        )
+        .await
+    }
+
     async fn command(&self, request: AdminRequest) -> Result<Response<pb::CommandReply>, Status> {
         match driver_command(&self.handle, request).await {
             Ok(message) => Ok(Response::new(pb::CommandReply { message })),
@@ -123,25 +164,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        let mut status = self.handle.status.borrow().clone();
-        // The gate and the replication state, not the last published status: they are exact
-        // at this instant.
-        status.node.admitting = self.handle.admission.admits();
-        status.replication = self.replication.status().borrow().clone();
-        if let Ok(blocks) = self.gateway.blocks().await {
-            status.blocks.logins = blocks.logins;
-            status.blocks.calls = blocks.calls;
-        }
-        if let Ok(counts) = self.gateway.counts().await {
-            status.calls_active = counts.calls_active;
-            status.sessions = counts.sessions;
-        }
-        if let Some(calls) = self.when_idle.waiting_calls() {
-            if status.switchover.state == "idle" {
-                status.switchover.state = "waiting_idle".into();
-            }
-            status.switchover.waiting_calls = calls;
-        }
+        let status = self.full_status().await;
         Ok(Response::new(crate::status_wire::status_to_pb(&status)))
     }
 

@@ -140,6 +140,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let peer_listener = bind("listen.peer", config.listen.peer).await?;
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
+    let http_listener = bind("listen.http", config.listen.http).await?;
     let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
     let (mut driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
     let dial_tls = tls::client_config(&config.tls, true)?;
@@ -158,7 +159,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &handle,
         &replication,
         mailer,
-        [peer_listener, client_listener, admin_listener],
+        [
+            peer_listener,
+            client_listener,
+            admin_listener,
+            http_listener,
+        ],
         servers_stopped,
     )?;
     crate::peer_link::spawn_dialers(&config, dial_tls, &handle);
@@ -185,7 +191,7 @@ fn start_servers(
     handle: &DriverHandle,
     replication: &crate::repl::Replication,
     mailer: Option<crate::alerts::Mailer>,
-    [peer, client, admin]: [TcpListener; 3],
+    [peer, client, admin_listener, http]: [TcpListener; 4],
     stopped: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
     let peer_tls = tls::server_config(&config.tls, ClientAuth::Named(config.peer.name.clone()))?;
@@ -209,17 +215,21 @@ fn start_servers(
     tokio::spawn(crate::gateway::run_session_pruner(node_gateway.clone()));
     let gateway = GatewayServer::new(tandem_gateway::GatewayService::new(node_gateway.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX);
-    let admin_service = AdminServer::new(crate::admin::AdminService {
+    let admin = std::sync::Arc::new(crate::admin::AdminService {
         handle: handle.clone(),
         replication: replication.clone(),
         gateway: node_gateway,
         when_idle: crate::when_idle::WhenIdle::default(),
         mailer,
-    })
-    .max_decoding_message_size(MESSAGE_BYTES_MAX);
+    });
+    let admin_service =
+        AdminServer::from_arc(admin.clone()).max_decoding_message_size(MESSAGE_BYTES_MAX);
+    let http_router = crate::http::router(admin);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let http_server =
+        axum::serve(http, http_router).with_graceful_shutdown(until_stopped(stopped.clone()));
     let builder = || {
         Server::builder()
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
@@ -243,13 +253,18 @@ fn start_servers(
     let admin_server = builder()
         .add_service(admin_service)
         .serve_with_incoming_shutdown(
-            tls::tls_incoming(admin, admin_tls, "admin"),
+            tls::tls_incoming(admin_listener, admin_tls, "admin"),
             until_stopped(stopped),
         );
     Ok(vec![
         spawn_server("peer", peer_server),
         spawn_server("client", client_server),
         spawn_server("admin", admin_server),
+        tokio::spawn(async move {
+            if let Err(error) = http_server.await {
+                tracing::error!(server = "http", %error, "server failed");
+            }
+        }),
     ])
 }
 
