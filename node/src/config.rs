@@ -47,7 +47,31 @@ struct RawConfig {
     #[serde(default)]
     gateway: RawGateway,
     alerts: Option<RawAlerts>,
+    #[serde(default)]
+    hooks: RawHooks,
     tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHooks {
+    on_active: String,
+    on_passive: String,
+    on_fault: String,
+    fence_peer: String,
+    timeout: String,
+}
+
+impl Default for RawHooks {
+    fn default() -> RawHooks {
+        RawHooks {
+            on_active: String::new(),
+            on_passive: String::new(),
+            on_fault: String::new(),
+            fence_peer: String::new(),
+            timeout: "10s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +261,32 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// `[alerts]`: where selected events are mailed; `None` mails nothing.
     pub alerts: Option<AlertsConfig>,
+    pub hooks: HooksConfig,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// `[hooks]` (DESIGN.md §6): shell commands; empty means none.
+#[derive(Clone, Debug, Default)]
+pub struct HooksConfig {
+    pub on_active: String,
+    pub on_passive: String,
+    pub on_fault: String,
+    pub fence_peer: String,
+    pub timeout: Duration,
+}
+
+impl HooksConfig {
+    /// The command of the hook called `name`, if one is set.
+    pub fn command(&self, name: &str) -> Option<&str> {
+        let command = match name {
+            "on_active" => &self.on_active,
+            "on_passive" => &self.on_passive,
+            "on_fault" => &self.on_fault,
+            "fence_peer" => &self.fence_peer,
+            _ => return None,
+        };
+        (!command.trim().is_empty()).then_some(command.as_str())
+    }
 }
 
 /// How the connection to the mail server is secured.
@@ -426,6 +475,7 @@ impl Validator<'_> {
             replication: self.replication(raw.replication)?,
             gateway: self.gateway(&raw.gateway)?,
             alerts: raw.alerts.map(|alerts| self.alerts(alerts)).transpose()?,
+            hooks: self.hooks(raw.hooks)?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -680,6 +730,20 @@ impl Validator<'_> {
             return Err(self.invalid("gateway.session_ttl", "must be at least 1s"));
         }
         Ok(GatewaySettings { session_ttl })
+    }
+
+    fn hooks(&self, raw: RawHooks) -> Result<HooksConfig, ConfigError> {
+        let timeout = self.duration("hooks.timeout", &raw.timeout)?;
+        if timeout < Duration::from_millis(100) {
+            return Err(self.invalid("hooks.timeout", "must be at least 100ms"));
+        }
+        Ok(HooksConfig {
+            on_active: raw.on_active,
+            on_passive: raw.on_passive,
+            on_fault: raw.on_fault,
+            fence_peer: raw.fence_peer,
+            timeout,
+        })
     }
 
     fn alerts(&self, raw: RawAlerts) -> Result<AlertsConfig, ConfigError> {
@@ -1006,6 +1070,8 @@ mod tests {
             ),
             ("[gateway]\nsession_ttl = \"10ms\"", "gateway.session_ttl"),
             ("[gateway]\nsession_tll = \"1h\"", "session_tll"),
+            ("[hooks]\ntimeout = \"1ms\"", "hooks.timeout"),
+            ("[hooks]\non_actve = \"x\"", "on_actve"),
             (
                 "[alerts]\nsmtp_host = \"127.0.0.1\"\nfrom = \"not an address\"\nto = [\"ops@example.com\"]",
                 "alerts.from",

@@ -76,6 +76,8 @@ pub enum Input {
         reply: oneshot::Sender<AdminReply>,
     },
     Shutdown,
+    /// The `fence_peer` hook finished: whether it succeeded.
+    FenceResult(bool),
 }
 
 /// What the servers and tasks around the driver share with it.
@@ -136,6 +138,11 @@ pub struct Driver {
     replication: Option<watch::Receiver<ReplicationStatus>>,
     /// A switchover waits until the peer has acknowledged the whole log.
     catching_up: bool,
+    /// `[hooks]`: the role hooks' queue.
+    hooks: crate::hooks::Hooks,
+    /// The driver's own input queue, for the `fence_peer` task's answer (weak: the driver must
+    /// not keep its own queue open).
+    own_inputs: mpsc::WeakSender<Input>,
     exit: bool,
 }
 
@@ -165,6 +172,29 @@ impl Driver {
         let fast_path_wanted = Arc::new(AtomicBool::new(false));
         let fast_path_generation = Arc::new(AtomicU64::new(0));
         let admission = Arc::new(Admission::default());
+        let own_inputs = inputs_tx.downgrade();
+        let recorder = own_inputs.clone();
+        let hooks = crate::hooks::Hooks::start(config.hooks.clone(), move |message| {
+            if let Some(inputs) = recorder.upgrade() {
+                let record = Input::Record {
+                    kind: "hook".into(),
+                    message,
+                };
+                if inputs.try_send(record).is_err() {
+                    tracing::warn!("the driver's queue is full; a hook's outcome is only logged");
+                }
+            }
+        });
+        // A crash may have left this node's virtual IP up: start as a passive would.
+        hooks.role_changed(
+            "passive",
+            crate::hooks::HookEnv {
+                role: "passive".into(),
+                term: String::new(),
+                peer: config.peer.name.clone(),
+                reason: "start-up".into(),
+            },
+        );
         let handle = DriverHandle {
             inputs: inputs_tx,
             status: status_rx,
@@ -193,6 +223,8 @@ impl Driver {
             events,
             replication: None,
             catching_up: false,
+            hooks,
+            own_inputs,
             exit: false,
         };
         driver.publish_status();
@@ -334,6 +366,7 @@ impl Driver {
                 self.step(Event::Admin { id, request }).await
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
+            Input::FenceResult(ok) => self.step(Event::FenceResult { ok }).await,
             Input::Record { kind, message } => self.record(&kind, &message).await,
             Input::SetDisk {
                 disk,
@@ -490,6 +523,23 @@ impl Driver {
                     &format!("{} is {}: {reason}", self.config.node.name, role.as_str()),
                 )
                 .await?;
+                let term = self
+                    .machine
+                    .durable()
+                    .term
+                    .as_ref()
+                    .map_or_else(String::new, |term| {
+                        format!("{},{}", term.epoch, term.node())
+                    });
+                self.hooks.role_changed(
+                    role.as_str(),
+                    crate::hooks::HookEnv {
+                        role: role.as_str().into(),
+                        term,
+                        peer: self.config.peer.name.clone(),
+                        reason,
+                    },
+                );
             }
             Command::SetAdmission(admit) => {
                 self.admission.set(admit, self.admission_lease());
@@ -524,10 +574,40 @@ impl Driver {
                 None | Some((_, true)) => self.feedback.push_back(Event::CaughtUp),
                 Some((_, false)) => self.catching_up = true,
             },
-            Command::FencePeer => {
-                tracing::error!("fence_peer requested but no fence hook is configured");
-                self.feedback.push_back(Event::FenceResult { ok: false });
-            }
+            Command::FencePeer => match self.hooks.config().command("fence_peer") {
+                Some(command) => {
+                    let command = command.to_string();
+                    let timeout = self.hooks.config().timeout;
+                    let inputs = self.own_inputs.clone();
+                    let env = crate::hooks::HookEnv {
+                        role: self.machine.role().as_str().into(),
+                        term: String::new(),
+                        peer: self.config.peer.name.clone(),
+                        reason: "fence the peer before taking over".into(),
+                    };
+                    tokio::spawn(async move {
+                        let outcome =
+                            crate::hooks::run_hook("fence_peer", &command, &env, timeout).await;
+                        let Some(inputs) = inputs.upgrade() else {
+                            return;
+                        };
+                        let message = match &outcome {
+                            Ok(line) | Err(line) => line.clone(),
+                        };
+                        let _ = inputs
+                            .send(Input::Record {
+                                kind: "fence".into(),
+                                message,
+                            })
+                            .await;
+                        let _ = inputs.send(Input::FenceResult(outcome.is_ok())).await;
+                    });
+                }
+                None => {
+                    tracing::error!("fence_peer requested but no fence hook is configured");
+                    self.feedback.push_back(Event::FenceResult { ok: false });
+                }
+            },
             Command::Record { kind, message } => self.record(kind.as_str(), &message).await?,
             Command::Reply { id, result } => {
                 if let Some(reply) = self.pending_admin.remove(&id) {
@@ -668,7 +748,7 @@ pub fn role_config(config: &Config) -> RoleConfig {
         failover_after_misses: config.timers.failover_after_misses,
         startup_failover_after_misses: config.timers.startup_failover_after_misses,
         min_failover_interval_ms: millis(config.timers.min_failover_interval),
-        fence_peer: false,
+        fence_peer: config.hooks.command("fence_peer").is_some(),
         switchover_timeout_ms: millis(SWITCHOVER_TIMEOUT),
         shutdown_timeout_ms: millis(SHUTDOWN_TIMEOUT),
     }

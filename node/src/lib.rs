@@ -27,6 +27,7 @@ pub mod duration;
 pub mod event_writer;
 pub mod gap_meter;
 pub mod gateway;
+pub mod hooks;
 pub mod http;
 pub mod password_prompt;
 pub mod peer_link;
