@@ -30,6 +30,8 @@ pub struct AdminService {
     pub when_idle: crate::when_idle::WhenIdle,
     /// `[alerts]`, for `tandemctl alerts test`.
     pub mailer: Option<crate::alerts::Mailer>,
+    /// `auto_failback` and what the failback task shows.
+    pub failback: (crate::config::AutoFailback, crate::failback::FailbackView),
 }
 
 /// Passes `request` to the driver and waits for its answer (at most `COMMAND_TIMEOUT`).
@@ -100,13 +102,15 @@ impl AdminService {
     /// The node's status as `tandemctl status` shows it, exact at this instant (see
     /// `full_status`).
     pub async fn full_status(&self) -> crate::status::Status {
-        full_status(
+        let mut status = full_status(
             &self.handle,
             &self.replication,
             &self.gateway,
             &self.when_idle,
         )
-        .await
+        .await;
+        status.failback = self.failback.1.status(self.failback.0);
+        status
     }
 
     async fn command(&self, request: AdminRequest) -> Result<Response<pb::CommandReply>, Status> {

@@ -36,6 +36,8 @@ struct RawConfig {
     cluster: String,
     #[serde(default = "default_clock_offset")]
     max_clock_offset: String,
+    #[serde(default = "default_auto_failback")]
+    auto_failback: String,
     node: RawNode,
     #[serde(default)]
     listen: RawListen,
@@ -88,6 +90,10 @@ struct RawAlerts {
     password: String,
     from: String,
     to: Vec<String>,
+}
+
+fn default_auto_failback() -> String {
+    "never".into()
 }
 
 fn default_smtp_port() -> u16 {
@@ -253,6 +259,8 @@ pub struct Config {
     pub cluster: String,
     /// Clock skew to the peer above this raises an event.
     pub max_clock_offset: Duration,
+    /// When the preferred node (the higher priority) takes the active role back on its own.
+    pub auto_failback: AutoFailback,
     pub node: NodeConfig,
     pub listen: ListenConfig,
     pub peer: PeerConfig,
@@ -286,6 +294,26 @@ impl HooksConfig {
             _ => return None,
         };
         (!command.trim().is_empty()).then_some(command.as_str())
+    }
+}
+
+/// `auto_failback` (DESIGN.md §3): "never", "when_idle", or a duration such as "10m".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoFailback {
+    Never,
+    /// Once the preferred node is caught up and no call is running.
+    WhenIdle,
+    /// Once the preferred node has been caught up for this long.
+    After(Duration),
+}
+
+impl AutoFailback {
+    pub fn as_str(&self) -> String {
+        match self {
+            AutoFailback::Never => "never".into(),
+            AutoFailback::WhenIdle => "when_idle".into(),
+            AutoFailback::After(after) => crate::duration::largest_whole_unit(*after),
+        }
     }
 }
 
@@ -470,6 +498,16 @@ impl Validator<'_> {
             path: self.path.to_path_buf(),
             cluster: raw.cluster,
             max_clock_offset: self.duration("max_clock_offset", &raw.max_clock_offset)?,
+            auto_failback: match raw.auto_failback.as_str() {
+                "never" => AutoFailback::Never,
+                "when_idle" => AutoFailback::WhenIdle,
+                text => AutoFailback::After(self.duration("auto_failback", text).map_err(|_| {
+                    self.invalid(
+                        "auto_failback",
+                        format!("\"{text}\" is not \"never\", \"when_idle\" or a duration such as \"10m\""),
+                    )
+                })?),
+            },
             listen: self.listen(&raw.listen)?,
             timers: self.timers(&raw.timers)?,
             replication: self.replication(raw.replication)?,
@@ -1122,6 +1160,29 @@ mod tests {
             let message = with_replication(section);
             assert!(message.contains(key), "{section}: {message}");
         }
+    }
+
+    #[test]
+    fn auto_failback_takes_never_when_idle_or_a_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |value: &str| {
+            let line = format!("cluster = \"t\"\nauto_failback = \"{value}\"\n");
+            Config::load(&write_config(dir.path(), &[("cluster = \"t\"\n", &line)]))
+        };
+        assert_eq!(load("never").unwrap().auto_failback, AutoFailback::Never);
+        assert_eq!(
+            load("when_idle").unwrap().auto_failback,
+            AutoFailback::WhenIdle
+        );
+        assert_eq!(
+            load("10m").unwrap().auto_failback,
+            AutoFailback::After(Duration::from_secs(600))
+        );
+        let error = load("sometimes").unwrap_err().to_string();
+        assert!(
+            error.contains("auto_failback") && error.contains("when_idle"),
+            "{error}"
+        );
     }
 
     #[test]

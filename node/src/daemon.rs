@@ -213,6 +213,14 @@ fn start_servers(
         handle.status.clone(),
     ));
     tokio::spawn(crate::gateway::run_session_pruner(node_gateway.clone()));
+    let failback_view = crate::failback::FailbackView::default();
+    tokio::spawn(crate::failback::run(
+        config.auto_failback,
+        config.node.priority,
+        handle.clone(),
+        node_gateway.clone(),
+        failback_view.clone(),
+    ));
     let gateway = GatewayServer::new(tandem_gateway::GatewayService::new(node_gateway.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX);
     let admin = std::sync::Arc::new(crate::admin::AdminService {
@@ -221,6 +229,7 @@ fn start_servers(
         gateway: node_gateway,
         when_idle: crate::when_idle::WhenIdle::default(),
         mailer,
+        failback: (config.auto_failback, failback_view.clone()),
     });
     let admin_service =
         AdminServer::from_arc(admin.clone()).max_decoding_message_size(MESSAGE_BYTES_MAX);

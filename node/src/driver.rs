@@ -717,6 +717,7 @@ impl Driver {
                     .to_string(),
                 version_mismatch: self.peer.version_mismatch,
                 config_mismatch: self.peer.config_mismatch,
+                priority: peer_heartbeat.map_or(0, |hb| hb.priority),
             },
             switchover: SwitchoverStatus {
                 state: match machine.switchover_phase() {

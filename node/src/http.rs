@@ -231,7 +231,8 @@ td {{ border-top: 1px solid #eee; padding: .3em .6em; vertical-align: top; }} td
 <div class="cards">
 <div class="card"><h2>this node: {name} {role_badge}</h2><dl>
 <dt>term</dt><dd>{term}</dd><dt>admitting</dt><dd>{admitting}</dd><dt>disk</dt><dd>{disk}</dd>
-<dt>monitoring</dt><dd>{monitoring}</dd><dt>maintenance</dt><dd>{maintenance}</dd><dt>switchover</dt><dd>{switchover}</dd></dl></div>
+<dt>monitoring</dt><dd>{monitoring}</dd><dt>maintenance</dt><dd>{maintenance}</dd><dt>switchover</dt><dd>{switchover}</dd>
+<dt>auto failback</dt><dd>{failback}</dd></dl></div>
 <div class="card"><h2>peer: {peer_name} {peer_badge}</h2><dl>
 <dt>link</dt><dd>{peer_state}</dd><dt>last seen</dt><dd>{last_seen}</dd><dt>disk</dt><dd>{peer_disk}</dd>
 <dt>maintenance</dt><dd>{peer_maintenance}</dd></dl></div>
@@ -255,6 +256,14 @@ td {{ border-top: 1px solid #eee; padding: .3em .6em; vertical-align: top; }} td
         monitoring = escape(&node.monitoring),
         maintenance = node.maintenance,
         switchover = escape(&status.switchover.state),
+        failback = escape(&if status.failback.time_left.is_empty() {
+            status.failback.policy.clone()
+        } else {
+            format!(
+                "{} (in {})",
+                status.failback.policy, status.failback.time_left
+            )
+        }),
         peer_name = escape(&peer.name),
         peer_badge = badge(&peer.role),
         peer_state = escape(&peer.state),

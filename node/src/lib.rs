@@ -25,6 +25,7 @@ pub mod demo;
 pub mod driver;
 pub mod duration;
 pub mod event_writer;
+pub mod failback;
 pub mod gap_meter;
 pub mod gateway;
 pub mod hooks;

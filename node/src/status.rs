@@ -13,6 +13,9 @@ pub struct Status {
     pub peer: PeerStatus,
     pub switchover: SwitchoverStatus,
     pub replication: ReplicationStatus,
+    /// `auto_failback` and the time left before this (preferred) node takes the role back.
+    #[serde(default)]
+    pub failback: FailbackStatus,
     /// The clients gateway's blocks (replicated), and its counts as this node's database has them.
     #[serde(default)]
     pub blocks: BlocksStatus,
@@ -21,6 +24,17 @@ pub struct Status {
     /// Sessions not yet expired.
     #[serde(default)]
     pub sessions: u32,
+}
+
+/// `failback` in `tandemctl status` (DESIGN.md §9).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailbackStatus {
+    /// "never" | "when_idle" | the configured delay ("10 minutes").
+    pub policy: String,
+    /// The time left in the largest whole unit ("5 minutes", "0 seconds"), or why it waits
+    /// ("when no call runs"); empty when no failback is pending.
+    pub time_left: String,
+    pub time_left_s: Option<u64>,
 }
 
 /// `blocks` in `tandemctl status`: what `tandemctl block` turned away.
@@ -100,6 +114,9 @@ pub struct PeerStatus {
     /// The peer's disk state as last heard, or "unknown".
     #[serde(default)]
     pub disk: String,
+    /// The peer's configured priority as last heard (not shown).
+    #[serde(skip)]
+    pub priority: u32,
     pub maintenance: bool,
     pub version_mismatch: bool,
     pub config_mismatch: bool,

@@ -3,7 +3,8 @@
 use tandem_proto::admin as pb;
 
 use crate::status::{
-    BlocksStatus, NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
+    BlocksStatus, FailbackStatus, NodeStatus, PeerStatus, ReplicationStatus, Status,
+    SwitchoverStatus, TermStatus,
 };
 
 pub fn status_to_pb(status: &Status) -> pb::StatusReply {
@@ -47,7 +48,11 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
             state: status.switchover.state.clone(),
             waiting_calls: status.switchover.waiting_calls,
         }),
-        failback: None,
+        failback: Some(pb::FailbackStatus {
+            policy: status.failback.policy.clone(),
+            time_left: status.failback.time_left.clone(),
+            time_left_s: status.failback.time_left_s,
+        }),
         blocks: Some(pb::Blocks {
             logins: status.blocks.logins,
             calls: status.blocks.calls,
@@ -93,6 +98,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
     let switchover = reply.switchover.unwrap_or_default();
     let replication = replication_from_pb(reply.replication.unwrap_or_default());
     let blocks = reply.blocks.unwrap_or_default();
+    let failback = reply.failback.unwrap_or_default();
     Status {
         cluster: reply.cluster,
         node: NodeStatus {
@@ -126,12 +132,18 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             disk: peer.disk,
             version_mismatch: peer.version_mismatch,
             config_mismatch: peer.config_mismatch,
+            priority: 0,
         },
         switchover: SwitchoverStatus {
             state: switchover.state,
             waiting_calls: switchover.waiting_calls,
         },
         replication,
+        failback: FailbackStatus {
+            policy: failback.policy,
+            time_left: failback.time_left,
+            time_left_s: failback.time_left_s,
+        },
         blocks: BlocksStatus {
             logins: blocks.logins,
             calls: blocks.calls,
