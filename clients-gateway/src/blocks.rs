@@ -105,11 +105,7 @@ impl<B: Backend> Gateway<B> {
                 vec![Value::Text(block.as_str().into())],
             )
         };
-        let request_id = format!(
-            "gateway:block:{}",
-            crate::secret::new_ulid(u64::try_from(now).unwrap_or(0))
-                .map_err(|error| GatewayError::Busy(error.to_string()))?
-        );
+        let request_id = format!("gateway:block:{}", crate::gateway::ulid_at(now)?);
         let written = self
             .backend
             .write(&request_id, vec![statement])

@@ -17,7 +17,6 @@ use crate::gateway::{
     now_ms,
 };
 use crate::schema::FAILOVER_CAUSE;
-use crate::secret::new_ulid;
 
 /// The cause of an `EndCall` that names none.
 pub const NORMAL_CAUSE: &str = "normal";
@@ -79,8 +78,7 @@ impl<B: Backend> Gateway<B> {
         }
         self.refuse_if_blocked(Block::Calls).await?;
         let epoch = self.backend.active_epoch();
-        let call_id = new_ulid(u64::try_from(now).unwrap_or(0))
-            .map_err(|error| GatewayError::Busy(error.to_string()))?;
+        let call_id = crate::gateway::ulid_at(now)?;
         let insert = Statement::new(
             "INSERT INTO calls (id, session_id, user_id, user_name, from_party, to_party, \
              started_ms, node, epoch, start_request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -281,8 +279,7 @@ impl<B: Backend> Gateway<B> {
             let delete = Statement::new(format!("DELETE FROM calls WHERE id IN {batch}"), vec![]);
             let request_id = format!(
                 "gateway:failover-close:{me}:{epoch}:{}",
-                new_ulid(u64::try_from(now).unwrap_or(0))
-                    .map_err(|error| GatewayError::Busy(error.to_string()))?
+                crate::gateway::ulid_at(now)?
             );
             let written = self
                 .backend

@@ -176,6 +176,12 @@ pub fn check_user_name(name: &str) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// A new ULID stamped `now_ms` (see `secret::new_ulid`).
+pub(crate) fn ulid_at(now_ms: i64) -> Result<String, GatewayError> {
+    crate::secret::new_ulid(u64::try_from(now_ms).unwrap_or(0))
+        .map_err(|error| GatewayError::Busy(error.to_string()))
+}
+
 /// Milliseconds since the Unix epoch now.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, NAME_BYTES_MAX, check_length, check_request_id, format_ms, now_ms};
 use crate::limiter::Limited;
-use crate::secret::{new_token, new_ulid, token_hash};
+use crate::secret::{new_token, token_hash};
 
 /// A session as the client gets it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +106,7 @@ impl<B: Backend> Gateway<B> {
             ));
         };
         let token = new_token().map_err(|error| GatewayError::Busy(error.to_string()))?;
-        let session_id =
-            new_ulid(now_u64).map_err(|error| GatewayError::Busy(error.to_string()))?;
+        let session_id = crate::gateway::ulid_at(now)?;
         let ttl_ms = i64::try_from(self.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
         let expires_ms = now.saturating_add(ttl_ms);
         let insert = Statement::new(
@@ -220,11 +219,7 @@ impl<B: Backend> Gateway<B> {
     /// Deletes sessions that expired, at most `max` at a time; returns how many.
     pub async fn prune_sessions(&self, max: i64) -> Result<u64, GatewayError> {
         let now = now_ms();
-        let request_id = format!(
-            "gateway:prune-sessions:{}",
-            new_ulid(u64::try_from(now).unwrap_or(0))
-                .map_err(|error| GatewayError::Busy(error.to_string()))?
-        );
+        let request_id = format!("gateway:prune-sessions:{}", crate::gateway::ulid_at(now)?);
         let delete = Statement::new(
             "DELETE FROM sessions WHERE id IN \
              (SELECT id FROM sessions WHERE expires_ms <= ? LIMIT ?)",

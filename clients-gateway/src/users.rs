@@ -8,7 +8,6 @@ use tandem_replication::data_api::{Statement, Value};
 use crate::backend::Backend;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, check_user_name, now_ms};
-use crate::secret::new_ulid;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserInfo {
@@ -32,7 +31,7 @@ impl<B: Backend> Gateway<B> {
         }
         let hash = self.hash(password).await?;
         let now = now_ms();
-        let id = self.ulid(now)?;
+        let id = crate::gateway::ulid_at(now)?;
         let insert = Statement::new(
             "INSERT INTO users (id, name, password_hash, created_ms, changed_ms) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -73,7 +72,7 @@ impl<B: Backend> Gateway<B> {
                 Value::Text(name.into()),
             ],
         );
-        let request_id = format!("gateway:user-passwd:{}", self.ulid(now)?);
+        let request_id = format!("gateway:user-passwd:{}", crate::gateway::ulid_at(now)?);
         let written = self
             .backend
             .write(&request_id, vec![update])
@@ -98,7 +97,7 @@ impl<B: Backend> Gateway<B> {
             "DELETE FROM users WHERE name = ?",
             vec![Value::Text(name.into())],
         );
-        let request_id = format!("gateway:user-del:{}", self.ulid(now)?);
+        let request_id = format!("gateway:user-del:{}", crate::gateway::ulid_at(now)?);
         let written = self
             .backend
             .write(&request_id, vec![sessions, user])
@@ -145,11 +144,6 @@ impl<B: Backend> Gateway<B> {
         self.passwords
             .hash(password.to_string())
             .await
-            .map_err(|error| GatewayError::Busy(error.to_string()))
-    }
-
-    fn ulid(&self, now_ms: i64) -> Result<String, GatewayError> {
-        new_ulid(u64::try_from(now_ms).unwrap_or(0))
             .map_err(|error| GatewayError::Busy(error.to_string()))
     }
 }

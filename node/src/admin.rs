@@ -52,35 +52,6 @@ pub async fn driver_command(
     }
 }
 
-/// The published status with what is exact at this instant: the admission gate, the
-/// replication state, the gateway's blocks and counts (read from this node's database) and a
-/// `--when-idle` wait. The admin service and the HTTP page both show this.
-pub async fn full_status(
-    handle: &DriverHandle,
-    replication: &crate::repl::Replication,
-    gateway: &crate::gateway::NodeGateway,
-    when_idle: &crate::when_idle::WhenIdle,
-) -> crate::status::Status {
-    let mut status = handle.status.borrow().clone();
-    status.node.admitting = handle.admission.admits();
-    status.replication = replication.status().borrow().clone();
-    if let Ok(blocks) = gateway.blocks().await {
-        status.blocks.logins = blocks.logins;
-        status.blocks.calls = blocks.calls;
-    }
-    if let Ok(counts) = gateway.counts().await {
-        status.calls_active = counts.calls_active;
-        status.sessions = counts.sessions;
-    }
-    if let Some(calls) = when_idle.waiting_calls() {
-        if status.switchover.state == "idle" {
-            status.switchover.state = "waiting_idle".into();
-        }
-        status.switchover.waiting_calls = calls;
-    }
-    status
-}
-
 fn gateway_status(error: tandem_gateway::GatewayError) -> Status {
     error.into()
 }
@@ -99,16 +70,28 @@ fn event_to_pb(event: EventRecord) -> pb::Event {
 }
 
 impl AdminService {
-    /// The node's status as `tandemctl status` shows it, exact at this instant (see
-    /// `full_status`).
+    /// The node's status as `tandemctl status`, `/metrics` and the page show it: the published
+    /// status with what is exact at this instant (the admission gate, the replication state,
+    /// the gateway's blocks and counts read from this node's database, a `--when-idle` wait,
+    /// the failback countdown).
     pub async fn full_status(&self) -> crate::status::Status {
-        let mut status = full_status(
-            &self.handle,
-            &self.replication,
-            &self.gateway,
-            &self.when_idle,
-        )
-        .await;
+        let mut status = self.handle.status.borrow().clone();
+        status.node.admitting = self.handle.admission.admits();
+        status.replication = self.replication.status().borrow().clone();
+        if let Ok(blocks) = self.gateway.blocks().await {
+            status.blocks.logins = blocks.logins;
+            status.blocks.calls = blocks.calls;
+        }
+        if let Ok(counts) = self.gateway.counts().await {
+            status.calls_active = counts.calls_active;
+            status.sessions = counts.sessions;
+        }
+        if let Some(calls) = self.when_idle.waiting_calls() {
+            if status.switchover.state == "idle" {
+                status.switchover.state = "waiting_idle".into();
+            }
+            status.switchover.waiting_calls = calls;
+        }
         status.failback = self.failback.1.status(self.failback.0);
         status
     }

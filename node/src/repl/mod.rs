@@ -257,12 +257,17 @@ impl Replication {
 fn client_limits() -> Limits {
     let private = tandem_gateway::schema::SECRET_TABLES;
     Limits {
-        private_tables: private.iter().map(|t| t.to_string()).collect(),
+        private_tables: private
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .into(),
         node_only_tables: tandem_gateway::schema::TABLES
             .iter()
             .filter(|table| !private.contains(table))
             .map(|t| t.to_string())
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
         ..Limits::default()
     }
 }

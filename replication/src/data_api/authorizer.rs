@@ -205,10 +205,10 @@ pub(super) fn decide_tables(
 }
 
 /// The protected table lists of one request (from `Limits`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct ProtectedTables {
-    pub private: Vec<String>,
-    pub node_only: Vec<String>,
+    pub private: std::sync::Arc<[String]>,
+    pub node_only: std::sync::Arc<[String]>,
 }
 
 /// The statement kind of a DDL action code, or `None` if `action` is not DDL.
@@ -415,7 +415,10 @@ pub(super) mod test_access {
     ) -> (c_int, Option<String>) {
         let state = GuardState {
             mode,
-            protected: ProtectedTables::default(),
+            protected: ProtectedTables {
+                private: std::sync::Arc::from([]),
+                node_only: std::sync::Arc::from([]),
+            },
             refusal: RefCell::new(None),
             deadline: Cell::new(None),
             timed_out: Cell::new(false),

@@ -29,10 +29,11 @@ pub struct Limits {
     pub statement_timeout: Duration,
     /// Tables clients may neither read nor write (they hold secrets, such as the gateway's
     /// password and token hashes); only the node's own requests (`Mode::Node`) reach them.
-    pub private_tables: Vec<String>,
+    /// Shared, so cloning the limits for each write costs no allocation.
+    pub private_tables: std::sync::Arc<[String]>,
     /// Tables clients may read but not write (the gateway's calls and CDRs); only the node
     /// writes them.
-    pub node_only_tables: Vec<String>,
+    pub node_only_tables: std::sync::Arc<[String]>,
 }
 
 impl Default for Limits {
@@ -44,8 +45,8 @@ impl Default for Limits {
             max_param_bytes: 16 * 1024 * 1024,
             max_rows: 10_000,
             statement_timeout: Duration::from_secs(5),
-            private_tables: Vec::new(),
-            node_only_tables: Vec::new(),
+            private_tables: std::sync::Arc::from([]),
+            node_only_tables: std::sync::Arc::from([]),
         }
     }
 }

@@ -120,8 +120,8 @@ fn the_callback_never_panics_and_always_answers_ok_or_deny() {
 #[test]
 fn private_tables_are_closed_to_clients_and_node_only_tables_are_read_only() {
     let tables = ProtectedTables {
-        private: vec!["users".into()],
-        node_only: vec!["cdrs".into()],
+        private: std::sync::Arc::from(["users".to_string()]),
+        node_only: std::sync::Arc::from(["cdrs".to_string()]),
     };
     let ask = |mode, action, table: &str| decide_tables(mode, action, Some(table), &tables);
     for mode in [Mode::Execute, Mode::Query] {
