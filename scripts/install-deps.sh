@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# System packages the end-to-end tests use, from Debian's archive:
+#   chromium        renders the status page headless (tests/19_status_page.rs)
+#   haproxy         routes clients to the active node by /active (tests/18_deploy.rs)
+#   iproute2        network namespaces and addresses for the virtual-IP example
+#   iputils-arping  sends the virtual-IP example's gratuitous ARP
+# Run as root (or with sudo available). Packages already installed are skipped, so a second run
+# does nothing.
+set -euo pipefail
+
+want=(chromium haproxy iproute2 iputils-arping)
+missing=()
+for package in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "system packages: all present (${want[*]})"
+    exit 0
+fi
+echo "system packages: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
