@@ -4,6 +4,7 @@
 //! exits with status 2 on it. This module only reads and checks; it opens no sockets and writes
 //! no files. Relative paths are resolved against the config file's directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,7 +52,79 @@ struct RawConfig {
     alerts: Option<RawAlerts>,
     #[serde(default)]
     hooks: RawHooks,
+    #[serde(default)]
+    service: Vec<RawService>,
     tls: RawTls,
+}
+
+/// One `[[service]]` entry (DESIGN.md §6).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    command: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default = "default_run_on")]
+    run_on: String,
+    #[serde(default)]
+    critical: bool,
+    #[serde(default = "default_max_restarts")]
+    max_restarts: u32,
+    #[serde(default = "default_restart_window")]
+    restart_window: String,
+    #[serde(default = "default_restart_delay")]
+    restart_delay: String,
+    #[serde(default = "default_stop_timeout")]
+    stop_timeout: String,
+    health: Option<RawHealth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    tcp: Option<String>,
+    command: Option<String>,
+    #[serde(default = "default_health_interval")]
+    interval: String,
+    #[serde(default = "default_health_timeout")]
+    timeout: String,
+    #[serde(default = "default_health_failures")]
+    failures: u32,
+}
+
+fn default_run_on() -> String {
+    "active".into()
+}
+
+fn default_max_restarts() -> u32 {
+    3
+}
+
+fn default_restart_window() -> String {
+    "5m".into()
+}
+
+fn default_restart_delay() -> String {
+    "1s".into()
+}
+
+fn default_stop_timeout() -> String {
+    "10s".into()
+}
+
+fn default_health_interval() -> String {
+    "5s".into()
+}
+
+fn default_health_timeout() -> String {
+    "2s".into()
+}
+
+fn default_health_failures() -> u32 {
+    3
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,7 +343,64 @@ pub struct Config {
     /// `[alerts]`: where selected events are mailed; `None` mails nothing.
     pub alerts: Option<AlertsConfig>,
     pub hooks: HooksConfig,
+    /// `[[service]]`: the services this node supervises.
+    pub services: Vec<ServiceConfig>,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// Where a supervised service runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOn {
+    /// Only while this node is active: started on promotion, stopped on demotion.
+    Active,
+    /// Always, on both nodes.
+    Both,
+}
+
+impl RunOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOn::Active => "active",
+            RunOn::Both => "both",
+        }
+    }
+}
+
+/// How a supervised service's health is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthProbe {
+    /// A TCP connect to this host:port succeeds.
+    Tcp(String),
+    /// This shell command exits 0.
+    Command(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    pub probe: HealthProbe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failed checks after which the service counts as failed and is restarted.
+    pub failures: u32,
+}
+
+/// One `[[service]]` (DESIGN.md §6).
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub run_on: RunOn,
+    pub critical: bool,
+    /// Failures within `restart_window` after which a critical service hands over.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// The first restart's delay; each further failure in the window doubles it, up to a minute.
+    pub restart_delay: Duration,
+    /// After SIGTERM, how long a stopping service gets before SIGKILL.
+    pub stop_timeout: Duration,
+    pub health: Option<HealthConfig>,
 }
 
 /// `[hooks]` (DESIGN.md §6): shell commands; empty means none.
@@ -514,6 +644,7 @@ impl Validator<'_> {
             gateway: self.gateway(&raw.gateway)?,
             alerts: raw.alerts.map(|alerts| self.alerts(alerts)).transpose()?,
             hooks: self.hooks(raw.hooks)?,
+            services: self.services(raw.service)?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -781,6 +912,114 @@ impl Validator<'_> {
             on_fault: raw.on_fault,
             fence_peer: raw.fence_peer,
             timeout,
+        })
+    }
+
+    fn services(&self, raws: Vec<RawService>) -> Result<Vec<ServiceConfig>, ConfigError> {
+        let mut services: Vec<ServiceConfig> = Vec::with_capacity(raws.len());
+        for (index, raw) in raws.into_iter().enumerate() {
+            let key = |field: &str| format!("service[{index}].{field}");
+            check_name(&raw.name).map_err(|message| self.invalid(&key("name"), message))?;
+            if services.iter().any(|service| service.name == raw.name) {
+                return Err(
+                    self.invalid(&key("name"), format!("\"{}\" names two services", raw.name))
+                );
+            }
+            if raw.command.trim().is_empty() {
+                return Err(self.invalid(&key("command"), "must not be empty"));
+            }
+            // A path with a slash is relative to the config; a bare name is looked up in PATH.
+            let command = if raw.command.contains('/') {
+                self.resolve(&raw.command).display().to_string()
+            } else {
+                raw.command
+            };
+            let run_on = match raw.run_on.as_str() {
+                "active" => RunOn::Active,
+                "both" => RunOn::Both,
+                other => {
+                    return Err(self.invalid(
+                        &key("run_on"),
+                        format!("\"{other}\" is not \"active\" or \"both\""),
+                    ));
+                }
+            };
+            if raw.max_restarts == 0 {
+                return Err(self.invalid(&key("max_restarts"), "must be at least 1"));
+            }
+            let restart_window = self.duration(&key("restart_window"), &raw.restart_window)?;
+            let restart_delay = self.duration(&key("restart_delay"), &raw.restart_delay)?;
+            if restart_delay < Duration::from_millis(10) || restart_delay > Duration::from_secs(60)
+            {
+                return Err(self.invalid(&key("restart_delay"), "must be between 10ms and 1m"));
+            }
+            let stop_timeout = self.duration(&key("stop_timeout"), &raw.stop_timeout)?;
+            for name in raw.env.keys() {
+                if name.is_empty() || name.contains('=') || name.contains('\0') {
+                    return Err(self.invalid(
+                        &key("env"),
+                        format!("{name:?} is not an environment variable name"),
+                    ));
+                }
+            }
+            let health = match raw.health {
+                None => None,
+                Some(health) => Some(self.health(&key("health"), health)?),
+            };
+            services.push(ServiceConfig {
+                name: raw.name,
+                command,
+                args: raw.args,
+                env: raw.env,
+                run_on,
+                critical: raw.critical,
+                max_restarts: raw.max_restarts,
+                restart_window,
+                restart_delay,
+                stop_timeout,
+                health,
+            });
+        }
+        Ok(services)
+    }
+
+    fn health(&self, key: &str, raw: RawHealth) -> Result<HealthConfig, ConfigError> {
+        let probe = match (raw.tcp, raw.command) {
+            (Some(tcp), None) => {
+                check_host_port(&tcp)
+                    .map_err(|message| self.invalid(&format!("{key}.tcp"), message))?;
+                HealthProbe::Tcp(tcp)
+            }
+            (None, Some(command)) if !command.trim().is_empty() => HealthProbe::Command(command),
+            (None, Some(_)) => {
+                return Err(self.invalid(&format!("{key}.command"), "must not be empty"));
+            }
+            _ => {
+                return Err(self.invalid(
+                    key,
+                    "give exactly one of tcp = \"host:port\" or command = \"...\"",
+                ));
+            }
+        };
+        let interval = self.duration(&format!("{key}.interval"), &raw.interval)?;
+        if interval < Duration::from_millis(100) {
+            return Err(self.invalid(&format!("{key}.interval"), "must be at least 100ms"));
+        }
+        let timeout = self.duration(&format!("{key}.timeout"), &raw.timeout)?;
+        if timeout < Duration::from_millis(10) || timeout > interval {
+            return Err(self.invalid(
+                &format!("{key}.timeout"),
+                "must be at least 10ms and at most the interval",
+            ));
+        }
+        if raw.failures == 0 {
+            return Err(self.invalid(&format!("{key}.failures"), "must be at least 1"));
+        }
+        Ok(HealthConfig {
+            probe,
+            interval,
+            timeout,
+            failures: raw.failures,
         })
     }
 
@@ -1111,6 +1350,42 @@ mod tests {
             ("[hooks]\ntimeout = \"1ms\"", "hooks.timeout"),
             ("[hooks]\non_actve = \"x\"", "on_actve"),
             (
+                "[[service]]\nname = \"pbx\"\ncommand = \"\"",
+                "service[0].command",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nrun_on = \"passive\"",
+                "service[0].run_on",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\n[[service]]\nname = \"pbx\"\ncommand = \"y\"",
+                "service[1].name",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nmax_restarts = 0",
+                "service[0].max_restarts",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nrestart_window = \"soon\"",
+                "service[0].restart_window",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nhealth = { tcp = \"nowhere\" }",
+                "service[0].health.tcp",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nhealth = { tcp = \"h:1\", command = \"true\" }",
+                "service[0].health",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nhealth = { command = \"true\", interval = \"1s\", timeout = \"5s\" }",
+                "service[0].health.timeout",
+            ),
+            (
+                "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nrestrat = 1",
+                "restrat",
+            ),
+            (
                 "[alerts]\nsmtp_host = \"127.0.0.1\"\nfrom = \"not an address\"\nto = [\"ops@example.com\"]",
                 "alerts.from",
             ),
@@ -1160,6 +1435,38 @@ mod tests {
             let message = with_replication(section);
             assert!(message.contains(key), "{section}: {message}");
         }
+    }
+
+    #[test]
+    fn services_parse_with_defaults_and_resolved_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let section = "[[service]]\nname = \"pbx\"\ncommand = \"bin/pbx\"\nargs = [\"-f\"]\nenv = { LANG = \"C\" }\ncritical = true\nhealth = { tcp = \"127.0.0.1:5060\" }\n\
+            [[service]]\nname = \"agent\"\ncommand = \"sleep\"\nrun_on = \"both\"\nrestart_window = \"1m\"\n";
+        let path = write_config(dir.path(), &[("[tls]\n", &format!("{section}[tls]\n"))]);
+        let config = Config::load(&path).unwrap();
+        let [pbx, agent] = config.services.as_slice() else {
+            panic!("two services: {:?}", config.services);
+        };
+        assert_eq!(
+            pbx.command,
+            dir.path().join("bin/pbx").display().to_string()
+        );
+        assert_eq!(pbx.args, ["-f"]);
+        assert_eq!(pbx.env.get("LANG").map(String::as_str), Some("C"));
+        assert_eq!(pbx.run_on, RunOn::Active);
+        assert!(pbx.critical);
+        assert_eq!(pbx.max_restarts, 3);
+        assert_eq!(pbx.restart_window, Duration::from_secs(300));
+        let health = pbx.health.as_ref().unwrap();
+        assert_eq!(health.probe, HealthProbe::Tcp("127.0.0.1:5060".into()));
+        assert_eq!(
+            (health.interval, health.failures),
+            (Duration::from_secs(5), 3)
+        );
+        assert_eq!(agent.command, "sleep");
+        assert_eq!(agent.run_on, RunOn::Both);
+        assert!(!agent.critical && agent.health.is_none());
+        assert_eq!(agent.restart_window, Duration::from_secs(60));
     }
 
     #[test]

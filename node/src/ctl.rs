@@ -766,6 +766,43 @@ pub fn render_status(status: &Status) -> String {
         ));
     }
     text.push('\n');
+    if !status.failback.policy.is_empty() && status.failback.policy != "never" {
+        text.push_str(&format!(
+            "failback    {}  {}\n",
+            status.failback.policy,
+            if status.failback.time_left.is_empty() {
+                "nothing pending"
+            } else {
+                &status.failback.time_left
+            }
+        ));
+    }
+    for service in &status.services {
+        let peer_copy = peer
+            .services
+            .iter()
+            .find(|copy| copy.name == service.name)
+            .map_or("-", |copy| copy.state.as_str());
+        text.push_str(&format!(
+            "service     {:<12} {:<9} {:<9} pid {}  restarts {}  run_on {}{}  peer {peer_copy}\n",
+            service.name,
+            service.state,
+            if service.healthy {
+                "healthy"
+            } else {
+                "unhealthy"
+            },
+            service
+                .pid
+                .map_or_else(|| "-".to_string(), |pid| pid.to_string()),
+            service.restarts,
+            service.run_on,
+            if service.critical { "  critical" } else { "" },
+        ));
+        if !service.last_exit.is_empty() && !service.healthy {
+            text.push_str(&format!("            last: {}\n", service.last_exit));
+        }
+    }
     if peer.version_mismatch || peer.config_mismatch {
         text.push_str("warning     the peer's version or shared settings differ (see events)\n");
     }

@@ -147,6 +147,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let replication =
         crate::repl::Replication::start(&config, handle.clone(), dial_tls.clone()).await?;
     driver.attach_replication(replication.status());
+    let supervisor = crate::supervisor::Supervisor::start(&config.services, &handle);
+    driver.attach_services(supervisor.status());
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
     handle
         .inputs
@@ -177,6 +179,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     spawn_signal_forwarder(handle.clone());
     tracing::info!(node = %config.node.name, "tandemd started");
     let result = driver.run().await;
+    // Services stop gently when tandemd does (a crash kills them by their parent-death signal).
+    supervisor.stop().await;
     // The driver is gone, so is its end of the event queue: the writer drains and ends.
     let _ = tokio::time::timeout(EVENTS_DRAIN, event_writer).await;
     let _ = stop_servers.send(true);

@@ -110,6 +110,8 @@ struct PeerExtras {
     version_mismatch: bool,
     config_mismatch: bool,
     cluster_mismatch_reported: bool,
+    /// The peer's services as its last heartbeat reported them.
+    services: Vec<crate::status::PeerServiceStatus>,
 }
 
 pub struct Driver {
@@ -136,6 +138,8 @@ pub struct Driver {
     events: EventWriter,
     /// The replicated database's status, once it is attached.
     replication: Option<watch::Receiver<ReplicationStatus>>,
+    /// `[[service]]`: the supervisor's view of this node's services, once it is attached.
+    services: Option<watch::Receiver<Vec<crate::status::ServiceStatus>>>,
     /// A switchover waits until the peer has acknowledged the whole log.
     catching_up: bool,
     /// `[hooks]`: the role hooks' queue.
@@ -222,6 +226,7 @@ impl Driver {
             admission,
             events,
             replication: None,
+            services: None,
             catching_up: false,
             hooks,
             own_inputs,
@@ -235,6 +240,21 @@ impl Driver {
     /// `status`.
     pub fn attach_replication(&mut self, status: watch::Receiver<ReplicationStatus>) {
         self.replication = Some(status);
+    }
+
+    /// Sends this node's services' health in heartbeats and shows it in `status`.
+    pub fn attach_services(
+        &mut self,
+        services: watch::Receiver<Vec<crate::status::ServiceStatus>>,
+    ) {
+        self.services = Some(services);
+    }
+
+    fn own_services(&self) -> Vec<crate::status::ServiceStatus> {
+        self.services
+            .as_ref()
+            .map(|services| services.borrow().clone())
+            .unwrap_or_default()
     }
 
     /// The log position for the machine, and whether a switchover's catch-up is complete.
@@ -449,6 +469,15 @@ impl Driver {
         }
         self.peer.incarnation = Some(heartbeat.incarnation);
         self.peer.last_seq = heartbeat.seq;
+        self.peer.services = heartbeat
+            .services
+            .iter()
+            .map(|service| crate::status::PeerServiceStatus {
+                name: service.name.clone(),
+                healthy: service.healthy,
+                state: service.state.clone(),
+            })
+            .collect();
         self.fast_path_wanted.store(false, Ordering::SeqCst);
         self.check_peer_settings(&heartbeat).await?;
         let outdates_us = heartbeat.peer_outdated
@@ -646,7 +675,15 @@ impl Driver {
             monitoring: wire::monitoring_to_pb(durable.monitoring) as i32,
             monitoring_stamp: durable.monitoring_stamp,
             maintenance: durable.maintenance,
-            services: Vec::new(),
+            services: self
+                .own_services()
+                .into_iter()
+                .map(|service| pb::ServiceHealth {
+                    name: service.name,
+                    healthy: service.healthy,
+                    state: service.state,
+                })
+                .collect(),
             seq,
             ack_seq: self.peer.last_seq,
             fenced: self.machine.fenced(),
@@ -718,6 +755,8 @@ impl Driver {
                 version_mismatch: self.peer.version_mismatch,
                 config_mismatch: self.peer.config_mismatch,
                 priority: peer_heartbeat.map_or(0, |hb| hb.priority),
+                services: self.peer.services.clone(),
+                rtt_ms: None,
             },
             switchover: SwitchoverStatus {
                 state: match machine.switchover_phase() {
@@ -733,6 +772,7 @@ impl Driver {
                 .as_ref()
                 .map(|status| status.borrow().clone())
                 .unwrap_or_default(),
+            services: self.own_services(),
             ..Status::default()
         }
     }

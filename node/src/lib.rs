@@ -38,6 +38,7 @@ pub mod state_store;
 pub mod status;
 pub mod status_probe;
 pub mod status_wire;
+pub mod supervisor;
 pub mod tls;
 pub mod when_idle;
 pub mod wire;

@@ -24,6 +24,47 @@ pub struct Status {
     /// Sessions not yet expired.
     #[serde(default)]
     pub sessions: u32,
+    /// `[[service]]`: this node's supervised services.
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+    /// `[[files]]`: the replicated directories (DESIGN.md §7).
+    #[serde(default)]
+    pub files: Vec<FilesStatus>,
+}
+
+/// One supervised service (`[[service]]`, DESIGN.md §6).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// "stopped" (not wanted in this role) | "starting" | "running" | "unhealthy" |
+    /// "backoff" (waiting to restart) | "ready" (`run_on = "active"` on a passive that could
+    /// run it) | "failed" (it cannot start)
+    pub state: String,
+    /// Running and passing its health check; on a passive, for a `run_on = "active"` service:
+    /// able to start it (the peer's view in a critical hand-over).
+    pub healthy: bool,
+    pub pid: Option<u32>,
+    /// Restarts since the node started.
+    pub restarts: u64,
+    /// Failures within `restart_window`.
+    pub recent_failures: u32,
+    /// "active" | "both"
+    pub run_on: String,
+    pub critical: bool,
+    /// How the last run ended, or why it failed ("" if nothing to say).
+    pub last_exit: String,
+}
+
+/// One `[[files]]` entry's replication (DESIGN.md §7).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilesStatus {
+    pub name: String,
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    /// Wall-clock milliseconds of the last complete sync, if any.
+    pub last_sync: Option<u64>,
+    /// The last error, "" if none.
+    pub error: String,
 }
 
 /// `failback` in `tandemctl status` (DESIGN.md §9).
@@ -120,6 +161,20 @@ pub struct PeerStatus {
     pub maintenance: bool,
     pub version_mismatch: bool,
     pub config_mismatch: bool,
+    /// The peer's services as its last heartbeat reported them.
+    #[serde(default)]
+    pub services: Vec<PeerServiceStatus>,
+    /// The last keep-alive round trip (a heartbeat out, its acknowledgement back), in ms.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+}
+
+/// A service's health as the peer reports it in its heartbeats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerServiceStatus {
+    pub name: String,
+    pub healthy: bool,
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

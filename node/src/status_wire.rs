@@ -3,8 +3,8 @@
 use tandem_proto::admin as pb;
 
 use crate::status::{
-    BlocksStatus, FailbackStatus, NodeStatus, PeerStatus, ReplicationStatus, Status,
-    SwitchoverStatus, TermStatus,
+    BlocksStatus, FailbackStatus, FilesStatus, NodeStatus, PeerServiceStatus, PeerStatus,
+    ReplicationStatus, ServiceStatus, Status, SwitchoverStatus, TermStatus,
 };
 
 pub fn status_to_pb(status: &Status) -> pb::StatusReply {
@@ -37,12 +37,21 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
             last_seen_ms: peer.last_seen_ms,
             clock_skew_ms: peer.clock_skew_ms,
             missed_keepalives: peer.missed_keepalives,
-            rtt_ms: None,
+            rtt_ms: peer.rtt_ms,
             version_mismatch: peer.version_mismatch,
             config_mismatch: peer.config_mismatch,
             address: peer.address.clone(),
             maintenance: peer.maintenance,
             disk: peer.disk.clone(),
+            services: peer
+                .services
+                .iter()
+                .map(|service| pb::PeerServiceStatus {
+                    name: service.name.clone(),
+                    healthy: service.healthy,
+                    state: service.state.clone(),
+                })
+                .collect(),
         }),
         switchover: Some(pb::SwitchoverStatus {
             state: status.switchover.state.clone(),
@@ -60,6 +69,56 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
         calls_active: status.calls_active,
         sessions: status.sessions,
         replication: Some(replication_to_pb(&status.replication)),
+        services: status.services.iter().map(service_to_pb).collect(),
+        files: status.files.iter().map(files_to_pb).collect(),
+    }
+}
+
+fn service_to_pb(service: &ServiceStatus) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        name: service.name.clone(),
+        state: service.state.clone(),
+        healthy: service.healthy,
+        pid: service.pid,
+        restarts: service.restarts,
+        recent_failures: service.recent_failures,
+        run_on: service.run_on.clone(),
+        critical: service.critical,
+        last_exit: service.last_exit.clone(),
+    }
+}
+
+fn service_from_pb(service: pb::ServiceStatus) -> ServiceStatus {
+    ServiceStatus {
+        name: service.name,
+        state: service.state,
+        healthy: service.healthy,
+        pid: service.pid,
+        restarts: service.restarts,
+        recent_failures: service.recent_failures,
+        run_on: service.run_on,
+        critical: service.critical,
+        last_exit: service.last_exit,
+    }
+}
+
+fn files_to_pb(files: &FilesStatus) -> pb::FilesStatus {
+    pb::FilesStatus {
+        name: files.name.clone(),
+        pending_files: files.pending_files,
+        pending_bytes: files.pending_bytes,
+        last_sync: files.last_sync,
+        error: files.error.clone(),
+    }
+}
+
+fn files_from_pb(files: pb::FilesStatus) -> FilesStatus {
+    FilesStatus {
+        name: files.name,
+        pending_files: files.pending_files,
+        pending_bytes: files.pending_bytes,
+        last_sync: files.last_sync,
+        error: files.error,
     }
 }
 
@@ -133,6 +192,16 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
             version_mismatch: peer.version_mismatch,
             config_mismatch: peer.config_mismatch,
             priority: 0,
+            services: peer
+                .services
+                .into_iter()
+                .map(|service| PeerServiceStatus {
+                    name: service.name,
+                    healthy: service.healthy,
+                    state: service.state,
+                })
+                .collect(),
+            rtt_ms: peer.rtt_ms,
         },
         switchover: SwitchoverStatus {
             state: switchover.state,
@@ -150,5 +219,7 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
         },
         calls_active: reply.calls_active,
         sessions: reply.sessions,
+        services: reply.services.into_iter().map(service_from_pb).collect(),
+        files: reply.files.into_iter().map(files_from_pb).collect(),
     }
 }
