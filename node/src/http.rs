@@ -5,13 +5,14 @@
 //! - `/active` answers 200 only while this node is the active and admits clients, 503
 //!   otherwise: for HAProxy or keepalived checks that route clients to the active.
 //! - `/metrics`: Prometheus text format, written from the same status `tandemctl status` shows.
-//! - `/`: a page for people that refreshes itself every 2 s.
+//! - `/`: a page for people that refreshes itself every 2 s (`status_page` renders it).
 //!
 //! Plain HTTP: it shows no secret and accepts no command. Not here: the status itself (the
 //! admin service's `full_status`).
 
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,9 +22,7 @@ use axum::routing::get;
 
 use crate::admin::AdminService;
 use crate::status::Status;
-
-/// Events shown on the page.
-const PAGE_EVENTS: u32 = 50;
+use crate::status_page;
 
 pub fn router(admin: Arc<AdminService>) -> Router {
     Router::new()
@@ -172,121 +171,15 @@ async fn page(State(admin): State<Arc<AdminService>>) -> Html<String> {
     let events = admin
         .handle
         .store
-        .recent_events(PAGE_EVENTS)
+        .recent_events(status_page::PAGE_EVENTS)
         .await
         .unwrap_or_default();
-    Html(page_html(&status, &events))
-}
-
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The status page.
-pub fn page_html(status: &Status, events: &[crate::state_store::EventRecord]) -> String {
-    let node = &status.node;
-    let peer = &status.peer;
-    let replication = &status.replication;
-    let term = node.term.as_ref().map_or_else(
-        || "none".to_string(),
-        |t| format!("({}, {})", t.epoch, t.node),
-    );
-    let badge = |role: &str| {
-        format!(
-            "<span class=\"role {}\">{}</span>",
-            escape(role),
-            escape(role)
-        )
-    };
-    let mut rows = String::new();
-    for event in events.iter().rev() {
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            tandem_gateway::gateway::format_ms(event.at_ms),
-            escape(&event.kind),
-            escape(&event.message)
-        );
-    }
-    let on = |flag: bool| if flag { "blocked" } else { "open" };
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>tandem {cluster}: {name} is {role}</title>
-<style>
-body {{ font: 15px/1.4 system-ui, sans-serif; margin: 2em; color: #222; background: #fafafa; }}
-h1 {{ font-size: 1.4em; }} .cards {{ display: flex; gap: 1em; flex-wrap: wrap; }}
-.card {{ background: #fff; border: 1px solid #ddd; border-radius: 8px; padding: 1em 1.4em; min-width: 16em; }}
-.card h2 {{ font-size: 1.05em; margin: 0 0 .6em; }} dl {{ display: grid; grid-template-columns: auto auto; gap: .2em 1em; margin: 0; }}
-dt {{ color: #666; }} .role {{ padding: .1em .6em; border-radius: 1em; color: #fff; background: #888; }}
-.role.active {{ background: #2a8a3e; }} .role.passive {{ background: #2f6db3; }} .role.fault {{ background: #b33; }}
-table {{ border-collapse: collapse; width: 100%; background: #fff; margin-top: 1em; }}
-td {{ border-top: 1px solid #eee; padding: .3em .6em; vertical-align: top; }} td:first-child {{ white-space: nowrap; color: #666; }}
-</style></head><body>
-<h1>tandem pair <b>{cluster}</b></h1>
-<div class="cards">
-<div class="card"><h2>this node: {name} {role_badge}</h2><dl>
-<dt>term</dt><dd>{term}</dd><dt>admitting</dt><dd>{admitting}</dd><dt>disk</dt><dd>{disk}</dd>
-<dt>monitoring</dt><dd>{monitoring}</dd><dt>maintenance</dt><dd>{maintenance}</dd><dt>switchover</dt><dd>{switchover}</dd>
-<dt>auto failback</dt><dd>{failback}</dd></dl></div>
-<div class="card"><h2>peer: {peer_name} {peer_badge}</h2><dl>
-<dt>link</dt><dd>{peer_state}</dd><dt>last seen</dt><dd>{last_seen}</dd><dt>disk</dt><dd>{peer_disk}</dd>
-<dt>maintenance</dt><dd>{peer_maintenance}</dd></dl></div>
-<div class="card"><h2>replication</h2><dl>
-<dt>mode</dt><dd>{mode}{degraded}</dd><dt>last index</dt><dd>{last_index}</dd><dt>peer acked</dt><dd>{acked}</dd>
-<dt>lag</dt><dd>{lag} entries</dd><dt>conflicts</dt><dd>{conflicts}</dd></dl></div>
-<div class="card"><h2>clients</h2><dl>
-<dt>sessions</dt><dd>{sessions}</dd><dt>calls</dt><dd>{calls}</dd><dt>new logins</dt><dd>{logins}</dd>
-<dt>new calls</dt><dd>{new_calls}</dd></dl></div>
-</div>
-<h2>last events</h2><table>{rows}</table>
-</body></html>
-"#,
-        cluster = escape(&status.cluster),
-        name = escape(&node.name),
-        role = escape(&node.role),
-        role_badge = badge(&node.role),
-        term = escape(&term),
-        admitting = node.admitting,
-        disk = escape(&node.disk),
-        monitoring = escape(&node.monitoring),
-        maintenance = node.maintenance,
-        switchover = escape(&status.switchover.state),
-        failback = escape(&if status.failback.time_left.is_empty() {
-            status.failback.policy.clone()
-        } else {
-            format!(
-                "{} (in {})",
-                status.failback.policy, status.failback.time_left
-            )
-        }),
-        peer_name = escape(&peer.name),
-        peer_badge = badge(&peer.role),
-        peer_state = escape(&peer.state),
-        last_seen = peer
-            .last_seen_ms
-            .map_or_else(|| "never".to_string(), |ms| format!("{ms} ms ago")),
-        peer_disk = escape(&peer.disk),
-        peer_maintenance = peer.maintenance,
-        mode = escape(&replication.mode),
-        degraded = if replication.degraded {
-            " (degraded)"
-        } else {
-            ""
-        },
-        last_index = replication.last_index,
-        acked = replication.peer_acked_index,
-        lag = replication.lag_entries,
-        conflicts = replication.conflicts,
-        sessions = status.sessions,
-        calls = status.calls_active,
-        logins = on(status.blocks.logins),
-        new_calls = on(status.blocks.calls),
-    )
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
+    Html(status_page::page_html(&status, &events, now_ms))
 }
 
 #[cfg(test)]
@@ -310,22 +203,5 @@ mod tests {
         );
         assert!(text.contains("tandem_alerts_unsent 2\n"), "{text}");
         assert!(text.contains("# TYPE tandem_sessions gauge\n"), "{text}");
-    }
-
-    #[test]
-    fn the_page_escapes_what_it_shows() {
-        let mut status = Status::default();
-        status.node.name = "a".into();
-        status.node.role = "passive".into();
-        let events = vec![crate::state_store::EventRecord {
-            id: 1,
-            at_ms: 0,
-            kind: "merge".into(),
-            message: "<script>x</script>".into(),
-        }];
-        let html = page_html(&status, &events);
-        assert!(html.contains("&lt;script&gt;"));
-        assert!(!html.contains("<script>"));
-        assert!(html.contains("http-equiv=\"refresh\""));
     }
 }

@@ -12,6 +12,7 @@
 //!   merge-back and the Data service, around `tandem-replication`.
 //! - `admin`: the gRPC admin service; `gateway`: the client port; `status` and `wire`,
 //!   `status_wire`: domain types and their protobuf edges.
+//! - `http`: `/health`, `/active`, `/metrics`; `status_page`: the page on `/`.
 //! - `daemon`: `tandemd` start-up and shutdown; `ctl`: the `tandemctl` commands; `demo`.
 
 pub mod admin;
@@ -36,6 +37,7 @@ pub mod repl;
 pub mod role;
 pub mod state_store;
 pub mod status;
+pub mod status_page;
 pub mod status_probe;
 pub mod status_wire;
 pub mod supervisor;
