@@ -4,6 +4,7 @@
 #   haproxy         routes clients to the active node by /active (tests/18_deploy.rs)
 #   iproute2        network namespaces and addresses for the virtual-IP example
 #   iputils-arping  sends the virtual-IP example's gratuitous ARP
+# and, from PyPI, prometheus-client: its text-format parser reads /metrics (tests/14_http.rs).
 # Run as root (or with sudo available). Packages already installed are skipped, so a second run
 # does nothing.
 set -euo pipefail
@@ -15,6 +16,10 @@ for package in "${want[@]}"; do
         missing+=("$package")
     fi
 done
+if ! python3 -c "import prometheus_client" 2>/dev/null; then
+    echo "python: installing prometheus-client"
+    python3 -m pip install --quiet "prometheus-client==0.26.0"
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     echo "system packages: all present (${want[*]})"
     exit 0

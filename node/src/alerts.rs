@@ -224,10 +224,16 @@ pub async fn run(store: StateStore, mailer: Mailer) {
         let recorded = match &outcome {
             Ok(answer) => {
                 sent_at.push_back(tokio::time::Instant::now());
+                crate::metrics::global()
+                    .alerts_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(kind = mail.kind, answer, "alert mailed");
                 store.mail_sent(mail.id, now).await
             }
             Err(error) => {
+                crate::metrics::global()
+                    .alerts_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let delay = retry_delay(mail.attempts);
                 tracing::warn!(
                     %error, kind = mail.kind, attempts = mail.attempts + 1,

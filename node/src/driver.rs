@@ -42,6 +42,8 @@ const ADMISSION_LEASE_INTERVALS: u32 = 3;
 /// Consecutive heartbeats beyond `max_clock_offset` before a clock-skew event: a single late
 /// heartbeat (queued during a stall) is not skew.
 const SKEW_SAMPLES: u32 = 3;
+/// Unacknowledged heartbeats remembered for the round-trip measure (at 100 ms: 6 s of them).
+const SENT_HEARTBEATS_KEPT: usize = 64;
 
 pub type AdminReply = Result<String, String>;
 
@@ -112,6 +114,12 @@ struct PeerExtras {
     cluster_mismatch_reported: bool,
     /// The peer's services as its last heartbeat reported them.
     services: Vec<crate::status::PeerServiceStatus>,
+    /// When the peer's heartbeat `last_seq` arrived (its hold time goes back in our ack).
+    received_at: Option<Instant>,
+    /// Our heartbeats not yet acknowledged: sequence and send time (bounded).
+    sent: VecDeque<(u64, Instant)>,
+    /// The last keep-alive round trip.
+    rtt_ms: Option<f64>,
 }
 
 pub struct Driver {
@@ -469,6 +477,10 @@ impl Driver {
         }
         self.peer.incarnation = Some(heartbeat.incarnation);
         self.peer.last_seq = heartbeat.seq;
+        self.peer.received_at = Some(Instant::now());
+        if domain.ack_seq != 0 {
+            self.measure_round_trip(heartbeat.ack_seq, heartbeat.ack_delay_us);
+        }
         self.peer.services = heartbeat
             .services
             .iter()
@@ -494,6 +506,23 @@ impl Driver {
             .await?;
         }
         Ok(())
+    }
+
+    /// A heartbeat of ours came back acknowledged: its round trip, less the peer's hold time.
+    fn measure_round_trip(&mut self, ack_seq: u64, ack_delay_us: u64) {
+        let sent = self
+            .peer
+            .sent
+            .iter()
+            .find(|(seq, _)| *seq == ack_seq)
+            .map(|(_, at)| *at);
+        self.peer.sent.retain(|(seq, _)| *seq > ack_seq);
+        let Some(sent) = sent else { return };
+        let rtt = sent
+            .elapsed()
+            .saturating_sub(Duration::from_micros(ack_delay_us));
+        crate::metrics::global().keepalive_rtt.observe(rtt);
+        self.peer.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
     }
 
     /// Version, config digest and clock skew: shown in status, recorded as events on change.
@@ -575,6 +604,10 @@ impl Driver {
                 tracing::info!(admit, "admission changed");
             }
             Command::SendHeartbeat { seq } => {
+                if self.peer.sent.len() >= SENT_HEARTBEATS_KEPT {
+                    self.peer.sent.pop_front();
+                }
+                self.peer.sent.push_back((seq, Instant::now()));
                 self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq)))
             }
             Command::SendHandover { new_term } => {
@@ -691,6 +724,9 @@ impl Driver {
             reachable: self.machine.reachable(),
             incarnation: self.incarnation,
             ack_incarnation: self.peer.incarnation.unwrap_or(0),
+            ack_delay_us: self.peer.received_at.map_or(0, |at| {
+                u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX)
+            }),
             peer_outdated: self.machine.role() == Role::Active
                 && self.replication.as_ref().is_some_and(|status| {
                     let status = status.borrow();
@@ -756,7 +792,7 @@ impl Driver {
                 config_mismatch: self.peer.config_mismatch,
                 priority: peer_heartbeat.map_or(0, |hb| hb.priority),
                 services: self.peer.services.clone(),
-                rtt_ms: None,
+                rtt_ms: self.peer.rtt_ms,
             },
             switchover: SwitchoverStatus {
                 state: match machine.switchover_phase() {

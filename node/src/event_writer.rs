@@ -36,6 +36,7 @@ impl EventWriter {
 
     /// Queues an event; waits only while the queue is full.
     pub async fn record(&self, kind: &str, message: &str) {
+        crate::metrics::global().event(kind);
         if self
             .queue
             .send((kind.to_string(), message.to_string()))

@@ -163,6 +163,33 @@ pub fn metrics_text(status: &Status, (alerts_unsent, alerts_sent): (u64, u64)) -
         "Alert mails sent (the last 1,000 are kept).",
         &plain(alerts_sent as f64),
     );
+    if let Some(rtt) = status.peer.rtt_ms {
+        gauge(
+            "tandem_peer_rtt_ms",
+            "The last keep-alive round trip to the peer, in milliseconds.",
+            &plain(rtt),
+        );
+    }
+    let per_service = |value: &dyn Fn(&crate::status::ServiceStatus) -> f64| -> Vec<(String, f64)> {
+        status
+            .services
+            .iter()
+            .map(|service| (format!("{{service=\"{}\"}}", service.name), value(service)))
+            .collect()
+    };
+    gauge(
+        "tandem_service_healthy",
+        "1 while a supervised service runs and passes its health check (or, on a passive, could start).",
+        &per_service(&|service| f64::from(u8::from(service.healthy))),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tandem_service_restarts_total Restarts of a supervised service since tandemd started.\n# TYPE tandem_service_restarts_total counter"
+    );
+    for (labels, restarts) in per_service(&|service| service.restarts as f64) {
+        let _ = writeln!(out, "tandem_service_restarts_total{labels} {restarts}");
+    }
+    crate::metrics::global().render(&mut out);
     out
 }
 

@@ -31,6 +31,7 @@ pub mod gap_meter;
 pub mod gateway;
 pub mod hooks;
 pub mod http;
+pub mod metrics;
 pub mod password_prompt;
 pub mod peer_link;
 pub mod repl;

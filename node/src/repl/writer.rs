@@ -76,6 +76,7 @@ pub async fn submit(
     statements: Vec<Statement>,
     mode: Mode,
 ) -> Result<WriteDone, WriteFailure> {
+    let started = std::time::Instant::now();
     let (reply, answer) = oneshot::channel();
     let request = WriteRequest {
         request_id: request_id.to_string(),
@@ -86,9 +87,15 @@ pub async fn submit(
     if repl.inner.writes.send(request).await.is_err() {
         return Err(WriteFailure::Unavailable("the writer stopped".into()));
     }
-    answer
+    let outcome = answer
         .await
-        .unwrap_or_else(|_| Err(WriteFailure::Unavailable("the writer stopped".into())))
+        .unwrap_or_else(|_| Err(WriteFailure::Unavailable("the writer stopped".into())));
+    if outcome.is_ok() {
+        crate::metrics::global()
+            .commit_latency
+            .observe(started.elapsed());
+    }
+    outcome
 }
 
 enum Outcome {
