@@ -22,6 +22,12 @@ use crate::state_store::{OutboxMail, StateStore};
 
 /// Event kinds that are mailed: what an operator must hear about without watching the log.
 const MAILED_KINDS: &[&str] = &[
+    "role_change",
+    "peer_suspect",
+    "service_restart",
+    "service_failed",
+    "service_handover",
+    "failback",
     "failover",
     "failover_suppressed",
     "split_brain",
