@@ -75,7 +75,10 @@ fn the_status_page_renders_in_chromium_without_console_errors() -> anyhow::Resul
         b_page.contains("<span class=\"tone warn\">blocked</span>"),
         "{b_page}"
     );
-    assert!(b_page.contains(">switchover<"), "{b_page}");
+    assert!(
+        b_page.contains("<span class=\"kind plain\">switchover</span>"),
+        "{b_page}"
+    );
     assert!(
         a_page.contains("<span class=\"kind warn\">block</span>"),
         "{a_page}"
@@ -451,23 +454,29 @@ impl DevTools {
         Ok(())
     }
 
-    /// Waits until the page has fetched itself again and the fetch has ended.
+    /// Marks the page's `<main>`, then waits until the refresh script has replaced it with a
+    /// freshly fetched one (a `MutationObserver` resolves the promise; `call`'s deadline bounds
+    /// the wait). A refresh that fails leaves the mark, so this times out.
     async fn wait_for_a_refresh(&mut self) -> anyhow::Result<()> {
-        let request = self
-            .wait_event("the page's refresh fetch", 0, |event| {
-                event["method"] == "Network.requestWillBeSent" && event["params"]["type"] == "Fetch"
-            })
+        self.evaluate("document.querySelector('main').dataset.beforeRefresh = 'yes'")
             .await?;
-        let request_id = request["params"]["requestId"].clone();
-        self.wait_event("the refresh fetch to end", 0, |event| {
-            let ended = event["method"] == "Network.loadingFinished"
-                || event["method"] == "Network.loadingFailed";
-            ended && event["params"]["requestId"] == request_id
-        })
-        .await?;
-        // The body is swapped after the fetch ends: one round trip through the page's task queue.
-        self.evaluate("new Promise((done) => setTimeout(() => done(true), 0))")
-            .await?;
+        let refreshed = self
+            .evaluate(
+                "new Promise((done) => {
+                    const check = () => document.querySelector('main[data-before-refresh]')
+                        || done(document.querySelector('main') !== null);
+                    new MutationObserver(check).observe(document.body, { childList: true });
+                    check();
+                })",
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the page never refreshed itself; problems seen: {:#?}",
+                    self.problems()
+                )
+            })?;
+        ensure!(refreshed == true, "the refreshed page has no <main>");
         Ok(())
     }
 
