@@ -40,6 +40,7 @@ mod cluster_node;
 pub mod cluster_spec;
 mod cluster_status;
 pub mod fault_proxy;
+pub mod netns;
 pub mod node_config;
 pub mod node_process;
 pub mod ports;
