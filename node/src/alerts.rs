@@ -44,6 +44,8 @@ const MAILED_KINDS: &[&str] = &[
     "clock_skew",
     "verify_differs",
     "calls_closed",
+    "cert_expiry",
+    "cert_reload_failed",
 ];
 
 /// Mails sent per minute at most.

@@ -1,10 +1,14 @@
-//! The certificates of a new pair: `tandemctl certs init --dir D --nodes a,b` (DESIGN.md §8, §9).
+//! The certificates of a pair: `tandemctl certs init --dir D --nodes a,b [--days N]` (DESIGN.md
+//! §8, §9) and `tandemctl certs issue --dir D --name a [--days N]`.
 //!
 //! [`init_certs`] creates a private cluster CA, one certificate per node and one for `admin`;
-//! [`cert_not_after`] reads when a certificate expires, so a node can warn before it does.
+//! [`issue_cert`] issues a fresh certificate and key for one node (or `admin`) from the existing
+//! CA, which is how an operator renews one before it expires. [`read_cert_summary`] reads a
+//! certificate's subject, serial number and expiry, so a node can warn before it expires.
 //!
-//! This module is not a PKI: it does not renew, revoke or rotate anything, and it never touches an
-//! existing CA. Loading certificates into TLS configurations is `tls.rs`'s job.
+//! This module is not a PKI: it does not revoke anything, never replaces a CA, and issues only
+//! from a CA that `init_certs` made (the issuer's name is rebuilt, not parsed). Loading
+//! certificates into TLS configurations is `tls.rs`'s job.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -33,7 +37,12 @@ const SHARED_NODE_DNS_NAME: &str = "tandem-node";
 const BACKDATE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Five years (counting one leap day): long enough that a pair is not broken by surprise.
-const VALIDITY: Duration = Duration::from_secs((5 * 365 + 1) * 24 * 60 * 60);
+pub const VALIDITY_DAYS_DEFAULT: u32 = 5 * 365 + 1;
+
+/// `--days` at most: a hundred years is already far past any key's useful life.
+const VALIDITY_DAYS_MAX: u32 = 36_500;
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Longest node name: a DNS label holds at most 63 bytes.
 const NODE_NAME_LEN_MAX: usize = 63;
@@ -83,6 +92,12 @@ pub enum CertError {
     /// A certificate could not be decoded.
     #[error("cannot parse the certificate in {path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// `--days` out of range.
+    #[error("--days {days} is not valid: give 1 to {VALIDITY_DAYS_MAX} days")]
+    InvalidValidity { days: u32 },
+    /// `ca.pem` or `ca.key` cannot sign: missing, unreadable, not a pair, or not a tandem CA.
+    #[error("cannot issue with the CA in {dir}: {reason}")]
+    CaUnusable { dir: PathBuf, reason: String },
 }
 
 /// Creates the CA, a certificate for each of `nodes` and one for `admin` in `dir`.
@@ -91,38 +106,100 @@ pub enum CertError {
 /// their paths. Key files are created with mode 0600. Nothing is written unless every name is
 /// valid and none of the files exists yet, so an existing CA is never clobbered.
 pub fn init_certs(dir: &Path, nodes: &[String]) -> Result<Vec<PathBuf>, CertError> {
+    init_certs_valid_for(dir, nodes, VALIDITY_DAYS_DEFAULT)
+}
+
+/// [`init_certs`] with every certificate, the CA's included, valid for `days` from now.
+pub fn init_certs_valid_for(
+    dir: &Path,
+    nodes: &[String],
+    days: u32,
+) -> Result<Vec<PathBuf>, CertError> {
+    check_validity_days(days)?;
     validate_node_names(nodes)?;
     refuse_existing_files(dir, nodes)?;
     fs::create_dir_all(dir).map_err(|source| CertError::CreateDir {
         path: dir.to_path_buf(),
         source,
     })?;
-    let (ca_params, ca_key) = generate_ca(dir)?;
+    let (ca_params, ca_key) = generate_ca(dir, days)?;
     let issuer = Issuer::new(ca_params, ca_key);
     let mut written = vec![dir.join("ca.pem"), dir.join("ca.key")];
-    for name in nodes {
-        let dns_names = vec![
-            name.clone(),
-            SHARED_NODE_DNS_NAME.to_string(),
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-        ];
-        let usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        written.extend(generate_leaf(dir, name, dns_names, usages, &issuer)?);
+    for name in nodes.iter().map(String::as_str).chain([ADMIN_NAME]) {
+        let leaf = generate_leaf(name, days, &issuer)?;
+        written.extend(leaf.write(dir, name, WriteMode::CreateNew)?);
     }
-    let admin_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_names = vec![ADMIN_NAME.to_string()];
-    written.extend(generate_leaf(
-        dir,
-        ADMIN_NAME,
-        admin_names,
-        admin_usages,
-        &issuer,
-    )?);
     Ok(written)
+}
+
+/// Issues a fresh key and certificate for node `name` (or `admin`) from `dir/ca.pem` and
+/// `dir/ca.key`, valid for `days`, and puts them in place of `dir/<name>.pem` and
+/// `dir/<name>.key` (each by a rename, so a reader sees the old file or the new one, never half
+/// of one). Returns the paths written.
+///
+/// The new certificate is checked against `ca.pem` before anything is written, so a CA key that
+/// does not belong to `ca.pem`, or a CA that `init_certs` did not make, changes nothing.
+pub fn issue_cert(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, CertError> {
+    check_validity_days(days)?;
+    if !name.eq_ignore_ascii_case(ADMIN_NAME) {
+        check_node_name(name)?;
+    }
+    let unusable = |reason: String| CertError::CaUnusable {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let ca_pem_path = dir.join("ca.pem");
+    let ca_key_path = dir.join("ca.key");
+    let ca_key_pem = fs::read_to_string(&ca_key_path)
+        .map_err(|e| unusable(format!("cannot read {}: {e}", ca_key_path.display())))?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| {
+        unusable(format!(
+            "{} holds no usable key: {e}",
+            ca_key_path.display()
+        ))
+    })?;
+    let ca_pem = fs::read(&ca_pem_path)
+        .map_err(|e| unusable(format!("cannot read {}: {e}", ca_pem_path.display())))?;
+    let ca_der = match CertificateDer::pem_slice_iter(&ca_pem).next() {
+        Some(Ok(der)) => der,
+        _ => {
+            let reason = format!("no certificate found in {}", ca_pem_path.display());
+            return Err(unusable(reason));
+        }
+    };
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let leaf = generate_leaf(name, days, &issuer)?;
+    check_issued_by(&leaf.cert_der, &ca_der).map_err(|reason| {
+        unusable(format!(
+            "a certificate signed with {} does not verify against {} ({reason}): the key does \
+             not belong to that CA, or the CA was not made by `tandemctl certs init`",
+            ca_key_path.display(),
+            ca_pem_path.display()
+        ))
+    })?;
+    leaf.write(dir, name, WriteMode::Replace)
+}
+
+fn check_validity_days(days: u32) -> Result<(), CertError> {
+    if days == 0 || days > VALIDITY_DAYS_MAX {
+        return Err(CertError::InvalidValidity { days });
+    }
+    Ok(())
+}
+
+/// Verifies `leaf` against the trust anchor `ca` for client use (every tandem certificate has it).
+fn check_issued_by(leaf: &[u8], ca: &CertificateDer<'_>) -> Result<(), webpki::Error> {
+    let anchor = webpki::anchor_from_trusted_cert(ca)?;
+    let leaf = CertificateDer::from(leaf);
+    let end_entity = webpki::EndEntityCert::try_from(&leaf)?;
+    let algorithms = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let now = rustls_pki_types::UnixTime::now();
+    let usage = webpki::KeyUsage::client_auth();
+    end_entity
+        .verify_for_usage(algorithms, &[anchor], &[], now, usage, None, None)
+        .map(|_| ())
 }
 
 /// Node names become file names and DNS names, and peers are authenticated by them.
@@ -191,18 +268,25 @@ fn refuse_existing_files(dir: &Path, nodes: &[String]) -> Result<(), CertError> 
     Ok(())
 }
 
-/// Writes `ca.pem` and `ca.key`; returns what is needed to sign the other certificates.
-fn generate_ca(dir: &Path) -> Result<(CertificateParams, KeyPair), CertError> {
-    let generate = |source| CertError::Generate {
-        name: CA_COMMON_NAME.to_string(),
-        source,
-    };
+/// The CA's name and usages. `issue_cert` signs with these rebuilt rather than parsed from
+/// `ca.pem`: an issued certificate names its issuer by this distinguished name.
+fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(CA_COMMON_NAME);
     // The CA signs only end-entity certificates, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    set_validity(&mut params);
+    params
+}
+
+/// Writes `ca.pem` and `ca.key`; returns what is needed to sign the other certificates.
+fn generate_ca(dir: &Path, days: u32) -> Result<(CertificateParams, KeyPair), CertError> {
+    let generate = |source| CertError::Generate {
+        name: CA_COMMON_NAME.to_string(),
+        source,
+    };
+    let mut params = ca_params();
+    set_validity(&mut params, days);
     let key = KeyPair::generate().map_err(generate)?;
     let cert = params.self_signed(&key).map_err(generate)?;
     write_file(&dir.join("ca.pem"), cert.pem().as_bytes(), 0o644)?;
@@ -210,17 +294,54 @@ fn generate_ca(dir: &Path) -> Result<(CertificateParams, KeyPair), CertError> {
     Ok((params, key))
 }
 
-/// Writes `<name>.pem` and `<name>.key`, signed by the CA, and returns their paths.
-fn generate_leaf(
-    dir: &Path,
-    name: &str,
-    dns_names: Vec<String>,
-    usages: Vec<ExtendedKeyUsagePurpose>,
-    issuer: &Issuer<'_, KeyPair>,
-) -> Result<[PathBuf; 2], CertError> {
+/// A certificate and its key, signed but not yet written.
+struct Leaf {
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    key_pem: String,
+}
+
+/// How `Leaf::write` treats existing files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// `init`: never overwrite.
+    CreateNew,
+    /// `issue`: write beside, then rename over the old file.
+    Replace,
+}
+
+impl Leaf {
+    /// Writes `<name>.key` (mode 0600) and `<name>.pem`; returns their paths.
+    fn write(&self, dir: &Path, name: &str, mode: WriteMode) -> Result<Vec<PathBuf>, CertError> {
+        let key_path = dir.join(format!("{name}.key"));
+        let cert_path = dir.join(format!("{name}.pem"));
+        let write = match mode {
+            WriteMode::CreateNew => write_file,
+            WriteMode::Replace => replace_file,
+        };
+        write(&key_path, self.key_pem.as_bytes(), 0o600)?;
+        write(&cert_path, self.cert_pem.as_bytes(), 0o644)?;
+        Ok(vec![cert_path, key_path])
+    }
+}
+
+/// Signs a certificate for `name`: a node's (server and client use; its name, `tandem-node`,
+/// `localhost` and 127.0.0.1) or, for `admin`, the administrator's (client use only).
+fn generate_leaf(name: &str, days: u32, issuer: &Issuer<'_, KeyPair>) -> Result<Leaf, CertError> {
     let generate = |source| CertError::Generate {
         name: name.to_string(),
         source,
+    };
+    let (dns_names, usages) = if name.eq_ignore_ascii_case(ADMIN_NAME) {
+        let usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        (vec![ADMIN_NAME.to_string()], usages)
+    } else {
+        let names = [name, SHARED_NODE_DNS_NAME, "localhost", "127.0.0.1"];
+        let usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        (names.map(str::to_string).to_vec(), usages)
     };
     // `CertificateParams::new` turns "127.0.0.1" into an IP address SAN, the rest into DNS SANs.
     let mut params = CertificateParams::new(dns_names).map_err(generate)?;
@@ -228,14 +349,15 @@ fn generate_leaf(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = usages;
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params);
+    set_validity(&mut params, days);
+    // A fresh key each time: its hash is also the serial number rcgen gives the certificate.
     let key = KeyPair::generate().map_err(generate)?;
     let cert = params.signed_by(&key, issuer).map_err(generate)?;
-    let cert_path = dir.join(format!("{name}.pem"));
-    let key_path = dir.join(format!("{name}.key"));
-    write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
-    write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    Ok([cert_path, key_path])
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn common_name(name: &str) -> DistinguishedName {
@@ -244,10 +366,10 @@ fn common_name(name: &str) -> DistinguishedName {
     dn
 }
 
-fn set_validity(params: &mut CertificateParams) {
+fn set_validity(params: &mut CertificateParams, days: u32) {
     let now = SystemTime::now();
     params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + VALIDITY).into();
+    params.not_after = (now + DAY * days).into();
 }
 
 /// Creates `path` (never overwrites it) with `mode`, so a key is never readable by others even
@@ -267,8 +389,57 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> 
     file.sync_all().map_err(write_error)
 }
 
-/// Returns the notAfter time of the first certificate in the PEM file `pem_path`.
-pub fn cert_not_after(pem_path: &Path) -> Result<SystemTime, CertError> {
+/// Replaces `path` by writing `path.new` and renaming it over `path`, then syncs the directory so
+/// the rename survives a crash. A `path.new` left over from an interrupted run is removed first.
+fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    let write_error = |source| CertError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::remove_file(&staged) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_error(e)),
+        _ => {}
+    }
+    write_file(&staged, contents, mode)?;
+    fs::rename(&staged, path).map_err(write_error)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(write_error)
+}
+
+/// What an operator needs to know of a certificate to tell it from another and to renew it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSummary {
+    /// The subject's common name ("a", "admin", "tandem cluster CA"); empty if it has none.
+    pub subject: String,
+    /// The serial number in lower-case hex: a re-issued certificate has a new one.
+    pub serial_hex: String,
+    /// When the certificate stops being valid.
+    pub not_after: SystemTime,
+}
+
+impl CertSummary {
+    /// Reads a DER certificate.
+    pub fn from_der(cert: &[u8]) -> Result<CertSummary, &'static str> {
+        der::summary(cert)
+    }
+
+    /// `not_after` as `2030-01-01T00:00:00Z`.
+    pub fn not_after_utc(&self) -> String {
+        let ms = match self.not_after.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        tandem_gateway::gateway::format_ms(ms)
+    }
+}
+
+/// The summary of the first certificate in the PEM file `pem_path`.
+pub fn read_cert_summary(pem_path: &Path) -> Result<CertSummary, CertError> {
     let pem = fs::read(pem_path).map_err(|source| CertError::Read {
         path: pem_path.to_path_buf(),
         source,
@@ -285,39 +456,78 @@ pub fn cert_not_after(pem_path: &Path) -> Result<SystemTime, CertError> {
         Some(Err(e)) => return Err(parse_error(e.to_string())),
         Some(Ok(cert)) => cert,
     };
-    der::not_after(&cert).map_err(|reason| parse_error(reason.to_string()))
+    CertSummary::from_der(&cert).map_err(|reason| parse_error(reason.to_string()))
 }
 
-/// Just enough DER to find a certificate's validity (RFC 5280 §4.1). webpki checks validity but
-/// does not expose it, and a full X.509 parser would be a large dependency for one field.
+/// Returns the notAfter time of the first certificate in the PEM file `pem_path`.
+pub fn cert_not_after(pem_path: &Path) -> Result<SystemTime, CertError> {
+    read_cert_summary(pem_path).map(|summary| summary.not_after)
+}
+
+/// Just enough DER to find a certificate's serial number, validity and subject common name (RFC
+/// 5280 §4.1). webpki checks validity but does not expose it, and a full X.509 parser would be a
+/// large dependency for three fields.
 mod der {
     use std::time::{Duration, SystemTime};
 
+    use super::CertSummary;
+
     const TAG_SEQUENCE: u8 = 0x30;
+    const TAG_SET: u8 = 0x31;
     const TAG_INTEGER: u8 = 0x02;
+    const TAG_OID: u8 = 0x06;
     const TAG_VERSION: u8 = 0xa0;
     const TAG_UTC_TIME: u8 = 0x17;
     const TAG_GENERALIZED_TIME: u8 = 0x18;
+    /// id-at-commonName, 2.5.4.3.
+    const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 
-    /// Walks Certificate → TBSCertificate → Validity and decodes notAfter.
-    pub(super) fn not_after(cert: &[u8]) -> Result<SystemTime, &'static str> {
+    /// Walks Certificate → TBSCertificate → serialNumber, Validity and subject.
+    pub(super) fn summary(cert: &[u8]) -> Result<CertSummary, &'static str> {
         let (certificate, _) = expect(cert, TAG_SEQUENCE)?;
         let (tbs, _) = expect(certificate, TAG_SEQUENCE)?;
         let mut rest = tbs;
         if rest.first() == Some(&TAG_VERSION) {
             rest = element(rest)?.2;
         }
-        rest = expect(rest, TAG_INTEGER)?.1; // serialNumber
-        rest = expect(rest, TAG_SEQUENCE)?.1; // signature algorithm
-        rest = expect(rest, TAG_SEQUENCE)?.1; // issuer
-        let (validity, _) = expect(rest, TAG_SEQUENCE)?;
+        let (serial, rest) = expect(rest, TAG_INTEGER)?;
+        let rest = expect(rest, TAG_SEQUENCE)?.1; // signature algorithm
+        let rest = expect(rest, TAG_SEQUENCE)?.1; // issuer
+        let (validity, rest) = expect(rest, TAG_SEQUENCE)?;
+        let (subject, _) = expect(rest, TAG_SEQUENCE)?;
         let (_, _, after_not_before) = element(validity)?;
         let (tag, not_after, _) = element(after_not_before)?;
-        match tag {
-            TAG_UTC_TIME => parse_time(not_after, 2),
-            TAG_GENERALIZED_TIME => parse_time(not_after, 4),
-            _ => Err("notAfter is not a time"),
+        let not_after = match tag {
+            TAG_UTC_TIME => parse_time(not_after, 2)?,
+            TAG_GENERALIZED_TIME => parse_time(not_after, 4)?,
+            _ => return Err("notAfter is not a time"),
+        };
+        // DER adds a leading zero byte to keep a positive INTEGER positive; it is not part of it.
+        let serial = match serial {
+            [0, rest @ ..] if !rest.is_empty() => rest,
+            serial => serial,
+        };
+        Ok(CertSummary {
+            subject: common_name(subject)?,
+            serial_hex: serial.iter().map(|byte| format!("{byte:02x}")).collect(),
+            not_after,
+        })
+    }
+
+    /// The first commonName of a Name (a SEQUENCE of SETs of (OID, value)), or "".
+    fn common_name(mut name: &[u8]) -> Result<String, &'static str> {
+        while !name.is_empty() {
+            let (relative_name, rest) = expect(name, TAG_SET)?;
+            name = rest;
+            let (attribute, _) = expect(relative_name, TAG_SEQUENCE)?;
+            let (oid, value) = expect(attribute, TAG_OID)?;
+            if oid == OID_COMMON_NAME {
+                // UTF8String, PrintableString and the like: the contents are the text.
+                let (_, text, _) = element(value)?;
+                return Ok(String::from_utf8_lossy(text).into_owned());
+            }
         }
+        Ok(String::new())
     }
 
     /// Reads one element with tag `tag`; returns its contents and what follows it.
@@ -517,6 +727,102 @@ mod tests {
                 "{ahead:?}"
             );
         }
+    }
+
+    #[test]
+    fn init_valid_for_sets_every_certificate_to_that_many_days() {
+        let dir = tempfile::tempdir().unwrap();
+        init_certs_valid_for(dir.path(), &names(&["a"]), 10).unwrap();
+        for file in ["ca.pem", "a.pem", "admin.pem"] {
+            let not_after = cert_not_after(&dir.path().join(file)).unwrap();
+            let ahead = not_after.duration_since(SystemTime::now()).unwrap();
+            assert!(ahead > 9 * DAY && ahead <= 10 * DAY, "{file}: {ahead:?}");
+        }
+        let err = init_certs_valid_for(dir.path(), &names(&["b"]), 0).unwrap_err();
+        assert!(err.to_string().contains("--days 0 is not valid"), "{err}");
+    }
+
+    #[test]
+    fn summary_names_the_subject_and_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        init_certs(dir.path(), &names(&["a"])).unwrap();
+        let a = read_cert_summary(&dir.path().join("a.pem")).unwrap();
+        let ca = read_cert_summary(&dir.path().join("ca.pem")).unwrap();
+        assert_eq!(a.subject, "a");
+        assert_eq!(ca.subject, CA_COMMON_NAME);
+        assert!(a.serial_hex.len() >= 16, "{}", a.serial_hex);
+        assert!(a.serial_hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a.serial_hex, ca.serial_hex);
+    }
+
+    #[test]
+    fn issue_replaces_one_node_certificate_from_the_existing_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        init_certs_valid_for(dir.path(), &names(&["a", "b"]), 5).unwrap();
+        let read = |file: &str| fs::read(dir.path().join(file)).unwrap();
+        let (ca_before, b_before, a_key_before) = (read("ca.pem"), read("b.pem"), read("a.key"));
+        let a_before = read_cert_summary(&dir.path().join("a.pem")).unwrap();
+
+        let written = issue_cert(dir.path(), "a", 400).unwrap();
+
+        assert_eq!(
+            written,
+            [dir.path().join("a.pem"), dir.path().join("a.key")]
+        );
+        let a_after = read_cert_summary(&dir.path().join("a.pem")).unwrap();
+        assert_eq!(a_after.subject, "a");
+        assert_ne!(a_after.serial_hex, a_before.serial_hex);
+        let ahead = a_after.not_after.duration_since(SystemTime::now()).unwrap();
+        assert!(ahead > 399 * DAY && ahead <= 400 * DAY, "{ahead:?}");
+        assert_ne!(read("a.key"), a_key_before);
+        assert_eq!(
+            (read("ca.pem"), read("b.pem")),
+            (ca_before.clone(), b_before)
+        );
+        let mode = fs::metadata(dir.path().join("a.key"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        let ca = CertificateDer::pem_slice_iter(&ca_before)
+            .next()
+            .unwrap()
+            .unwrap();
+        let a = CertificateDer::from_pem_slice(&read("a.pem")).unwrap();
+        check_issued_by(&a, &ca).unwrap();
+        assert!(!dir.path().join("a.pem.new").exists());
+
+        issue_cert(dir.path(), "admin", 30).unwrap();
+        assert_eq!(
+            read_cert_summary(&dir.path().join("admin.pem"))
+                .unwrap()
+                .subject,
+            "admin"
+        );
+    }
+
+    #[test]
+    fn issue_refuses_a_ca_key_that_does_not_belong_to_the_ca_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        init_certs(dir.path(), &names(&["a"])).unwrap();
+        init_certs(other.path(), &names(&["a"])).unwrap();
+        fs::copy(other.path().join("ca.key"), dir.path().join("ca.key")).unwrap();
+        let a_before = fs::read(dir.path().join("a.pem")).unwrap();
+
+        let err = issue_cert(dir.path(), "a", 30).unwrap_err();
+
+        assert!(matches!(err, CertError::CaUnusable { .. }), "{err}");
+        assert!(err.to_string().contains("does not verify against"), "{err}");
+        assert_eq!(fs::read(dir.path().join("a.pem")).unwrap(), a_before);
+
+        let err = issue_cert(other.path(), "a b", 30).unwrap_err();
+        assert!(matches!(err, CertError::InvalidNodeName { .. }), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = issue_cert(empty.path(), "a", 30).unwrap_err();
+        assert!(err.to_string().contains("ca.key"), "{err}");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Certificates for a new pair.
+    /// Certificates: for a new pair, or a renewed one for a node.
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
@@ -138,6 +138,21 @@ pub enum CertsCommand {
         /// Node names, comma-separated: a,b
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Days every certificate (the CA's too) is valid for.
+        #[arg(long, default_value_t = crate::certs::VALIDITY_DAYS_DEFAULT)]
+        days: u32,
+    },
+    /// Issue a new certificate and key for one node (or admin) from DIR/ca.pem and DIR/ca.key,
+    /// replacing DIR/<name>.pem and DIR/<name>.key; install them and send the node SIGHUP.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name (or "admin").
+        #[arg(long)]
+        name: String,
+        /// Days the certificate is valid for.
+        #[arg(long, default_value_t = crate::certs::VALIDITY_DAYS_DEFAULT)]
+        days: u32,
     },
 }
 
@@ -257,15 +272,7 @@ fn check_usage(cli: &Cli) -> Result<(), String> {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     tls::install_crypto_provider();
     match &cli.command {
-        CtlCommand::Certs {
-            command: CertsCommand::Init { dir, nodes },
-        } => {
-            let written = crate::certs::init_certs(dir, nodes)?;
-            for path in written {
-                println!("wrote {}", path.display());
-            }
-            return Ok(());
-        }
+        CtlCommand::Certs { command } => return certs(command),
         CtlCommand::Demo { keep } => return crate::demo::run(*keep).await.map_err(Failure),
         _ => {}
     }
@@ -335,6 +342,28 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => print_reply(client.alerts_test(pb::AlertsTestRequest {}).await, cli.json),
         CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
     }
+}
+
+fn certs(command: &CertsCommand) -> Result<(), Failure> {
+    let written = match command {
+        CertsCommand::Init { dir, nodes, days } => {
+            crate::certs::init_certs_valid_for(dir, nodes, *days)?
+        }
+        CertsCommand::Issue { dir, name, days } => crate::certs::issue_cert(dir, name, *days)?,
+    };
+    for path in written {
+        match crate::certs::read_cert_summary(&path) {
+            Ok(cert) => println!(
+                "wrote {} (CN {}, serial {}, valid until {})",
+                path.display(),
+                cert.subject,
+                cert.serial_hex,
+                cert.not_after_utc()
+            ),
+            Err(_) => println!("wrote {}", path.display()),
+        }
+    }
+    Ok(())
 }
 
 async fn user(

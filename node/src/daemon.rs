@@ -3,7 +3,8 @@
 //! Start-up order: validate the config (exit 2 on any problem), open `state.db`, bind every
 //! listener (exit 1 naming the address if one is taken), start the servers, the dialers and the
 //! probers, then run the driver until it exits. SIGTERM and SIGINT go to the driver, which on the
-//! active switches over first; the servers then stop and the process exits.
+//! active switches over first; the servers then stop and the process exits. SIGHUP reloads the
+//! TLS files (`cert_reload.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -143,7 +144,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let http_listener = bind("listen.http", config.listen.http).await?;
     let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
     let (mut driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
-    let dial_tls = tls::client_config(&config.tls, true)?;
+    // Listeners and dialers take the certificate and CA from here at each handshake, so that a
+    // SIGHUP reload (cert_reload.rs) reaches new connections and leaves open ones alone.
+    let credentials = tls::Credentials::load(&config.tls, tls::CertUse::ServerAndClient)?;
+    if let Err(error) = crate::cert_reload::spawn(credentials.clone(), store.clone()) {
+        tracing::error!(%error, "cannot install the SIGHUP handler: certificates will not reload");
+    }
+    let dial_tls = tls::client_config_from(&credentials);
     let replication =
         crate::repl::Replication::start(&config, handle.clone(), dial_tls.clone()).await?;
     driver.attach_replication(replication.status());
@@ -161,6 +168,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &handle,
         &replication,
         mailer,
+        &credentials,
         [
             peer_listener,
             client_listener,
@@ -195,12 +203,14 @@ fn start_servers(
     handle: &DriverHandle,
     replication: &crate::repl::Replication,
     mailer: Option<crate::alerts::Mailer>,
+    credentials: &std::sync::Arc<tls::Credentials>,
     [peer, client, admin_listener, http]: [TcpListener; 4],
     stopped: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
-    let peer_tls = tls::server_config(&config.tls, ClientAuth::Named(config.peer.name.clone()))?;
-    let client_tls = tls::server_config(&config.tls, ClientAuth::None)?;
-    let admin_tls = tls::server_config(&config.tls, ClientAuth::AnyClusterCert)?;
+    let peer_auth = ClientAuth::Named(config.peer.name.clone());
+    let peer_tls = tls::server_config_from(credentials, peer_auth)?;
+    let client_tls = tls::server_config_from(credentials, ClientAuth::None)?;
+    let admin_tls = tls::server_config_from(credentials, ClientAuth::AnyClusterCert)?;
     let peer_service = PeerServer::new(crate::peer_link::PeerService::new(
         handle.clone(),
         replication.clone(),

@@ -4,7 +4,9 @@
 //! - `role`: the sans-IO role machine, `step(event, now) -> Vec<Command>`.
 //! - `config` (with `duration`): the node's TOML config, fully validated at start-up.
 //! - `state_store`: `state.db`, the node-local SQLite file (terms, disk state, events).
-//! - `tls` and `certs`: mTLS for every listener and dialer; `tandemctl certs init`.
+//! - `tls` and `certs`: mTLS for every listener and dialer; `tandemctl certs init` and `issue`.
+//!   `tls_credentials` holds the CA, certificate and key so that `cert_reload` can swap them on
+//!   SIGHUP; it also warns of expiry.
 //! - `peer_link`: the keep-alive streams between the two nodes, the fast-path dials, reachability.
 //! - `driver`: the one event loop that feeds the role machine and runs its commands;
 //!   `admission`: the gate it opens and closes for clients.
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod admission;
 pub mod alerts;
+pub mod cert_reload;
 pub mod certs;
 pub mod config;
 pub mod ctl;
@@ -43,6 +46,7 @@ pub mod status_probe;
 pub mod status_wire;
 pub mod supervisor;
 pub mod tls;
+pub mod tls_credentials;
 pub mod when_idle;
 pub mod wire;
 

@@ -12,8 +12,10 @@
 //! Authorization happens in the handshake: a connection a service sees has already presented the
 //! right certificate. A service can still read the chain with `tonic::Request::peer_certs()`
 //! (tonic fills it for `tokio_rustls::server::TlsStream<TcpStream>`), e.g. to log
-//! [`peer_cert_names`]. This module does not create certificates (`certs.rs` does), reload them,
-//! or check revocation: the pair has its own private CA.
+//! [`peer_cert_names`]. A node's listeners and dialers take their certificate and CA from
+//! [`Credentials`] at each handshake (`server_config_from`, `client_config_from`), so a reload
+//! (`tls_credentials.rs`) reaches every new connection and no open one. This module does not
+//! create certificates (`certs.rs` does) or check revocation: the pair has its own private CA.
 
 use std::error::Error;
 use std::fs;
@@ -27,7 +29,6 @@ use futures::Stream;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
@@ -43,6 +44,8 @@ use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::certs;
+pub use crate::tls_credentials::{CertUse, Credentials};
+use crate::tls_credentials::{CurrentCertificate, CurrentClientVerifier, CurrentServerVerifier};
 
 /// Both ends speak gRPC, which is HTTP/2 only.
 const ALPN_H2: &[u8] = b"h2";
@@ -121,6 +124,9 @@ pub enum TlsError {
     /// A name to check or dial is not a usable DNS name.
     #[error("{name:?} cannot be a TLS peer name: {reason}")]
     InvalidName { name: String, reason: String },
+    /// A TLS handshake on its own (`presented_certificates`) failed.
+    #[error("no TLS handshake with {addr}: {source}")]
+    Handshake { addr: String, source: io::Error },
     /// Dialing failed. `is_connection_refused` tells a refused connection apart.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
@@ -164,26 +170,27 @@ pub enum ClientAuth {
 /// Builds a listener's configuration: this node's certificate, the client certificates `auth`
 /// requires, ALPN `h2`. Fails, naming the file, if the certificate is not usable with the CA.
 pub fn server_config(files: &TlsFiles, auth: ClientAuth) -> Result<Arc<ServerConfig>, TlsError> {
-    let cas = load_certs(&files.ca, "CA certificate")?;
-    let chain = load_certs(&files.cert, "certificate")?;
-    let key = load_key(&files.key)?;
-    check_signed_by_ca(files, &chain, &cas, webpki::KeyUsage::server_auth())?;
+    server_config_from(&Credentials::load(files, CertUse::Server)?, auth)
+}
+
+/// Like [`server_config`], but every handshake uses the material `credentials` holds at that
+/// moment, so a reload reaches new connections. Fails only on a bad peer name.
+pub fn server_config_from(
+    credentials: &Arc<Credentials>,
+    auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(ring_provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions");
+    let cluster = || Arc::new(CurrentClientVerifier(credentials.clone()));
     let builder = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::AnyClusterCert => {
-            builder.with_client_cert_verifier(cluster_verifier(files, cas)?)
-        }
+        ClientAuth::AnyClusterCert => builder.with_client_cert_verifier(cluster()),
         ClientAuth::Named(name) => {
-            let cluster = cluster_verifier(files, cas)?;
-            builder.with_client_cert_verifier(Arc::new(NamedClientVerifier::new(cluster, name)?))
+            builder.with_client_cert_verifier(Arc::new(NamedClientVerifier::new(cluster(), name)?))
         }
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|source| certificate_key_error(files, source))?;
+    let mut config = builder.with_cert_resolver(Arc::new(CurrentCertificate(credentials.clone())));
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(config))
 }
@@ -194,24 +201,35 @@ pub fn client_config(
     files: &TlsFiles,
     with_client_cert: bool,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    if with_client_cert {
+        return Ok(client_config_from(&Credentials::load(
+            files,
+            CertUse::Client,
+        )?));
+    }
     let cas = load_certs(&files.ca, "CA certificate")?;
     let roots = root_store(&files.ca, &cas)?;
-    let builder = ClientConfig::builder_with_provider(ring_provider())
+    let mut config = ClientConfig::builder_with_provider(ring_provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots);
-    let mut config = if with_client_cert {
-        let chain = load_certs(&files.cert, "certificate")?;
-        let key = load_key(&files.key)?;
-        check_signed_by_ca(files, &chain, &cas, webpki::KeyUsage::client_auth())?;
-        builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|source| certificate_key_error(files, source))?
-    } else {
-        builder.with_no_client_auth()
-    };
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A dialer's configuration that presents the certificate `credentials` holds at each
+/// handshake and trusts the CA it holds then, so a reload reaches new connections.
+pub fn client_config_from(credentials: &Arc<Credentials>) -> Arc<ClientConfig> {
+    // "dangerous" only in name: the verifier is rustls's webpki verifier for the current CA.
+    let mut config = ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CurrentServerVerifier(credentials.clone())))
+        .with_client_cert_resolver(Arc::new(CurrentCertificate(credentials.clone())));
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Arc::new(config)
 }
 
 /// Accepts TCP connections on `listener` and yields those whose TLS handshake succeeds, ready
@@ -276,6 +294,25 @@ pub fn connect_lazy(
     let dialer = Dialer::new(addr, server_name, config, connect_timeout)?;
     let connector = tower::service_fn(move |_: Uri| dialer.clone().dial());
     Ok(endpoint().connect_with_connector_lazy(connector))
+}
+
+/// Handshakes with the TLS listener at `addr` (checking its certificate for `server_name`) and
+/// returns the chain it presents, end entity first: which certificate a node serves, e.g. after
+/// a reload. The connection is closed right after the handshake; no gRPC is spoken.
+pub async fn presented_certificates(
+    addr: &str,
+    server_name: &str,
+    config: Arc<ClientConfig>,
+    connect_timeout: Duration,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let dialer = Dialer::new(addr, server_name, config, connect_timeout)?;
+    let handshake_error = |source| TlsError::Handshake {
+        addr: addr.to_string(),
+        source,
+    };
+    let stream = dialer.dial().await.map_err(handshake_error)?.into_inner();
+    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+    Ok(chain.iter().map(|cert| cert.clone().into_owned()).collect())
 }
 
 /// True if `err` or any of its sources is an `io::Error` of kind `ConnectionRefused`: nothing
@@ -532,7 +569,7 @@ fn check_cert_name(
     Err(rustls::Error::InvalidCertificate(error))
 }
 
-fn ring_provider() -> Arc<CryptoProvider> {
+pub(crate) fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -551,7 +588,10 @@ fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_file(path, what)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -567,7 +607,7 @@ fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read_file(path, "private key")?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         pem::Error::NoItemsFound => TlsError::NoPrivateKey {
@@ -581,7 +621,7 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn certificate_key_error(files: &TlsFiles, source: rustls::Error) -> TlsError {
+pub(crate) fn certificate_key_error(files: &TlsFiles, source: rustls::Error) -> TlsError {
     TlsError::CertificateKey {
         cert: files.cert.clone(),
         key: files.key.clone(),
@@ -589,7 +629,10 @@ fn certificate_key_error(files: &TlsFiles, source: rustls::Error) -> TlsError {
     }
 }
 
-fn root_store(ca_path: &Path, cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
+pub(crate) fn root_store(
+    ca_path: &Path,
+    cas: &[CertificateDer<'static>],
+) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for ca in cas {
         roots.add(ca.clone()).map_err(|e| TlsError::BadCa {
@@ -600,21 +643,8 @@ fn root_store(ca_path: &Path, cas: &[CertificateDer<'static>]) -> Result<RootCer
     Ok(roots)
 }
 
-fn cluster_verifier(
-    files: &TlsFiles,
-    cas: Vec<CertificateDer<'static>>,
-) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let roots = root_store(&files.ca, &cas)?;
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), ring_provider())
-        .build()
-        .map_err(|e| TlsError::BadCa {
-            path: files.ca.clone(),
-            reason: e.to_string(),
-        })
-}
-
 /// Refuses at startup a certificate every peer would refuse, with a message naming both files.
-fn check_signed_by_ca(
+pub(crate) fn check_signed_by_ca(
     files: &TlsFiles,
     chain: &[CertificateDer<'static>],
     cas: &[CertificateDer<'static>],
@@ -969,6 +999,75 @@ mod tests {
             .unwrap();
         let err = channel.call(request).await.unwrap_err();
         assert!(is_connection_refused(&err), "{err}");
+    }
+
+    /// The end-entity certificate a server at `addr` presents to a fresh handshake.
+    async fn served_certificate(addr: SocketAddr, pki: &Pki) -> CertificateDer<'static> {
+        let config = client_config(&pki.files("b"), false).unwrap();
+        let config_b = config.clone();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let server_name = ServerName::try_from("a").unwrap();
+        let tls = TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .unwrap();
+        let served = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let presented = presented_certificates(&addr.to_string(), "a", config_b, TIMEOUT).await;
+        assert_eq!(presented.unwrap()[0], served);
+        served
+    }
+
+    #[tokio::test]
+    async fn a_reload_reaches_new_handshakes_and_a_bad_one_keeps_the_old_certificate() {
+        let pki = Pki::new();
+        let credentials = Credentials::load(&pki.files("a"), CertUse::ServerAndClient).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = server_config_from(&credentials, ClientAuth::None).unwrap();
+        let mut incoming = tls_incoming(listener, config, "test");
+        tokio::spawn(async move { while incoming.next().await.is_some() {} });
+        let old = load_certs(&pki.files("a").cert, "cert").unwrap().remove(0);
+        assert_eq!(served_certificate(addr, &pki).await, old);
+
+        tracing::info!("--- a new certificate: served once reloaded, not before");
+        certs::issue_cert(pki.dir.path(), "a", 60).unwrap();
+        let new = load_certs(&pki.files("a").cert, "cert").unwrap().remove(0);
+        assert_ne!(new, old);
+        assert_eq!(served_certificate(addr, &pki).await, old);
+        let material = credentials.reload().unwrap();
+        assert_eq!(served_certificate(addr, &pki).await, new);
+        assert_eq!(material.cert.subject, "a");
+
+        tracing::info!("--- a key of another certificate: refused, the new certificate stays");
+        fs::copy(pki.files("b").key, pki.files("a").key).unwrap();
+        let err = credentials.reload().unwrap_err();
+        assert!(matches!(err, TlsError::CertificateKey { .. }), "{err}");
+        assert_eq!(served_certificate(addr, &pki).await, new);
+        fs::write(pki.files("a").cert, "garbage").unwrap();
+        let err = credentials.reload().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("no certificate found in {}", pki.files("a").cert.display())
+        );
+        assert_eq!(served_certificate(addr, &pki).await, new);
+    }
+
+    /// Rotating the CA goes through a CA file that holds the old and the new CA.
+    #[test]
+    fn a_ca_file_may_hold_two_cas() {
+        let (old, new) = (Pki::new(), Pki::new());
+        let bundle = old.dir.path().join("both.pem");
+        let mut pem = fs::read(old.files("a").ca).unwrap();
+        pem.extend(fs::read(new.files("a").ca).unwrap());
+        fs::write(&bundle, pem).unwrap();
+        for pki in [&old, &new] {
+            let files = TlsFiles {
+                ca: bundle.clone(),
+                ..pki.files("a")
+            };
+            let credentials = Credentials::load(&files, CertUse::ServerAndClient).unwrap();
+            assert_eq!(credentials.current().cas.len(), 2);
+        }
     }
 
     #[test]
