@@ -166,7 +166,14 @@ fn haproxy_the_unit_and_the_user_files_agree_with_the_example_configs() -> anyho
     );
     let tmpfiles = read_deploy_file("tandem.tmpfiles.conf")?;
     assert!(
-        tmpfiles.contains("/etc/tandem          0750 root tandem"),
+        tmpfiles.lines().any(|line| line.split_whitespace().eq([
+            "d",
+            "/etc/tandem",
+            "0750",
+            "root",
+            "tandem",
+            "-"
+        ])),
         "{tmpfiles}"
     );
 
