@@ -20,7 +20,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use crate::config::{AlertsConfig, SmtpSecurity};
 use crate::state_store::{OutboxMail, StateStore};
 
-/// Event kinds that are mailed: what an operator must hear about without watching the log.
+/// Event kinds that are mailed: what an operator must hear about without watching the log
+/// (every kind DESIGN.md §6 lists, and a few more).
 const MAILED_KINDS: &[&str] = &[
     "role_change",
     "peer_suspect",
@@ -276,7 +277,8 @@ mod tests {
     fn the_mailed_kinds_include_failover_and_exclude_routine_events() {
         assert!(is_mailed("failover"));
         assert!(is_mailed("replication_degraded"));
-        assert!(!is_mailed("role_change"));
+        assert!(is_mailed("role_change") && is_mailed("service_restart"));
         assert!(!is_mailed("block"));
+        assert!(!is_mailed("hook") && !is_mailed("user"));
     }
 }
