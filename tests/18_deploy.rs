@@ -201,6 +201,11 @@ fn haproxy_the_unit_and_the_user_files_agree_with_the_example_configs() -> anyho
     }
     assert_eq!(unit_words(&unit, "RestartPreventExitStatus"), ["2"]);
     assert_eq!(unit_words(&unit, "KillSignal"), ["SIGTERM"]);
+    assert_eq!(
+        unit_words(&unit, "ExecReload"),
+        ["/bin/kill", "-HUP", "$MAINPID"],
+        "systemctl reload sends SIGHUP, which reloads the certificates"
+    );
     Ok(())
 }
 
