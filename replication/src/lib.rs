@@ -13,6 +13,8 @@
 //! - `merge`: the sans-IO core of divergence and merge-back: the search for the last common index,
 //!   per-table conflict decisions and conflict records, and the restartable plan of re-applying
 //!   orphans.
+//! - `files`: file replication's sans-network parts: path checks, scans, the three-way plan,
+//!   manifests and chunked transfers.
 //! - `raw_sqlite`: SQLite through `libsqlite3-sys` under sqlx's handle lock, for the Data API's
 //!   guarded statements and the store's one-stretch client writes.
 //! - `bridge`: one entry, two shapes: the store's log rows and the log core's entries, hashed the
@@ -23,6 +25,7 @@
 
 pub mod bridge;
 pub mod data_api;
+pub mod files;
 pub mod log;
 pub mod merge;
 mod raw_sqlite;

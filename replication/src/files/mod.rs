@@ -1,0 +1,18 @@
+//! File replication (DESIGN.md §7): the parts that need no network.
+//!
+//! - `path`: what a peer may name inside a replicated directory, and resolving it on disk
+//!   without following a symlink out of the directory.
+//! - `scan`: a directory's files by content (SHA-256), with include/exclude globs.
+//! - `plan`: the three-way comparison of two manifests: what to copy, delete or keep as a
+//!   conflict copy.
+//! - `manifest`: the manifests in `files.db`.
+//! - `transfer`: sending a file in checksummed chunks and receiving it into a temp file that is
+//!   fsync'd and renamed into place.
+//!
+//! Not here: the watcher, the sync loop and the gRPC service (`tandem-node`'s `files` module).
+
+pub mod manifest;
+pub mod path;
+pub mod plan;
+pub mod scan;
+pub mod transfer;
