@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/admin.proto",
         "proto/gateway.proto",
         "proto/data.proto",
+        "proto/files.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -32,6 +32,8 @@ pub struct AdminService {
     pub mailer: Option<crate::alerts::Mailer>,
     /// `auto_failback` and what the failback task shows.
     pub failback: (crate::config::AutoFailback, crate::failback::FailbackView),
+    /// `[[files]]`, for `tandemctl resync --files`.
+    pub files: crate::files::FileSync,
 }
 
 /// Passes `request` to the driver and waits for its answer (at most `COMMAND_TIMEOUT`).
@@ -123,10 +125,12 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ResyncRequest>,
     ) -> Result<Response<pb::CommandReply>, Status> {
-        let message = self
-            .replication
-            .admin_resync(&request.into_inner().direction)
-            .await?;
+        let direction = request.into_inner().direction;
+        let message = if direction == "files" {
+            self.files.admin_resync().await?
+        } else {
+            self.replication.admin_resync(&direction).await?
+        };
         Ok(Response::new(pb::CommandReply { message }))
     }
 

@@ -54,7 +54,40 @@ struct RawConfig {
     hooks: RawHooks,
     #[serde(default)]
     service: Vec<RawService>,
+    #[serde(default)]
+    files: Vec<RawFiles>,
     tls: RawTls,
+}
+
+/// One `[[files]]` entry (DESIGN.md §7).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    name: String,
+    dir: String,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default = "default_true")]
+    recursive: bool,
+    #[serde(default = "default_scan_interval")]
+    scan_interval: String,
+    /// Bytes per second at most, e.g. "20MiB"; "0" for no limit.
+    #[serde(default = "default_bandwidth")]
+    bandwidth: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_scan_interval() -> String {
+    "1m".into()
+}
+
+fn default_bandwidth() -> String {
+    "0".into()
 }
 
 /// One `[[service]]` entry (DESIGN.md §6).
@@ -345,7 +378,21 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[[service]]`: the services this node supervises.
     pub services: Vec<ServiceConfig>,
+    /// `[[files]]`: the directories replicated to the peer.
+    pub files: Vec<FilesConfig>,
     pub tls: crate::tls::TlsFiles,
+}
+
+/// One `[[files]]` entry (DESIGN.md §7): paired with the peer's entry of the same name.
+#[derive(Clone, Debug)]
+pub struct FilesConfig {
+    pub name: String,
+    pub dir: PathBuf,
+    pub filter: tandem_replication::files::scan::Filter,
+    /// The periodic full scan that repairs what the watcher missed.
+    pub scan_interval: Duration,
+    /// Bytes per second the sender may use; `None`: no limit.
+    pub bandwidth: Option<u64>,
 }
 
 /// Where a supervised service runs.
@@ -645,6 +692,7 @@ impl Validator<'_> {
             alerts: raw.alerts.map(|alerts| self.alerts(alerts)).transpose()?,
             hooks: self.hooks(raw.hooks)?,
             services: self.services(raw.service)?,
+            files: self.files(raw.files)?,
             tls: self.tls(&raw.tls)?,
             node,
             peer,
@@ -981,6 +1029,57 @@ impl Validator<'_> {
             });
         }
         Ok(services)
+    }
+
+    fn files(&self, raws: Vec<RawFiles>) -> Result<Vec<FilesConfig>, ConfigError> {
+        let mut entries: Vec<FilesConfig> = Vec::with_capacity(raws.len());
+        for (index, raw) in raws.into_iter().enumerate() {
+            let key = |field: &str| format!("files[{index}].{field}");
+            check_name(&raw.name).map_err(|message| self.invalid(&key("name"), message))?;
+            if entries.iter().any(|entry| entry.name == raw.name) {
+                return Err(self.invalid(
+                    &key("name"),
+                    format!("\"{}\" names two [[files]] entries", raw.name),
+                ));
+            }
+            let dir = self.resolve(&raw.dir);
+            if !dir.is_dir() {
+                return Err(
+                    self.invalid(&key("dir"), format!("{} is not a directory", dir.display()))
+                );
+            }
+            if entries
+                .iter()
+                .any(|entry| dir.starts_with(&entry.dir) || entry.dir.starts_with(&dir))
+            {
+                return Err(self.invalid(&key("dir"), "overlaps another [[files]] entry's dir"));
+            }
+            let filter = tandem_replication::files::scan::Filter::new(
+                &raw.include,
+                &raw.exclude,
+                raw.recursive,
+            )
+            .map_err(|message| self.invalid(&key("include"), format!("bad glob {message}")))?;
+            let scan_interval = self.duration(&key("scan_interval"), &raw.scan_interval)?;
+            if scan_interval < Duration::from_secs(1) {
+                return Err(self.invalid(&key("scan_interval"), "must be at least 1s"));
+            }
+            let bandwidth = parse_bytes(&raw.bandwidth)
+                .map_err(|message| self.invalid(&key("bandwidth"), message))?;
+            if bandwidth != 0 && bandwidth < 64 * 1024 {
+                return Err(
+                    self.invalid(&key("bandwidth"), "must be 0 (no limit) or at least 64KiB")
+                );
+            }
+            entries.push(FilesConfig {
+                name: raw.name,
+                dir,
+                filter,
+                scan_interval,
+                bandwidth: (bandwidth != 0).then_some(bandwidth),
+            });
+        }
+        Ok(entries)
     }
 
     fn health(&self, key: &str, raw: RawHealth) -> Result<HealthConfig, ConfigError> {
@@ -1384,6 +1483,26 @@ mod tests {
             (
                 "[[service]]\nname = \"pbx\"\ncommand = \"x\"\nrestrat = 1",
                 "restrat",
+            ),
+            (
+                "[[files]]\nname = \"vm\"\ndir = \"nowhere\"",
+                "files[0].dir",
+            ),
+            (
+                "[[files]]\nname = \"vm\"\ndir = \"certs\"\ninclude = [\"a[\"]",
+                "files[0].include",
+            ),
+            (
+                "[[files]]\nname = \"vm\"\ndir = \"certs\"\nbandwidth = \"fast\"",
+                "files[0].bandwidth",
+            ),
+            (
+                "[[files]]\nname = \"vm\"\ndir = \"certs\"\n[[files]]\nname = \"vm\"\ndir = \"data\"",
+                "files[1].name",
+            ),
+            (
+                "[[files]]\nname = \"vm\"\ndir = \"certs\"\nrecursve = true",
+                "recursve",
             ),
             (
                 "[alerts]\nsmtp_host = \"127.0.0.1\"\nfrom = \"not an address\"\nto = [\"ops@example.com\"]",

@@ -81,16 +81,19 @@ pub enum CtlCommand {
     /// Run one SQL statement against the active node (from either node).
     Sql { statement: String },
     /// Force a full copy of the database: --to-peer on the active, --from-peer on the passive.
-    /// Waits and prints progress until the copy is installed.
+    /// Waits and prints progress until the copy is installed. --files (on the active) runs a
+    /// full scan of every [[files]] entry on both nodes and waits until it is carried out.
     Resync {
         #[arg(
             long,
-            conflicts_with = "from_peer",
-            required_unless_present = "from_peer"
+            conflicts_with_all = ["from_peer", "files"],
+            required_unless_present_any = ["from_peer", "files"]
         )]
         to_peer: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "files")]
         from_peer: bool,
+        #[arg(long)]
+        files: bool,
         /// Start the copy and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -324,6 +327,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         CtlCommand::Sql { statement } => sql(&mut client, statement, cli.json).await,
         CtlCommand::Verify => verify(&mut client, cli.json).await,
+        CtlCommand::Resync { files: true, .. } => resync_files(&mut client, cli.json).await,
         CtlCommand::Resync {
             to_peer, no_wait, ..
         } => resync(&mut client, to_peer, no_wait, cli.json).await,
@@ -488,6 +492,22 @@ async fn sql(
         println!("{}", cells.join(" | "));
     }
     println!("({} rows from {})", rows.len(), reply.node);
+    Ok(())
+}
+
+async fn resync_files(client: &mut AdminClient<Channel>, json: bool) -> Result<(), Failure> {
+    let reply = client
+        .resync(pb::ResyncRequest {
+            direction: "files".into(),
+        })
+        .await
+        .map_err(rpc_failure)?
+        .into_inner();
+    if json {
+        println!("{}", serde_json::json!({ "message": reply.message }));
+    } else {
+        println!("{}", reply.message);
+    }
     Ok(())
 }
 

@@ -93,6 +93,8 @@ pub enum DaemonError {
     Replication(#[from] crate::repl::ReplError),
     #[error("alerts: {0}")]
     Alerts(#[from] crate::alerts::AlertError),
+    #[error("files: {0}")]
+    Files(#[from] crate::files::FilesError),
 }
 
 impl DaemonError {
@@ -154,6 +156,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let replication =
         crate::repl::Replication::start(&config, handle.clone(), dial_tls.clone()).await?;
     driver.attach_replication(replication.status());
+    let files = crate::files::FileSync::start(&config, &handle, dial_tls.clone()).await?;
+    driver.attach_files(files.clone());
     let supervisor = crate::supervisor::Supervisor::start(&config.services, &handle);
     driver.attach_services(supervisor.status());
     let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
@@ -167,7 +171,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config,
         &handle,
         &replication,
-        mailer,
+        (mailer, &files),
         &credentials,
         [
             peer_listener,
@@ -202,7 +206,7 @@ fn start_servers(
     config: &Config,
     handle: &DriverHandle,
     replication: &crate::repl::Replication,
-    mailer: Option<crate::alerts::Mailer>,
+    (mailer, files): (Option<crate::alerts::Mailer>, &crate::files::FileSync),
     credentials: &std::sync::Arc<tls::Credentials>,
     [peer, client, admin_listener, http]: [TcpListener; 4],
     stopped: watch::Receiver<bool>,
@@ -244,6 +248,7 @@ fn start_servers(
         when_idle: crate::when_idle::WhenIdle::default(),
         mailer,
         failback: (config.auto_failback, failback_view.clone()),
+        files: files.clone(),
     });
     let admin_service =
         AdminServer::from_arc(admin.clone()).max_decoding_message_size(MESSAGE_BYTES_MAX);
@@ -262,6 +267,9 @@ fn start_servers(
     };
     let peer_server = builder()
         .add_service(peer_service)
+        .add_service(tandem_proto::files::files_server::FilesServer::new(
+            files.service(),
+        ))
         .serve_with_incoming_shutdown(
             tls::tls_incoming(peer, peer_tls, "peer"),
             until_stopped(stopped.clone()),

@@ -150,6 +150,10 @@ pub struct Driver {
     services: Option<watch::Receiver<Vec<crate::status::ServiceStatus>>>,
     /// A switchover waits until the peer has acknowledged the whole log.
     catching_up: bool,
+    /// `[[files]]`, once attached: `status.files`, and the files a switchover waits for.
+    files: Option<crate::files::FileSync>,
+    /// The file sync cycle a switchover's catch-up waits for.
+    files_target: Option<u64>,
     /// `[hooks]`: the role hooks' queue.
     hooks: crate::hooks::Hooks,
     /// The driver's own input queue, for the `fence_peer` task's answer (weak: the driver must
@@ -235,6 +239,8 @@ impl Driver {
             events,
             replication: None,
             services: None,
+            files: None,
+            files_target: None,
             catching_up: false,
             hooks,
             own_inputs,
@@ -256,6 +262,19 @@ impl Driver {
         services: watch::Receiver<Vec<crate::status::ServiceStatus>>,
     ) {
         self.services = Some(services);
+    }
+
+    /// Shows the file replication in `status` and makes switchovers wait for its pending files.
+    pub fn attach_files(&mut self, files: crate::files::FileSync) {
+        self.files = Some(files);
+    }
+
+    /// Whether the file cycle a switchover asked for is done (or there is nothing to wait for).
+    fn files_caught_up(&self) -> bool {
+        match (&self.files, self.files_target) {
+            (Some(files), Some(target)) => files.synced_through(target),
+            _ => true,
+        }
     }
 
     fn own_services(&self) -> Vec<crate::status::ServiceStatus> {
@@ -317,8 +336,9 @@ impl Driver {
             if &position != self.machine.log_position() {
                 self.step(Event::LogPosition(position)).await?;
             }
-            if self.catching_up && caught_up {
+            if self.catching_up && caught_up && self.files_caught_up() {
                 self.catching_up = false;
+                self.files_target = None;
                 self.step(Event::CaughtUp).await?;
             }
         }
@@ -632,10 +652,19 @@ impl Driver {
             )),
             // Without a replicated database the passive has everything the moment we fence;
             // with one, the tick reports `CaughtUp` once the peer acknowledged the whole log.
-            Command::StartCatchUp => match self.replication_progress() {
-                None | Some((_, true)) => self.feedback.push_back(Event::CaughtUp),
-                Some((_, false)) => self.catching_up = true,
-            },
+            // The files too: a fresh sync cycle must finish before the hand-over.
+            Command::StartCatchUp => {
+                self.files_target = self
+                    .files
+                    .as_ref()
+                    .map(crate::files::FileSync::request_sync);
+                match self.replication_progress() {
+                    None | Some((_, true)) if self.files_target.is_none() => {
+                        self.feedback.push_back(Event::CaughtUp)
+                    }
+                    _ => self.catching_up = true,
+                }
+            }
             Command::FencePeer => match self.hooks.config().command("fence_peer") {
                 Some(command) => {
                     let command = command.to_string();
@@ -809,6 +838,11 @@ impl Driver {
                 .map(|status| status.borrow().clone())
                 .unwrap_or_default(),
             services: self.own_services(),
+            files: self
+                .files
+                .as_ref()
+                .map(|files| files.status().borrow().clone())
+                .unwrap_or_default(),
             ..Status::default()
         }
     }

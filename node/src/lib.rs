@@ -30,6 +30,7 @@ pub mod driver;
 pub mod duration;
 pub mod event_writer;
 pub mod failback;
+pub mod files;
 pub mod gap_meter;
 pub mod gateway;
 pub mod hooks;

@@ -21,3 +21,8 @@ pub mod gateway {
 pub mod data {
     tonic::include_proto!("tandem.data.v1");
 }
+
+/// File replication between the nodes (DESIGN.md §7).
+pub mod files {
+    tonic::include_proto!("tandem.files.v1");
+}
