@@ -852,6 +852,19 @@ pub fn render_status(status: &Status) -> String {
             text.push_str(&format!("            last: {}\n", service.last_exit));
         }
     }
+    for files in &status.files {
+        let last = files.last_sync.map_or_else(
+            || "never".to_string(),
+            |ms| format_time(i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
+        text.push_str(&format!(
+            "files       {:<12} pending {} files, {} bytes  last sync {last}\n",
+            files.name, files.pending_files, files.pending_bytes
+        ));
+        if !files.error.is_empty() {
+            text.push_str(&format!("            error: {}\n", files.error));
+        }
+    }
     if peer.version_mismatch || peer.config_mismatch {
         text.push_str("warning     the peer's version or shared settings differ (see events)\n");
     }
