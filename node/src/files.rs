@@ -309,6 +309,9 @@ impl FileSync {
             next_scan = tokio::time::Instant::now() + interval;
             match self.cycle(index).await {
                 Ok(deferred) => {
+                    // A file still being written does not hold a switchover up: it is not done
+                    // yet, and once the roles swap the new active's comparison fetches it.
+                    self.inner.completed[index].fetch_max(asked, Ordering::SeqCst);
                     if deferred {
                         // A file still settling: look again once it may have.
                         let wake = self.clone();
@@ -316,8 +319,6 @@ impl FileSync {
                             tokio::time::sleep(SETTLE).await;
                             wake.inner.wake[index].notify_one();
                         });
-                    } else {
-                        self.inner.completed[index].fetch_max(asked, Ordering::SeqCst);
                     }
                 }
                 Err(error) => {
