@@ -344,11 +344,14 @@ impl FileSync {
                 .as_ref()
                 .is_some_and(|version| now_ns - version.mtime_ns < settle_ns)
         };
-        let deferred: Vec<RelPath> = local
+        let mut deferred: Vec<RelPath> = local
             .iter()
+            .chain(peer.iter())
             .filter(|(_, row)| young(row))
             .map(|(path, _)| path.clone())
             .collect();
+        deferred.sort();
+        deferred.dedup();
         let mut local_view = local.clone();
         let mut peer_view = peer.clone();
         for path in &deferred {
