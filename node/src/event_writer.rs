@@ -16,16 +16,17 @@ const QUEUE_BOUND: usize = 1024;
 
 /// The driver's end of the queue.
 pub struct EventWriter {
-    queue: mpsc::Sender<(String, String)>,
+    /// Kind, message, and the wall-clock time the event happened (stamped when queued).
+    queue: mpsc::Sender<(String, String, i64)>,
 }
 
 impl EventWriter {
     /// Starts the writer task; it ends once every `EventWriter` is dropped and the queue is empty.
     pub fn spawn(store: StateStore) -> (EventWriter, JoinHandle<()>) {
-        let (queue, mut pending) = mpsc::channel::<(String, String)>(QUEUE_BOUND);
+        let (queue, mut pending) = mpsc::channel::<(String, String, i64)>(QUEUE_BOUND);
         let task = tokio::spawn(async move {
-            while let Some((kind, message)) = pending.recv().await {
-                if let Err(error) = store.record_event(&kind, &message).await {
+            while let Some((kind, message, at_ms)) = pending.recv().await {
+                if let Err(error) = store.record_event_at(&kind, &message, at_ms).await {
                     // An operating error: the event is in the log (tracing) but not in state.db.
                     tracing::error!(%error, kind, "cannot record an event in state.db");
                 }
@@ -39,7 +40,11 @@ impl EventWriter {
         crate::metrics::global().event(kind);
         if self
             .queue
-            .send((kind.to_string(), message.to_string()))
+            .send((
+                kind.to_string(),
+                message.to_string(),
+                crate::state_store::wall_clock_ms(),
+            ))
             .await
             .is_err()
         {

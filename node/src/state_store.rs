@@ -246,7 +246,17 @@ impl StateStore {
     /// Appends an event and tells followers; an event of a mailed kind also enters the outbox
     /// in the same transaction, so a mail is queued exactly once per event.
     pub async fn record_event(&self, kind: &str, message: &str) -> Result<EventRecord, StoreError> {
-        let at_ms = wall_clock_ms();
+        self.record_event_at(kind, message, wall_clock_ms()).await
+    }
+
+    /// [`record_event`](Self::record_event) stamped with the time it happened (`at_ms`, wall
+    /// clock), not the time it reached the disk.
+    pub async fn record_event_at(
+        &self,
+        kind: &str,
+        message: &str,
+        at_ms: i64,
+    ) -> Result<EventRecord, StoreError> {
         let mut transaction = self.writer.begin().await?;
         let id = sqlx::query("INSERT INTO events (at_ms, kind, message) VALUES (?, ?, ?)")
             .bind(at_ms)

@@ -34,6 +34,7 @@
 //!   signal, so no process outlives the test binary.
 
 pub mod binaries;
+pub mod chaos;
 mod child_process;
 pub mod cluster;
 mod cluster_node;
