@@ -6,6 +6,8 @@
 //! active and admitting, read over a kept-open admin connection polled every 2 ms.
 
 mod clients;
+mod files;
+mod loads;
 mod replication;
 mod scenarios;
 mod stats;
@@ -20,7 +22,7 @@ use clap::{Parser, ValueEnum};
 struct Args {
     scenario: Scenario,
     /// Runs per scenario (failover-crash, failover-freeze, switchover, passive-crash,
-    /// login-storm).
+    /// login-storm; files: the 4 KiB file's runs).
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// How long false-failovers runs (e.g. "5m"), and each load of replication.
@@ -30,6 +32,9 @@ struct Args {
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// chaos: the seed of the fault sequence (the same seed replays the same faults).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -41,6 +46,39 @@ enum Scenario {
     Replication,
     PassiveCrash,
     LoginStorm,
+    Files,
+    /// The randomized fault run with its history check (`--seed`, `--duration`); exits 1 on a
+    /// violation.
+    Chaos,
+}
+
+/// `chaos`: the harness's chaos run on the release binaries, as a JSON result.
+fn chaos(
+    bins: &tandem_harness::Binaries,
+    seed: u64,
+    duration: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let spec = tandem_harness::chaos::ChaosSpec {
+        seed,
+        duration,
+        writers: 2,
+        callers: 2,
+    };
+    let report = tandem_harness::chaos::run(&spec, bins)?;
+    for violation in &report.violations {
+        eprintln!("VIOLATION (seed {seed}): {violation}");
+    }
+    Ok(serde_json::json!({
+        "scenario": "chaos",
+        "runs": 1,
+        "seed": report.seed,
+        "duration_s": report.duration.as_secs(),
+        "faults_total": report.faults_total(),
+        "faults": report.faults,
+        "operations": report.operations,
+        "violations": report.violations,
+        "failed": !report.violations.is_empty(),
+    }))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +109,8 @@ fn main() -> anyhow::Result<()> {
         Scenario::Replication => runtime.block_on(replication::replication(&bins, duration))?,
         Scenario::PassiveCrash => runtime.block_on(replication::passive_crash(&bins, args.runs))?,
         Scenario::LoginStorm => runtime.block_on(scenarios::login_storm(&bins, args.runs))?,
+        Scenario::Files => runtime.block_on(files::files(&bins, args.runs))?,
+        Scenario::Chaos => chaos(&bins, args.seed, duration)?,
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {
