@@ -42,10 +42,15 @@ use crate::status::{FilesStatus, Status};
 const SETTLE: Duration = Duration::from_millis(300);
 /// After a watcher event, the wait for more before a cycle starts.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long a switchover (or a resync) waits for files still settling before it goes ahead
+/// without them; well below the switchover's own deadline.
+const SETTLING_WAIT_MAX: Duration = Duration::from_secs(2);
 /// After a failed cycle, the wait before the next.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Chunks in flight between the reading thread and the stream.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Why the reading thread stopped when the stream it fed was dropped.
+const PEER_HUNG_UP: &str = "the peer hung up";
 
 /// The running file replication; cheap to clone.
 #[derive(Clone)]
@@ -215,8 +220,12 @@ impl FileSync {
             let inner = Arc::downgrade(&self.inner);
             let handler = move |event: notify::Result<notify::Event>| {
                 let Some(inner) = inner.upgrade() else { return };
-                if let Err(error) = &event {
-                    tracing::warn!(%error, "file watcher error; the next cycle scans everything");
+                match &event {
+                    Err(error) => {
+                        tracing::warn!(%error, "file watcher error; the next cycle scans everything");
+                    }
+                    Ok(event) if !may_be_a_change(event) => return,
+                    Ok(_) => {}
                 }
                 inner.wake[index].notify_one();
             };
@@ -284,6 +293,8 @@ impl FileSync {
         let mut node = self.inner.node_status.clone();
         let mut could = false;
         let mut next_scan = tokio::time::Instant::now();
+        // The asked-for cycle whose files were still settling, and since when.
+        let mut settling_since: Option<(u64, tokio::time::Instant)> = None;
         loop {
             let able = self.may_sync();
             if able && (!could || tokio::time::Instant::now() >= next_scan) {
@@ -309,9 +320,23 @@ impl FileSync {
             next_scan = tokio::time::Instant::now() + interval;
             match self.cycle(index).await {
                 Ok(deferred) => {
-                    // A file still being written does not hold a switchover up: it is not done
-                    // yet, and once the roles swap the new active's comparison fetches it.
-                    self.inner.completed[index].fetch_max(asked, Ordering::SeqCst);
+                    // A file written just before a switchover is shipped before the hand-over:
+                    // the request is done once a cycle leaves nothing to settle. A file still
+                    // being written does not hold it up longer than `SETTLING_WAIT_MAX`: once the
+                    // roles swap, the new active's comparison fetches it.
+                    let waited_enough = match settling_since {
+                        Some((target, since)) if target == asked => {
+                            since.elapsed() >= SETTLING_WAIT_MAX
+                        }
+                        _ => {
+                            settling_since = Some((asked, tokio::time::Instant::now()));
+                            false
+                        }
+                    };
+                    if !deferred || waited_enough {
+                        self.inner.completed[index].fetch_max(asked, Ordering::SeqCst);
+                        settling_since = None;
+                    }
                     if deferred {
                         // A file still settling: look again once it may have.
                         let wake = self.clone();
@@ -644,6 +669,13 @@ impl FileSync {
             .unwrap_or_else(|_| Err("the reader stopped".into()));
         match (read, result) {
             (Err(error), _) if error.contains("changed while it was read") => Ok(()),
+            // The peer ended the stream early (a full disk, a refused path): its reason is the
+            // one to report, not that the stream was dropped.
+            (Err(error), Err(status)) if error == PEER_HUNG_UP => Err(format!(
+                "send {from} to {}: {}",
+                self.inner.peer,
+                status.message()
+            )),
             (Err(error), _) => Err(format!("send {from}: {error}")),
             (Ok(_), Err(status)) => Err(format!("send {from}: {}", status.message())),
             (Ok(hash), Ok(_)) => {
@@ -797,7 +829,7 @@ fn read_for_sending(
                 })),
             };
             tx.blocking_send(header)
-                .map_err(|_| "the peer hung up".to_string())?;
+                .map_err(|_| PEER_HUNG_UP.to_string())?;
             let started = Instant::now();
             let mut sent = 0u64;
             while let Some(chunk) = file.next_chunk().map_err(|e| e.to_string())? {
@@ -810,7 +842,7 @@ fn read_for_sending(
                     })),
                 };
                 tx.blocking_send(message)
-                    .map_err(|_| "the peer hung up".to_string())?;
+                    .map_err(|_| PEER_HUNG_UP.to_string())?;
                 if let Some(limit) = bandwidth {
                     let due = Duration::from_secs_f64(sent as f64 / limit as f64);
                     if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -823,7 +855,7 @@ fn read_for_sending(
                 body: Some(Body::Trailer(pb::FileTrailer { hash: hash.clone() })),
             };
             tx.blocking_send(trailer)
-                .map_err(|_| "the peer hung up".to_string())?;
+                .map_err(|_| PEER_HUNG_UP.to_string())?;
             Ok(hash)
         })();
         let _ = done.send(result);
@@ -917,8 +949,12 @@ impl From<ReceiveError> for RpcStatus {
             {
                 RpcStatus::resource_exhausted(error.to_string())
             }
+            // What arrived is not what the header and the checksums promised.
             ReceiveError::Transfer(
-                TransferError::ChunkChecksum { .. } | TransferError::Hash { .. },
+                TransferError::ChunkChecksum { .. }
+                | TransferError::ChunkOrder { .. }
+                | TransferError::Size { .. }
+                | TransferError::Hash { .. },
             )
             | ReceiveError::Protocol(_) => RpcStatus::data_loss(error.to_string()),
             _ => RpcStatus::internal(error.to_string()),
@@ -950,6 +986,19 @@ fn row_to_pb(path: &RelPath, row: &Row) -> pb::ManifestRow {
         }),
         synced: row.synced.clone().unwrap_or_default(),
         term: row.term,
+    }
+}
+
+/// Whether a watcher event may mean that a file changed. Opening a file does not: this node opens
+/// its files itself to hash and send them, and waking on that would start the next cycle at once,
+/// so a transfer the peer keeps refusing would be retried in a tight loop instead of after
+/// [`RETRY_AFTER`]. Closing a file that was open for writing does.
+fn may_be_a_change(event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
@@ -1142,9 +1191,17 @@ impl pb::files_server::Files for FilesService {
         }
         let dir = entry.dir.clone();
         let target = path.clone();
-        blocking(move || transfer::remove(&dir, &target))
+        tokio::task::spawn_blocking(move || transfer::remove(&dir, &target))
             .await
-            .map_err(RpcStatus::internal)?;
+            .map_err(|error| RpcStatus::internal(error.to_string()))?
+            .map_err(|error| match error {
+                // A symlink or a file on the way: the peer named something it may not touch.
+                TransferError::Path(error) => {
+                    tracing::warn!(entry = %entry.name, "refused a path from the peer: {error}");
+                    RpcStatus::invalid_argument(format!("refused: {error}"))
+                }
+                error => RpcStatus::internal(error.to_string()),
+            })?;
         self.sync
             .store(&entry.name, vec![(path.clone(), None)])
             .await
