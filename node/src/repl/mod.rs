@@ -30,7 +30,7 @@ pub mod ship;
 pub mod snapshot_send;
 pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ pub enum ReplError {
     Store(#[from] StoreError),
     #[error("replication: {0}")]
     Generation(#[from] SnapshotError),
+    #[error("replication: {0}")]
+    Io(String),
 }
 
 impl ReplError {
@@ -142,6 +144,16 @@ impl Replication {
     ) -> Result<Replication, ReplError> {
         let generation = current_generation(&config.node.data_dir)?;
         cleanup_old_generations(&config.node.data_dir)?;
+        // A damaged data.db (truncated, corrupt pages) is set aside, never served: the node
+        // starts on an empty one, `inconsistent`, and takes a full copy from its peer.
+        let damaged = match tandem_replication::store::damage::damage(&generation.db_path).await {
+            Some(problem) => Some(set_aside(
+                &config.node.data_dir,
+                &generation.db_path,
+                &problem,
+            )?),
+            None => None,
+        };
         let store = open_store(config, &generation.dir).await?;
         let last = store.last_log_position().await?;
         let last_term = (last.idx > 0).then(|| crate::status::TermStatus {
@@ -184,7 +196,44 @@ impl Replication {
         tokio::spawn(merge::run(replication.clone(), merge_rx));
         tokio::spawn(prune::run(replication.clone()));
         tokio::spawn(scheduled_verify::run(replication.clone()));
+        if let Some(message) = damaged {
+            tokio::spawn(replication.clone().recover_from_damage(message));
+        }
         Ok(replication)
+    }
+
+    /// After a damaged data.db was set aside: `inconsistent` (never promotes), an event, and a
+    /// full copy asked of the active as soon as it ships to this node, until the disk is
+    /// consistent again.
+    async fn recover_from_damage(self, message: String) {
+        let driver = self.inner.driver.clone();
+        self.record("disk_damaged", &message).await;
+        let _ = driver
+            .inputs
+            .send(crate::driver::Input::SetDisk {
+                disk: crate::role::DiskState::Inconsistent,
+                reason: message,
+                local: true,
+            })
+            .await;
+        let mut status = driver.status.clone();
+        loop {
+            let consistent = status.borrow().node.disk == "consistent";
+            if consistent {
+                return;
+            }
+            if self
+                .inner
+                .receiving
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                self.inner.want_snapshot.notify_one();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), status.changed()).await;
+            if status.has_changed().is_err() {
+                return;
+            }
+        }
     }
 
     /// The live `data.db` (a cheap handle: its pools are shared).
@@ -253,8 +302,10 @@ impl Replication {
 }
 
 /// The Data API's bounds, with the gateway's tables kept from clients: sessions and users hold
-/// hashes of secrets, and only the gateway writes calls, CDRs and blocks.
-fn client_limits() -> Limits {
+/// hashes of secrets, and only the gateway writes calls, CDRs and blocks. Public for the fuzz
+/// targets, which check requests against the same bounds.
+#[doc(hidden)]
+pub fn client_limits() -> Limits {
     let private = tandem_gateway::schema::SECRET_TABLES;
     Limits {
         private_tables: private
@@ -282,6 +333,31 @@ pub fn mode_name(config: &Config) -> &'static str {
 
 /// Opens `data.db` in `dir` with the configured tables and migrations (also used by tests and
 /// the bench to open a stopped node's database).
+/// Moves a damaged `db` (and its WAL and shared-memory files) to `data_dir/damaged-<ms>.db`;
+/// returns the event's message. Nothing is deleted: the operator may want to inspect it.
+fn set_aside(data_dir: &Path, db: &Path, problem: &str) -> Result<String, ReplError> {
+    let kept = data_dir.join(format!("damaged-{}.db", Replication::wall_ms()));
+    std::fs::rename(db, &kept).map_err(|error| {
+        ReplError::Io(format!(
+            "cannot set the damaged {} aside: {error}",
+            db.display()
+        ))
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", db.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", kept.display()));
+        }
+    }
+    let message = format!(
+        "{} is damaged ({problem}); it is kept as {} and this node takes a full copy from its peer",
+        db.display(),
+        kept.display()
+    );
+    tracing::error!("{message}");
+    Ok(message)
+}
+
 pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError> {
     let mut tables = config.replication.tables.clone();
     tables.push(REQUESTS_TABLE.into());

@@ -30,6 +30,7 @@ pub mod base64;
 mod capture;
 mod client_write;
 mod context;
+pub mod damage;
 mod entry;
 mod error;
 mod finish;
