@@ -110,6 +110,10 @@ pub async fn replicate(
         repl.inner.receiving.store(true, Ordering::SeqCst);
         if let Err(reason) = stream.run(&mut incoming).await {
             tracing::info!(%reason, "replication stream ended");
+            // Tell the sender why (a refused snapshot chunk, a failed apply), rather than end
+            // the stream as if all were well. `try_send`: a sender that reads no replies must
+            // not keep the receive lock.
+            let _ = stream.replies.try_send(Err(Status::aborted(reason)));
         }
         repl.inner.receiving.store(false, Ordering::SeqCst);
         if stream.snapshot.is_some() {
