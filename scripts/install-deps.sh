@@ -4,12 +4,13 @@
 #   haproxy         routes clients to the active node by /active (tests/18_deploy.rs)
 #   iproute2        network namespaces and addresses for the virtual-IP example
 #   iputils-arping  sends the virtual-IP example's gratuitous ARP
+#   rsync           the file-replication benchmark's comparison (tandem-bench files)
 # and, from PyPI, prometheus-client: its text-format parser reads /metrics (tests/14_http.rs).
 # Run as root (or with sudo available). Packages already installed are skipped, so a second run
 # does nothing.
 set -euo pipefail
 
-want=(chromium haproxy iproute2 iputils-arping)
+want=(chromium haproxy iproute2 iputils-arping rsync)
 missing=()
 for package in "${want[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -50,14 +50,18 @@ pub fn release_binaries() -> anyhow::Result<Binaries> {
     Ok(Binaries::from_target_dir(target.join("release")))
 }
 
-struct Pair {
+pub(crate) struct Pair {
     cluster: Cluster,
     probes: Vec<Probe>,
 }
 
 impl Pair {
     fn start(bins: &Binaries) -> anyhow::Result<Pair> {
-        let cluster = Cluster::start(ClusterSpec::new(), bins)?;
+        Pair::start_with(bins, ClusterSpec::new())
+    }
+
+    pub(crate) fn start_with(bins: &Binaries, spec: ClusterSpec) -> anyhow::Result<Pair> {
+        let cluster = Cluster::start(spec, bins)?;
         let certs = cluster.certs_dir();
         let files = TlsFiles {
             ca: certs.join("ca.pem"),
@@ -79,7 +83,7 @@ impl Pair {
     }
 
     /// Waits until one node serves and the other is passive with the link up; returns the active.
-    async fn steady(&mut self) -> anyhow::Result<&'static str> {
+    pub(crate) async fn steady(&mut self) -> anyhow::Result<&'static str> {
         let start = Instant::now();
         while start.elapsed() < STEP_TIMEOUT {
             let (a, b) = (self.probes[0].status().await, self.probes[1].status().await);
@@ -125,7 +129,7 @@ fn admin_address(pair: &Pair, name: &str) -> String {
     pair.cluster.addrs(name).admin.to_string()
 }
 
-fn other(name: &str) -> &'static str {
+pub(crate) fn other(name: &str) -> &'static str {
     if name == "a" { "b" } else { "a" }
 }
 
@@ -264,11 +268,20 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
     ))
 }
 
-/// false-failovers: a pair under CPU saturation (busy threads on every core, twice over) for
-/// `duration`; counts epoch changes, each of which is a failover nobody wanted.
+/// false-failovers: a pair under the four loads of DESIGN.md §11 for `duration` — busy threads
+/// on every core, twice over; an argon2 login storm; a 1 GiB file transfer always in progress
+/// (a `[[files]]` entry); an fsync-heavy writer on the same disk — counting epoch changes, each
+/// of which is a failover nobody wanted.
 pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Result<Value> {
-    let mut pair = Pair::start(bins)?;
+    let dirs = crate::files::Dirs::new()?;
+    let mut pair = Pair::start_with(bins, dirs.spec())?;
     let active = pair.steady().await?;
+    let bulk = crate::loads::BulkTransfer::start(
+        dirs.of(active).to_path_buf(),
+        dirs.of(other(active)).to_path_buf(),
+        dirs.scratch.clone(),
+    );
+    let fsyncs = crate::loads::FsyncWriter::start(dirs.scratch.join("fsync"));
     let epoch_at_start = pair.probes[Pair::index(active)]
         .status()
         .await
@@ -307,6 +320,8 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
         let _ = burner.join();
     }
     let (logins, storm_failed, storm_errors) = storm.stop().await;
+    let bulk_arrived = tokio::task::block_in_place(|| bulk.stop())?;
+    let (fsyncs_done, fsync_longest) = tokio::task::block_in_place(|| fsyncs.stop())?;
     let failovers = max_epoch - epoch_at_start;
     Ok(json!({
         "scenario": "false-failovers",
@@ -314,9 +329,16 @@ pub async fn false_failovers(bins: &Binaries, duration: Duration) -> anyhow::Res
         "duration_s": duration.as_secs(),
         "load": format!(
             "{} busy threads on {cores} cores; an argon2 login storm ({STORM_CLIENTS} clients \
-             logging in with passwords without pause)",
+             logging in with passwords without pause); a 1 GiB file replaced in the active's \
+             [[files]] dir as soon as the passive holds the previous one; 4 KiB writes each \
+             fsynced without pause on the same disk",
             cores * 2
         ),
+        "bulk_files_arrived": bulk_arrived,
+        "bulk_mb_per_s": round(bulk_arrived as f64 * 1073.741824 / duration.as_secs_f64()),
+        "fsyncs": fsyncs_done,
+        "fsyncs_per_s": round(fsyncs_done as f64 / duration.as_secs_f64()),
+        "fsync_max_ms": round(fsync_longest.as_secs_f64() * 1000.0),
         "storm_logins": logins,
         "storm_failed": storm_failed,
         "storm_errors": storm_errors,

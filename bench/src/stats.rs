@@ -24,7 +24,7 @@ pub fn table(result: &Value) -> String {
     let mut text = String::new();
     if let Value::Object(map) = result {
         for (key, value) in map {
-            if key == "samples_ms" {
+            if key.ends_with("samples_ms") {
                 continue;
             }
             text.push_str(&format!("{key:<28} {value}\n"));
