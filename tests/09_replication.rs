@@ -633,7 +633,7 @@ fn write_rows(
                 let payload = vec![writer as u8; bytes];
                 let mut id = first + writer;
                 while id < first + rows {
-                    execute(
+                    execute_retrying(
                         &mut client,
                         &format!("row-{id}"),
                         vec![statement(

@@ -33,13 +33,7 @@ fn a_truncated_database_is_detected_reported_and_recovered_from_the_peer() -> an
                     vec![text(&format!("n{i}")), text(&"p".repeat(500))],
                 )]
             };
-            // A loaded machine may fence the active for a moment: retry with the same request
-            // id (it acts once).
-            let deadline = std::time::Instant::now() + WAIT;
-            while let Err(status) = execute(&mut client, &format!("damage-{i}"), insert()).await {
-                anyhow::ensure!(std::time::Instant::now() < deadline, "write {i}: {status}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            execute_retrying(&mut client, &format!("damage-{i}"), insert()).await?;
         }
         anyhow::Ok(())
     })?;

@@ -90,6 +90,28 @@ pub async fn execute(
         .map(tonic::Response::into_inner)
 }
 
+/// [`execute`], retried with the same request id (the node acts on it once) while the active
+/// is fenced for a moment, as a loaded machine's stalls make it; gives up after `WAIT`.
+pub async fn execute_retrying(
+    client: &mut DataClient<Channel>,
+    request_id: &str,
+    statements: Vec<pb::Statement>,
+) -> Result<pb::ExecuteReply, tonic::Status> {
+    let deadline = std::time::Instant::now() + super::WAIT;
+    loop {
+        match execute(client, request_id, statements.clone()).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && status.message().contains("fenced")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 pub async fn query(
     client: &mut DataClient<Channel>,
     sql: &str,
