@@ -106,10 +106,14 @@ fn files_follow_the_active_with_deletions_renames_and_outages() -> anyhow::Resul
     )?;
     write(&dirs.a, "greeting.txt", b"hello")?;
     write(&dirs.a, "ignored.tmp", b"not replicated")?;
-    cluster.wait_until(WAIT, "both files on b", |_| {
-        let b = tree(&dirs.b);
-        Ok((b.len() == 2 && b.get("100/msg0001.wav").map(|f| f.1) == Some(0o640)).then_some(()))
+    cluster.wait_until(WAIT, "both files on b, identical", |_| {
+        let (a, b) = (tree(&dirs.a), tree(&dirs.b));
+        let arrived = ["100/msg0001.wav", "greeting.txt"]
+            .iter()
+            .all(|name| b.get(*name).is_some() && b.get(*name) == a.get(*name));
+        Ok((arrived && b.len() == 2).then_some(()))
     })?;
+    assert_eq!(tree(&dirs.b)["100/msg0001.wav"].1, 0o640);
     let (a, b) = (tree(&dirs.a), tree(&dirs.b));
     assert_eq!(a["100/msg0001.wav"], b["100/msg0001.wav"]);
     assert_eq!(a["greeting.txt"], b["greeting.txt"]);
