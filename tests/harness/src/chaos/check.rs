@@ -116,8 +116,8 @@ fn read_tables(cluster: &Cluster) -> anyhow::Result<Tables> {
                 .connect()
                 .await?;
             let mut client = DataClient::new(channel).max_decoding_message_size(256 << 20);
-            let ids = query_texts(&mut client, "SELECT id FROM chaos_rows").await?;
-            let cdrs = query_texts(&mut client, "SELECT call_id FROM cdrs").await?;
+            let ids = query_texts(&mut client, "chaos_rows", "id").await?;
+            let cdrs = query_texts(&mut client, "cdrs", "call_id").await?;
             anyhow::Ok((ids, cdrs))
         })?;
         rows.insert(node.to_string(), node_rows.into_iter().collect());
@@ -126,25 +126,48 @@ fn read_tables(cluster: &Cluster) -> anyhow::Result<Tables> {
     Ok(Tables { rows, cdrs })
 }
 
-async fn query_texts(client: &mut DataClient<Channel>, sql: &str) -> anyhow::Result<Vec<String>> {
-    let reply = client
-        .query(pb::QueryRequest {
-            statement: Some(pb::Statement {
-                sql: sql.into(),
-                params: Vec::new(),
-            }),
-            allow_stale: true,
-        })
-        .await?
-        .into_inner();
-    Ok(reply
-        .rows
-        .into_iter()
-        .filter_map(|row| match row.values.into_iter().next()?.kind? {
-            Kind::Text(text) => Some(text),
-            _ => None,
-        })
-        .collect())
+/// Every value of the text key `column` of `table`, read in pages (the Data API returns at
+/// most 10,000 rows a query).
+async fn query_texts(
+    client: &mut DataClient<Channel>,
+    table: &str,
+    column: &str,
+) -> anyhow::Result<Vec<String>> {
+    const PAGE: usize = 5000;
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let reply = client
+            .query(pb::QueryRequest {
+                statement: Some(pb::Statement {
+                    sql: format!(
+                        "SELECT {column} FROM {table} WHERE {column} > ? ORDER BY {column} LIMIT {PAGE}"
+                    ),
+                    params: vec![pb::Value {
+                        kind: Some(Kind::Text(after.clone())),
+                    }],
+                }),
+                allow_stale: true,
+            })
+            .await?
+            .into_inner();
+        let page: Vec<String> = reply
+            .rows
+            .into_iter()
+            .filter_map(|row| match row.values.into_iter().next()?.kind? {
+                Kind::Text(text) => Some(text),
+                _ => None,
+            })
+            .collect();
+        let done = page.len() < PAGE;
+        if let Some(last) = page.last() {
+            after = last.clone();
+        }
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
 }
 
 fn check_rows(history: &History, tables: &Tables, violations: &mut Vec<String>) {
