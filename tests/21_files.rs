@@ -110,7 +110,7 @@ fn files_follow_the_active_with_deletions_renames_and_outages() -> anyhow::Resul
         let (a, b) = (tree(&dirs.a), tree(&dirs.b));
         let arrived = ["100/msg0001.wav", "greeting.txt"]
             .iter()
-            .all(|name| b.get(*name).is_some() && b.get(*name) == a.get(*name));
+            .all(|name| b.contains_key(*name) && b.get(*name) == a.get(*name));
         Ok((arrived && b.len() == 2).then_some(()))
     })?;
     assert_eq!(tree(&dirs.b)["100/msg0001.wav"].1, 0o640);
