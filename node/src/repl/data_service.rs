@@ -78,6 +78,30 @@ pub fn failure_status(repl: &Replication, failure: WriteFailure) -> Status {
     }
 }
 
+/// The checks on an `Execute` request before it reaches the writer: a request id of bounded
+/// size, at least one statement, and the size bounds of `limits`.
+pub fn check_execute_request(
+    request_id: &str,
+    statements: &[data_api::Statement],
+    limits: &data_api::Limits,
+) -> Result<(), Status> {
+    if request_id.len() > REQUEST_ID_BYTES_MAX {
+        return Err(Status::invalid_argument(format!(
+            "request_id is {} bytes; at most {REQUEST_ID_BYTES_MAX}",
+            request_id.len()
+        )));
+    }
+    if request_id.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "request_id is empty; every Execute carries a unique id so a retry is idempotent",
+        ));
+    }
+    if statements.is_empty() {
+        return Err(Status::invalid_argument("Execute has no statements"));
+    }
+    limits.check(statements).map_err(data_error_status)
+}
+
 impl Replication {
     /// Runs a client write and waits for its release.
     pub async fn execute(
@@ -85,24 +109,7 @@ impl Replication {
         request_id: String,
         statements: Vec<data_api::Statement>,
     ) -> Result<super::writer::WriteDone, Status> {
-        if request_id.len() > REQUEST_ID_BYTES_MAX {
-            return Err(Status::invalid_argument(format!(
-                "request_id is {} bytes; at most {REQUEST_ID_BYTES_MAX}",
-                request_id.len()
-            )));
-        }
-        if request_id.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "request_id is empty; every Execute carries a unique id so a retry is idempotent",
-            ));
-        }
-        if statements.is_empty() {
-            return Err(Status::invalid_argument("Execute has no statements"));
-        }
-        self.inner
-            .limits
-            .check(&statements)
-            .map_err(data_error_status)?;
+        check_execute_request(&request_id, &statements, &self.inner.limits)?;
         if !self.inner.driver.admission.admits() {
             return Err(not_active(self));
         }

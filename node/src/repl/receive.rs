@@ -583,8 +583,10 @@ impl Stream {
     }
 }
 
-/// The file name a replaced database is kept under: a plain name in the data directory.
-fn keep_name(name: &str) -> Result<Option<String>, String> {
+/// The file name a replaced database is kept under: a plain name in the data directory. Public
+/// for the fuzz targets.
+#[doc(hidden)]
+pub fn keep_name(name: &str) -> Result<Option<String>, String> {
     if name.is_empty() {
         return Ok(None);
     }
