@@ -1,7 +1,8 @@
 //! Writes the seed inputs of the protobuf-fed fuzz targets into `corpus/<target>/seed-*`: valid
 //! messages as the node's own sender builds them, so the fuzzers start from inputs that reach
-//! the deep checks. Run from `fuzz/`: `cargo run --bin seed`. The config seeds are plain TOML
-//! files copied from `deploy/` and the config tests; they are not generated here.
+//! the deep checks. Run from `fuzz/` after `cargo fuzz build`:
+//! `target/x86_64-unknown-linux-gnu/release/seed`. The config seeds are plain TOML files copied
+//! from `deploy/` and the config tests; they are not generated here.
 
 use std::path::Path;
 
