@@ -841,7 +841,7 @@ impl Driver {
             files: self
                 .files
                 .as_ref()
-                .map(|files| files.status().borrow().clone())
+                .map(crate::files::FileSync::current)
                 .unwrap_or_default(),
             ..Status::default()
         }

@@ -147,6 +147,11 @@ impl FileSync {
         self.inner.status.subscribe()
     }
 
+    /// `status.files` now.
+    pub fn current(&self) -> Vec<FilesStatus> {
+        self.inner.status.borrow().clone()
+    }
+
     pub fn service(&self) -> FilesService {
         FilesService { sync: self.clone() }
     }
