@@ -309,10 +309,23 @@ impl Driver {
     pub async fn run(mut self) -> Result<(), DriverError> {
         let mut ticker = tokio::time::interval(self.config.timers.keepalive_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A service's state shows in `status` as soon as the supervisor changes it, not at the
+        // next tick. Changes come before inputs, so an event the supervisor records after a
+        // change never shows before the change does.
+        let mut services = self.services.clone();
         while !self.exit {
             tokio::select! {
                 biased;
                 _ = ticker.tick() => self.on_tick().await?,
+                changed = async {
+                    match services.as_mut() {
+                        Some(services) => services.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => match changed {
+                    Ok(()) => self.publish_status(),
+                    Err(_) => services = None,
+                },
                 input = self.inputs.recv() => match input {
                     Some(input) => self.on_input(input).await?,
                     None => break,
