@@ -156,6 +156,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let replication =
         crate::repl::Replication::start(&config, handle.clone(), dial_tls.clone()).await?;
     driver.attach_replication(replication.status());
+    if let Some(reason) = replication.damaged() {
+        // Before the node takes any role: an empty database must never be served or promoted.
+        driver.mark_disk_inconsistent(reason).await?;
+        replication.spawn_damage_recovery();
+    }
     let files = crate::files::FileSync::start(&config, &handle, dial_tls.clone()).await?;
     driver.attach_files(files.clone());
     let supervisor = crate::supervisor::Supervisor::start(&config.services, &handle);

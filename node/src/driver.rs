@@ -256,6 +256,17 @@ impl Driver {
         self.replication = Some(status);
     }
 
+    /// Marks this node's disk `inconsistent` before the driver runs (a damaged `data.db` was
+    /// set aside at start): persisted, recorded, and in force before any election.
+    pub async fn mark_disk_inconsistent(&mut self, reason: &str) -> Result<(), DriverError> {
+        self.step(Event::DiskVerdict {
+            disk: crate::role::DiskState::Inconsistent,
+            reason: reason.to_string(),
+            local: true,
+        })
+        .await
+    }
+
     /// Sends this node's services' health in heartbeats and shows it in `status`.
     pub fn attach_services(
         &mut self,

@@ -69,6 +69,8 @@ const CONFLICTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_conflicts (
 const WRITE_QUEUE_BOUND: usize = 4096;
 /// Orphan messages waiting for the merge task.
 const MERGE_QUEUE_BOUND: usize = 16;
+/// How often a node whose data.db was damaged asks the active again for a full copy.
+const RECOVERY_ASK_EVERY: Duration = Duration::from_secs(2);
 /// Inputs of the ship task queued at once.
 const SHIP_QUEUE_BOUND: usize = 8192;
 
@@ -132,6 +134,8 @@ pub(crate) struct Inner {
     pub driver: DriverHandle,
     pub peer_tls: Arc<rustls::ClientConfig>,
     pub limits: Limits,
+    /// Why `data.db` was set aside as damaged at start, if it was.
+    pub damaged: Option<String>,
 }
 
 impl Replication {
@@ -188,6 +192,7 @@ impl Replication {
                 driver,
                 peer_tls,
                 limits: client_limits(),
+                damaged: damaged.clone(),
             }),
         };
         replication.refresh_counts().await;
@@ -196,30 +201,29 @@ impl Replication {
         tokio::spawn(merge::run(replication.clone(), merge_rx));
         tokio::spawn(prune::run(replication.clone()));
         tokio::spawn(scheduled_verify::run(replication.clone()));
-        if let Some(message) = damaged {
-            tokio::spawn(replication.clone().recover_from_damage(message));
-        }
         Ok(replication)
     }
 
-    /// After a damaged data.db was set aside: `inconsistent` (never promotes), an event, and a
-    /// full copy asked of the active as soon as it ships to this node, until the disk is
-    /// consistent again.
+    /// Why `data.db` was found damaged and set aside at start: the daemon marks the disk
+    /// `inconsistent` with it before the node takes any role.
+    pub fn damaged(&self) -> Option<&str> {
+        self.inner.damaged.as_deref()
+    }
+
+    /// After a damaged data.db was set aside and the disk marked `inconsistent` (before the
+    /// driver ran): records the event, then asks the active for a full copy whenever a stream
+    /// from it is open, until the disk is consistent again.
+    pub fn spawn_damage_recovery(&self) {
+        if let Some(message) = self.inner.damaged.clone() {
+            tokio::spawn(self.clone().recover_from_damage(message));
+        }
+    }
+
     async fn recover_from_damage(self, message: String) {
-        let driver = self.inner.driver.clone();
         self.record("disk_damaged", &message).await;
-        let _ = driver
-            .inputs
-            .send(crate::driver::Input::SetDisk {
-                disk: crate::role::DiskState::Inconsistent,
-                reason: message,
-                local: true,
-            })
-            .await;
-        let mut status = driver.status.clone();
+        let mut status = self.inner.driver.status.clone();
         loop {
-            let consistent = status.borrow().node.disk == "consistent";
-            if consistent {
+            if status.borrow_and_update().node.disk == "consistent" {
                 return;
             }
             if self
@@ -227,11 +231,13 @@ impl Replication {
                 .receiving
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
+                // Ignored by the active while it already sends one; asked again until a copy
+                // has landed.
                 self.inner.want_snapshot.notify_one();
             }
-            let _ = tokio::time::timeout(Duration::from_secs(2), status.changed()).await;
-            if status.has_changed().is_err() {
-                return;
+            match tokio::time::timeout(RECOVERY_ASK_EVERY, status.changed()).await {
+                Ok(Err(_)) => return,
+                Ok(Ok(())) | Err(_) => {}
             }
         }
     }

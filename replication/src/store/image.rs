@@ -93,11 +93,18 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
             hex.len()
         ));
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|at| {
-            u8::from_str_radix(&hex[at..at + 2], 16)
-                .map_err(|_| format!("invalid hex {:?} in $blob_hex marker", &hex[at..at + 2]))
+    // Bytes, not `str` slices: a multi-byte character must be an error, never a panic.
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digit = |byte: u8| char::from(byte).to_digit(16);
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(high), Some(low)) => Ok(u8::try_from(high * 16 + low).unwrap_or(0)),
+                _ => Err(format!(
+                    "invalid hex {:?} in $blob_hex marker",
+                    String::from_utf8_lossy(pair)
+                )),
+            }
         })
         .collect()
 }
@@ -198,6 +205,17 @@ mod tests {
             r#"{"a":{"$base64":"AP8="},"t":"{\"$blob_hex\":\"00\"}","b":{"$base64":""}}"#
         );
         assert_eq!(blob_hex_to_base64(r#"{"a":1}"#), Ok(None));
+    }
+
+    #[test]
+    fn bad_hex_in_a_marker_is_an_error_not_a_panic() {
+        // A two-byte character: slicing the text by digit pairs would cut it in half.
+        let error = blob_hex_to_base64(r#"{"a":{"$blob_hex":"0é0"}}"#).unwrap_err();
+        assert!(error.contains("invalid hex"), "{error}");
+        let error = blob_hex_to_base64(r#"{"a":{"$blob_hex":"zz"}}"#).unwrap_err();
+        assert!(error.contains("\"zz\""), "{error}");
+        let error = blob_hex_to_base64(r#"{"a":{"$blob_hex":"abc"}}"#).unwrap_err();
+        assert!(error.contains("odd-length"), "{error}");
     }
 
     #[test]
