@@ -1,5 +1,5 @@
 //! mTLS refusals and bad configs: a peer from another CA is refused and logged; admin calls need
-//! a cluster certificate; each bad config stops `tandemd` with exit status 2 and a message that
+//! a cluster certificate for `admin` or a node of this pair; each bad config stops `tandemd` with exit status 2 and a message that
 //! names the key or file.
 
 mod common;
@@ -125,6 +125,43 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
         &other.join("admin.key"),
     )?;
     assert_eq!(refused.status.code(), Some(1));
+
+    phase("a node certificate of another pair from the same CA is refused where admin is needed");
+    let issued = Command::new(bins().tandemctl)
+        .args(["certs", "issue", "--dir"])
+        .arg(&certs)
+        .args(["--name", "c"])
+        .output()?;
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let refused = run(
+        &certs.join("ca.pem"),
+        &certs.join("c.pem"),
+        &certs.join("c.key"),
+    )?;
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    cluster.wait_until(WAIT, "a's log to name the refused certificate", |c| {
+        Ok(log_contains(c, "a", "this port takes only a, b, admin").then_some(()))
+    })?;
+    phase("a's own node certificate still works (tandemctl --config presents it)");
+    let own = run(
+        &certs.join("ca.pem"),
+        &certs.join("a.pem"),
+        &certs.join("a.key"),
+    )?;
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
     Ok(())
 }
 

@@ -219,7 +219,11 @@ fn start_servers(
     let peer_auth = ClientAuth::Named(config.peer.name.clone());
     let peer_tls = tls::server_config_from(credentials, peer_auth)?;
     let client_tls = tls::server_config_from(credentials, ClientAuth::None)?;
-    let admin_tls = tls::server_config_from(credentials, ClientAuth::AnyClusterCert)?;
+    let admin_auth = ClientAuth::Admin {
+        node: config.node.name.clone(),
+        peer: config.peer.name.clone(),
+    };
+    let admin_tls = tls::server_config_from(credentials, admin_auth)?;
     let peer_service = PeerServer::new(crate::peer_link::PeerService::new(
         handle.clone(),
         replication.clone(),

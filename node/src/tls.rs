@@ -160,8 +160,10 @@ pub struct TlsFiles {
 pub enum ClientAuth {
     /// No client certificate: the client port, where users log in with passwords.
     None,
-    /// Any certificate from the cluster CA: the admin port (`admin` or a node's certificate).
-    AnyClusterCert,
+    /// The admin port: a certificate from the cluster CA for `admin`, for this node or for its
+    /// peer (`tandemctl --config` presents the node's own). Another node's certificate from
+    /// the same CA (a CA shared by several pairs) is refused.
+    Admin { node: String, peer: String },
     /// A certificate from the cluster CA that is valid for this DNS name: the peer port, where
     /// only the configured peer may connect.
     Named(String),
@@ -185,7 +187,9 @@ pub fn server_config_from(
     let cluster = || Arc::new(CurrentClientVerifier(credentials.clone()));
     let builder = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::AnyClusterCert => builder.with_client_cert_verifier(cluster()),
+        ClientAuth::Admin { node, peer } => builder.with_client_cert_verifier(Arc::new(
+            NamedClientVerifier::admin(cluster(), &node, &peer)?,
+        )),
         ClientAuth::Named(name) => {
             builder.with_client_cert_verifier(Arc::new(NamedClientVerifier::new(cluster(), name)?))
         }
@@ -481,8 +485,8 @@ impl Dialer {
 struct NamedClientVerifier {
     /// Checks the chain to the cluster CA, the validity period and the client-auth usage.
     cluster: Arc<dyn ClientCertVerifier>,
-    /// The name the client's certificate must carry.
-    name: ServerName<'static>,
+    /// The names the client's certificate may carry (one of them).
+    names: Vec<ServerName<'static>>,
 }
 
 impl NamedClientVerifier {
@@ -496,8 +500,21 @@ impl NamedClientVerifier {
             };
             return Err(TlsError::InvalidName { name, reason });
         }
-        let name = ServerName::DnsName(dns_name(&name)?);
-        Ok(NamedClientVerifier { cluster, name })
+        let names = vec![ServerName::DnsName(dns_name(&name)?)];
+        Ok(NamedClientVerifier { cluster, names })
+    }
+
+    /// The admin port's: `admin`, this node or its peer.
+    fn admin(
+        cluster: Arc<dyn ClientCertVerifier>,
+        node: &str,
+        peer: &str,
+    ) -> Result<Self, TlsError> {
+        let mut verifier = NamedClientVerifier::new(cluster, node.to_string())?;
+        for name in [peer, certs::ADMIN_NAME] {
+            verifier.names.push(ServerName::DnsName(dns_name(name)?));
+        }
+        Ok(verifier)
     }
 }
 
@@ -523,7 +540,7 @@ impl ClientCertVerifier for NamedClientVerifier {
         let verified = self
             .cluster
             .verify_client_cert(end_entity, intermediates, now)?;
-        check_cert_name(end_entity, &self.name)?;
+        check_cert_name(end_entity, &self.names)?;
         Ok(verified)
     }
 
@@ -553,20 +570,32 @@ impl ClientCertVerifier for NamedClientVerifier {
 /// The refusal names what was expected and what was presented, so the server's log says why.
 fn check_cert_name(
     cert: &CertificateDer<'_>,
-    name: &ServerName<'static>,
+    names: &[ServerName<'static>],
 ) -> Result<(), rustls::Error> {
     let bad_encoding = rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
     let end_entity = webpki::EndEntityCert::try_from(cert).map_err(|_| bad_encoding)?;
-    if end_entity.verify_is_valid_for_subject_name(name).is_ok() {
+    if names
+        .iter()
+        .any(|name| end_entity.verify_is_valid_for_subject_name(name).is_ok())
+    {
         return Ok(());
     }
-    let presented = end_entity.valid_dns_names().map(str::to_string).collect();
-    let expected = name.clone();
-    let error = CertificateError::NotValidForNameContext {
-        expected,
-        presented,
-    };
-    Err(rustls::Error::InvalidCertificate(error))
+    let presented: Vec<String> = end_entity.valid_dns_names().map(str::to_string).collect();
+    if let [expected] = names {
+        let error = CertificateError::NotValidForNameContext {
+            expected: expected.clone(),
+            presented,
+        };
+        return Err(rustls::Error::InvalidCertificate(error));
+    }
+    let expected: Vec<String> = names
+        .iter()
+        .map(|name| name.to_str().into_owned())
+        .collect();
+    Err(rustls::Error::General(format!(
+        "the client certificate is for {presented:?}; this port takes only {}",
+        expected.join(", ")
+    )))
 }
 
 pub(crate) fn ring_provider() -> Arc<CryptoProvider> {
@@ -818,10 +847,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn admin_port_accepts_any_cluster_certificate() {
+    async fn admin_port_accepts_admin_this_node_and_its_peer_from_the_cluster_ca() {
         let pki = Pki::new();
         let other_pki = Pki::new();
-        let (addr, mut names) = serve(&pki, ClientAuth::AnyClusterCert).await;
+        let admin = ClientAuth::Admin {
+            node: "a".into(),
+            peer: "b".into(),
+        };
+        let (addr, mut names) = serve(&pki, admin).await;
 
         assert_eq!(greeting(addr, pki.client("admin")).await.unwrap(), b"ok");
         assert_eq!(names.recv().await.unwrap(), ["admin"]);
@@ -831,6 +864,15 @@ mod tests {
             ["b", "tandem-node", "localhost"]
         );
 
+        assert_eq!(greeting(addr, pki.client("a")).await.unwrap(), b"ok");
+        assert_eq!(
+            names.recv().await.unwrap(),
+            ["a", "tandem-node", "localhost"]
+        );
+
+        // A node of another pair that shares this CA: the right CA, not an admin.
+        certs::issue_cert(pki.dir.path(), "c", 30).unwrap();
+        assert_refused(greeting(addr, pki.client("c")).await, "another pair's node");
         let foreign_admin = pki.client_with_foreign_cert(&other_pki, "admin");
         assert_refused(greeting(addr, foreign_admin).await, "admin of another CA");
         let anonymous = client_config(&pki.files("admin"), false).unwrap();
