@@ -6,7 +6,9 @@
 //!   with every acknowledged file in them;
 //! - two nodes were never active at once outside a fault window (a partition, a one-way cut, a
 //!   delay or a SIGSTOP, plus [`super::HEAL_GRACE`]), computed from both nodes' `role_change`
-//!   events; and every dual-active episode ended in a split-brain resolution.
+//!   events; and every dual-active episode ended in a split-brain resolution;
+//! - each merge-back conflict kept both versions (the losing image, and the kept one in its
+//!   table), a row that lost a merge counts as kept, and both nodes hold the same conflicts.
 //!
 //! Each violation is a sentence naming what differs.
 
@@ -42,6 +44,7 @@ pub fn check(
     match read_tables(cluster) {
         Ok(tables) => {
             check_rows(history, &tables, &mut violations);
+            check_conflicts(&tables, &mut violations);
             check_cdrs(history, &tables, &mut violations);
         }
         Err(error) => violations.push(format!("cannot read the databases: {error:#}")),
@@ -95,6 +98,31 @@ struct Tables {
     rows: BTreeMap<String, BTreeSet<String>>,
     /// Per node: CDR call ids, with duplicates counted.
     cdrs: BTreeMap<String, Vec<String>>,
+    /// Per node: the merge-back conflicts (`tandem_conflicts`).
+    conflicts: BTreeMap<String, Vec<Conflict>>,
+}
+
+/// One row of `tandem_conflicts`: a change that lost a merge, with the image it would have
+/// written and the image kept in its place.
+#[derive(Debug, Clone, Default)]
+struct Conflict {
+    id: String,
+    table: String,
+    /// The primary key as the log writes it, a JSON object (`{"id":"w0-1"}`).
+    pk: String,
+    losing: Option<String>,
+    kept: Option<String>,
+}
+
+impl Conflict {
+    /// The chaos row id this conflict is about, when it is about a chaos row.
+    fn chaos_row(&self) -> Option<String> {
+        if self.table != "chaos_rows" {
+            return None;
+        }
+        let key: Value = serde_json::from_str(&self.pk).ok()?;
+        key["id"].as_str().map(str::to_string)
+    }
 }
 
 fn read_tables(cluster: &Cluster) -> anyhow::Result<Tables> {
@@ -104,9 +132,10 @@ fn read_tables(cluster: &Cluster) -> anyhow::Result<Tables> {
     let ca = std::fs::read(cluster.certs_dir().join("ca.pem"))?;
     let mut rows = BTreeMap::new();
     let mut cdrs = BTreeMap::new();
+    let mut conflicts = BTreeMap::new();
     for node in ["a", "b"] {
         let address = cluster.addrs(node).client.to_string();
-        let (node_rows, node_cdrs) = runtime.block_on(async {
+        let node_rows = runtime.block_on(async {
             let tls = ClientTlsConfig::new()
                 .ca_certificate(Certificate::from_pem(&ca))
                 .domain_name(node);
@@ -116,24 +145,54 @@ fn read_tables(cluster: &Cluster) -> anyhow::Result<Tables> {
                 .connect()
                 .await?;
             let mut client = DataClient::new(channel).max_decoding_message_size(256 << 20);
-            let ids = query_texts(&mut client, "chaos_rows", "id").await?;
-            let cdrs = query_texts(&mut client, "cdrs", "call_id").await?;
-            anyhow::Ok((ids, cdrs))
+            let first = |rows: Vec<Vec<Option<String>>>| -> Vec<String> {
+                rows.into_iter()
+                    .filter_map(|row| row.into_iter().next().flatten())
+                    .collect()
+            };
+            let ids = first(query_texts(&mut client, "chaos_rows", &["id"]).await?);
+            let cdrs = first(query_texts(&mut client, "cdrs", &["call_id"]).await?);
+            let columns = ["id", "tbl", "pk", "losing_image", "kept_image"];
+            let node_conflicts = query_texts(&mut client, "tandem_conflicts", &columns)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let mut row = row.into_iter();
+                    let mut next = || row.next().flatten();
+                    Conflict {
+                        id: next().unwrap_or_default(),
+                        table: next().unwrap_or_default(),
+                        pk: next().unwrap_or_default(),
+                        losing: next(),
+                        kept: next(),
+                    }
+                })
+                .collect();
+            anyhow::Ok((ids, cdrs, node_conflicts))
         })?;
+        let (node_rows, node_cdrs, node_conflicts) = node_rows;
         rows.insert(node.to_string(), node_rows.into_iter().collect());
         cdrs.insert(node.to_string(), node_cdrs);
+        conflicts.insert(node.to_string(), node_conflicts);
     }
-    Ok(Tables { rows, cdrs })
+    Ok(Tables {
+        rows,
+        cdrs,
+        conflicts,
+    })
 }
 
-/// Every value of the text key `column` of `table`, read in pages (the Data API returns at
-/// most 10,000 rows a query).
+/// The text `columns` of every row of `table`, the first column its text key, read in pages
+/// ordered by that key (the Data API returns at most 10,000 rows a query). NULL and non-text
+/// values read as `None`.
 async fn query_texts(
     client: &mut DataClient<Channel>,
     table: &str,
-    column: &str,
-) -> anyhow::Result<Vec<String>> {
+    columns: &[&str],
+) -> anyhow::Result<Vec<Vec<Option<String>>>> {
     const PAGE: usize = 5000;
+    let key = columns[0];
+    let list = columns.join(", ");
     let mut all = Vec::new();
     let mut after = String::new();
     loop {
@@ -141,7 +200,7 @@ async fn query_texts(
             .query(pb::QueryRequest {
                 statement: Some(pb::Statement {
                     sql: format!(
-                        "SELECT {column} FROM {table} WHERE {column} > ? ORDER BY {column} LIMIT {PAGE}"
+                        "SELECT {list} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT {PAGE}"
                     ),
                     params: vec![pb::Value {
                         kind: Some(Kind::Text(after.clone())),
@@ -151,16 +210,21 @@ async fn query_texts(
             })
             .await?
             .into_inner();
-        let page: Vec<String> = reply
+        let page: Vec<Vec<Option<String>>> = reply
             .rows
             .into_iter()
-            .filter_map(|row| match row.values.into_iter().next()?.kind? {
-                Kind::Text(text) => Some(text),
-                _ => None,
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(|value| match value.kind {
+                        Some(Kind::Text(text)) => Some(text),
+                        _ => None,
+                    })
+                    .collect()
             })
             .collect();
         let done = page.len() < PAGE;
-        if let Some(last) = page.last() {
+        if let Some(Some(last)) = page.last().and_then(|row| row.first()) {
             after = last.clone();
         }
         all.extend(page);
@@ -172,10 +236,23 @@ async fn query_texts(
 
 fn check_rows(history: &History, tables: &Tables, violations: &mut Vec<String>) {
     for (node, rows) in &tables.rows {
+        // A row that lost a merge is not lost: its image is kept in the conflicts table.
+        let kept_as_conflict: BTreeSet<String> = tables
+            .conflicts
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|conflict| conflict.losing.is_some())
+            .filter_map(Conflict::chaos_row)
+            .collect();
         let lost: Vec<&String> = history
             .rows
             .iter()
-            .filter(|(id, outcome)| **outcome == Outcome::Acked && !rows.contains(*id))
+            .filter(|(id, outcome)| {
+                **outcome == Outcome::Acked
+                    && !rows.contains(*id)
+                    && !kept_as_conflict.contains(*id)
+            })
             .map(|(id, _)| id)
             .collect();
         if !lost.is_empty() {
@@ -204,6 +281,44 @@ fn check_rows(history: &History, tables: &Tables, violations: &mut Vec<String>) 
     }
     if tables.rows.get("a") != tables.rows.get("b") {
         violations.push("the chaos rows differ between a and b".into());
+    }
+}
+
+/// Each conflict keeps both versions: the losing image in the conflicts table and, unless the
+/// winner was a delete, the kept one, which for a chaos row is the row in the table. Both nodes
+/// hold the same conflicts.
+fn check_conflicts(tables: &Tables, violations: &mut Vec<String>) {
+    for (node, conflicts) in &tables.conflicts {
+        for conflict in conflicts {
+            if conflict.losing.is_none() && conflict.kept.is_none() {
+                violations.push(format!(
+                    "conflict {} on {} {} on {node} kept neither version",
+                    conflict.id, conflict.table, conflict.pk
+                ));
+            }
+            let Some(id) = conflict.chaos_row() else {
+                continue;
+            };
+            let in_table = tables.rows.get(node).is_some_and(|rows| rows.contains(&id));
+            if conflict.kept.is_some() && !in_table {
+                violations.push(format!(
+                    "conflict {} kept chaos row {id}, but {node}'s table does not hold it",
+                    conflict.id
+                ));
+            }
+        }
+    }
+    let ids = |node: &str| -> BTreeSet<String> {
+        tables
+            .conflicts
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|conflict| conflict.id.clone())
+            .collect()
+    };
+    if ids("a") != ids("b") {
+        violations.push("the conflicts tables differ between a and b".into());
     }
 }
 
@@ -407,6 +522,7 @@ mod tests {
                 ),
             ]
             .into(),
+            conflicts: BTreeMap::new(),
         }
     }
 
@@ -434,6 +550,46 @@ mod tests {
         );
         assert!(text.contains("never written or were refused"), "{text}");
         assert!(text.contains("differ between a and b"), "{text}");
+    }
+
+    #[test]
+    fn a_row_that_lost_a_merge_is_kept_and_each_conflict_needs_both_versions() {
+        let conflict = |id: &str, row: &str, losing: bool, kept: bool| Conflict {
+            id: id.into(),
+            table: "chaos_rows".into(),
+            pk: format!("{{\"id\":\"{row}\"}}"),
+            losing: losing.then(|| "{}".to_string()),
+            kept: kept.then(|| "{}".to_string()),
+        };
+        // w0-1 lost its merge on both nodes: its losing image is kept, so it is not lost.
+        let mut tables = tables(&["w0-3"], &["w0-3"], &[]);
+        let kept = vec![conflict("x1", "w0-1", true, false)];
+        tables.conflicts = [("a".to_string(), kept.clone()), ("b".to_string(), kept)].into();
+        let mut violations = Vec::new();
+        check_rows(&history(), &tables, &mut violations);
+        check_conflicts(&tables, &mut violations);
+        assert!(violations.is_empty(), "{violations:?}");
+
+        // A conflict that kept nothing, one that names a kept row not in the table, and
+        // conflicts tables that differ.
+        tables.conflicts.insert(
+            "a".to_string(),
+            vec![
+                conflict("x1", "w0-1", false, false),
+                conflict("x2", "w0-9", true, true),
+            ],
+        );
+        let mut violations = Vec::new();
+        check_rows(&history(), &tables, &mut violations);
+        check_conflicts(&tables, &mut violations);
+        let text = violations.join("\n");
+        assert!(
+            text.contains("acknowledged rows are missing on a"),
+            "{text}"
+        );
+        assert!(text.contains("kept neither version"), "{text}");
+        assert!(text.contains("kept chaos row w0-9"), "{text}");
+        assert!(text.contains("conflicts tables differ"), "{text}");
     }
 
     #[test]
