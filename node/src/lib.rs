@@ -48,6 +48,7 @@ pub mod status_wire;
 pub mod supervisor;
 pub mod tls;
 pub mod tls_credentials;
+pub mod tls_inflight;
 pub mod when_idle;
 pub mod wire;
 

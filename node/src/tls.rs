@@ -46,6 +46,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::certs;
 pub use crate::tls_credentials::{CertUse, Credentials};
 use crate::tls_credentials::{CurrentCertificate, CurrentClientVerifier, CurrentServerVerifier};
+use crate::tls_inflight::InFlight;
 
 /// Both ends speak gRPC, which is HTTP/2 only.
 const ALPN_H2: &[u8] = b"h2";
@@ -71,6 +72,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most this many handshakes run at once per listener. At the bound the listener stops
 /// accepting; new connections wait in the kernel's listen backlog, which refuses them when full.
+/// One remote address holds at most `tls_inflight::PER_ADDRESS_MAX` of them.
 const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
 
 /// Established connections waiting for the server to take them. When full, finished handshakes
@@ -240,7 +242,8 @@ pub fn client_config_from(credentials: &Arc<Credentials>) -> Arc<ClientConfig> {
 /// for `tonic::transport::Server::serve_with_incoming[_shutdown]`.
 ///
 /// Handshakes run concurrently in their own tasks, at most 256 at once (see
-/// `HANDSHAKES_IN_FLIGHT_MAX`), each within 5 s. Every refused handshake is logged with `label`
+/// `HANDSHAKES_IN_FLIGHT_MAX`) and 32 from one address (a new one ends that address's oldest),
+/// each within 5 s. Every refused handshake is logged with `label`
 /// and the remote address. The stream never yields an error (the `Result` is what tonic wants):
 /// accept errors are logged and retried. Dropping the stream closes the listener. Must be called
 /// inside a tokio runtime.
@@ -255,6 +258,7 @@ pub fn tls_incoming(
         tls: TlsAcceptor::from(config),
         label,
         handshake_slots: Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX)),
+        in_flight: Arc::new(InFlight::default()),
         established,
     };
     tokio::spawn(acceptor.run());
@@ -356,6 +360,8 @@ struct Acceptor {
     label: &'static str,
     /// Bounds handshakes in flight; a slot is held until the connection is handed over.
     handshake_slots: Arc<Semaphore>,
+    /// Bounds handshakes in flight per remote address (a new one ends the oldest).
+    in_flight: Arc<InFlight>,
     /// Hands established connections to the server; closed when the server drops the stream,
     /// which ends the loop.
     established: mpsc::Sender<io::Result<server::TlsStream<TcpStream>>>,
@@ -387,8 +393,12 @@ impl Acceptor {
         let tls = self.tls.clone();
         let label = self.label;
         let established = self.established.clone();
-        tokio::spawn(async move {
-            match handshake(&tls, tcp).await {
+        let in_flight = self.in_flight.clone();
+        let address = remote.ip();
+        let evicted = self.in_flight.spawn(address, move |id| async move {
+            let result = handshake(&tls, tcp).await;
+            in_flight.done(address, id);
+            match result {
                 // A send error means the server has stopped; dropping the stream closes it.
                 Ok(stream) => drop(established.send(Ok(stream)).await),
                 // A connection closed before it sent anything is a port probe (the peer's fast
@@ -407,6 +417,14 @@ impl Acceptor {
             }
             drop(slot);
         });
+        if evicted {
+            tracing::warn!(
+                listener = label,
+                remote = %remote,
+                "{} handshakes in flight from {address}: its oldest was dropped",
+                crate::tls_inflight::PER_ADDRESS_MAX
+            );
+        }
     }
 
     async fn recover_from_accept_error(&self, e: io::Error) {
@@ -818,6 +836,28 @@ mod tests {
     fn assert_refused(result: io::Result<Vec<u8>>, who: &str) {
         let err = result.expect_err(who);
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{who}: {err}");
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_a_bounded_number_of_silent_handshakes() {
+        let pki = Pki::new();
+        let (addr, mut names) = serve(&pki, ClientAuth::None).await;
+        // Silent connections: TCP only, never a ClientHello.
+        let mut silent = Vec::new();
+        for _ in 0..crate::tls_inflight::PER_ADDRESS_MAX {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // The next connection from the same address ends the oldest silent one; it still gets
+        // through itself.
+        let anonymous = client_config(&pki.files("b"), false).unwrap();
+        assert_eq!(greeting(addr, anonymous).await.unwrap(), b"ok");
+        assert!(names.recv().await.unwrap().is_empty());
+        let mut byte = [0u8; 1];
+        let ended = silent[0].read(&mut byte).await;
+        assert!(
+            matches!(ended, Ok(0) | Err(_)),
+            "the oldest silent connection was closed: {ended:?}"
+        );
     }
 
     #[tokio::test]
