@@ -235,9 +235,9 @@ impl Replication {
                 // has landed.
                 self.inner.want_snapshot.notify_one();
             }
-            match tokio::time::timeout(RECOVERY_ASK_EVERY, status.changed()).await {
-                Ok(Err(_)) => return,
-                Ok(Ok(())) | Err(_) => {}
+            // A timeout asks again; a closed watch means the node is stopping.
+            if let Ok(Err(_)) = tokio::time::timeout(RECOVERY_ASK_EVERY, status.changed()).await {
+                return;
             }
         }
     }
