@@ -11,6 +11,11 @@
 //!
 //! Not here: the watcher, the sync loop and the gRPC service (`tandem-node`'s `files` module).
 
+/// The permission bits replicated and compared: read, write and execute for user, group and
+/// others. Set-user-ID, set-group-ID and sticky bits are neither sent nor set, so a peer can
+/// never plant a privileged executable on this node.
+pub const MODE_BITS: u32 = 0o777;
+
 pub mod manifest;
 pub mod path;
 pub mod plan;

@@ -21,7 +21,7 @@ use super::path::RelPath;
 pub struct Version {
     pub size: u64,
     pub mtime_ns: i64,
-    /// Permission bits (`mode & 0o7777`).
+    /// Permission bits (`mode & MODE_BITS`: no set-ID or sticky bits).
     pub mode: u32,
     /// SHA-256 of the content, lowercase hex.
     pub hash: String,

@@ -196,7 +196,7 @@ fn walk(
         }
         let size = meta.len();
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-        let mode = meta.permissions().mode() & 0o7777;
+        let mode = meta.permissions().mode() & super::MODE_BITS;
         let known = previous
             .get(&path)
             .and_then(|row| row.current.as_ref())

@@ -73,7 +73,7 @@ pub fn stat(root: &Path, path: &RelPath) -> Result<Option<(u64, i64, u32)>, Tran
         Ok(meta) if meta.is_file() => Ok(Some((
             meta.len(),
             meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            meta.permissions().mode() & 0o7777,
+            meta.permissions().mode() & super::MODE_BITS,
         ))),
         Ok(_) => Ok(None),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -224,7 +224,7 @@ impl IncomingFile {
             file: Some(file),
             size,
             mtime_ns,
-            mode: mode & 0o7777,
+            mode: mode & super::MODE_BITS,
             received: 0,
             context: ring::digest::Context::new(&ring::digest::SHA256),
         })
@@ -454,6 +454,38 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(leftovers.len(), 1, "no temp file left");
+    }
+
+    #[test]
+    fn set_id_and_sticky_bits_are_neither_sent_nor_set() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let path = RelPath::parse("bin/tool").unwrap();
+        std::fs::create_dir_all(from.path().join("bin")).unwrap();
+        std::fs::write(from.path().join(path.as_str()), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            from.path().join(path.as_str()),
+            std::fs::Permissions::from_mode(0o6755),
+        )
+        .unwrap();
+        assert_eq!(
+            version_of(from.path(), &path).mode,
+            0o755,
+            "the scan's view"
+        );
+        // A peer that sends the bits anyway: they are not set.
+        let mut incoming = IncomingFile::begin(to.path(), &path, 10, 0, 0o7755).unwrap();
+        incoming
+            .write_chunk(0, b"#!/bin/sh\n", &chunk_checksum(b"#!/bin/sh\n"))
+            .unwrap();
+        let received = incoming
+            .finish(&hash_file(&from.path().join(path.as_str())).unwrap())
+            .unwrap();
+        assert_eq!(received.mode, 0o755);
+        let mode = std::fs::metadata(to.path().join(path.as_str()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
     }
 
     #[test]
