@@ -212,7 +212,7 @@ impl Replication {
 
     /// After a damaged data.db was set aside and the disk marked `inconsistent` (before the
     /// driver ran): records the event, then asks the active for a full copy whenever a stream
-    /// from it is open, until the disk is consistent again.
+    /// from it is open, until the disk is no longer inconsistent.
     pub fn spawn_damage_recovery(&self) {
         if let Some(message) = self.inner.damaged.clone() {
             tokio::spawn(self.clone().recover_from_damage(message));
@@ -223,7 +223,9 @@ impl Replication {
         self.record("disk_damaged", &message).await;
         let mut status = self.inner.driver.status.clone();
         loop {
-            if status.borrow_and_update().node.disk == "consistent" {
+            // Marked inconsistent before this task started: anything else means a full copy
+            // landed (later states, such as outdated, are the log's business).
+            if status.borrow_and_update().node.disk != "inconsistent" {
                 return;
             }
             if self
