@@ -55,10 +55,13 @@ pub fn check(
     violations
 }
 
-/// Waits until replication and the files have caught up.
+/// Waits until replication and the files have caught up. On a timeout the error says what
+/// was still apart at the last look: the active's replication figures, and the files that
+/// differ.
 fn converge(cluster: &Cluster, dirs: &FileDirs) -> anyhow::Result<()> {
     super::wait_healthy(cluster)?;
-    cluster.wait_until(
+    let last_look = std::cell::RefCell::new(String::from("no active node"));
+    let waited = cluster.wait_until(
         CONVERGE,
         "replication caught up and the directories equal",
         |c| {
@@ -70,10 +73,32 @@ fn converge(cluster: &Cluster, dirs: &FileDirs) -> anyhow::Result<()> {
             let replication = &status["replication"];
             let caught_up = replication["lag_entries"] == 0
                 && replication["peer_acked_index"] == replication["last_index"];
-            let same_files = tree(&dirs["a"]) == tree(&dirs["b"]);
-            Ok((caught_up && same_files).then_some(()))
+            let (a, b) = (tree(&dirs["a"]), tree(&dirs["b"]));
+            let differ = differing_files(&a, &b);
+            *last_look.borrow_mut() = format!(
+                "active {active}: replication {replication}, files {}; files apart: {differ:?}",
+                status["files"]
+            );
+            Ok((caught_up && differ.is_empty()).then_some(()))
         },
-    )
+    );
+    waited.map_err(|error| error.context(format!("at the last look: {}", last_look.borrow())))
+}
+
+/// The names whose content differs between the two trees, or that only one holds (at most 10,
+/// each marked with where it is).
+fn differing_files(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| match (a.get(name), b.get(name)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(_), Some(_)) => Some(format!("{name} (differs)")),
+            (Some(_), None) => Some(format!("{name} (only on a)")),
+            _ => Some(format!("{name} (only on b)")),
+        })
+        .take(10)
+        .collect()
 }
 
 /// Every file under `dir` by name and content (temp files excluded).
