@@ -47,6 +47,11 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 const SETTLING_WAIT_MAX: Duration = Duration::from_secs(2);
 /// After a failed cycle, the wait before the next.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How long a request from the peer waits for an entry that this node's own cycle holds. Both
+/// nodes run a cycle while both are active (a split brain, a hand-over in progress), each
+/// holding its own entry and asking the other: without a bound the two requests would wait for
+/// each other forever and no file would move again.
+const PEER_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Chunks in flight between the reading thread and the stream.
 const CHUNKS_IN_FLIGHT: usize = 4;
 /// Why the reading thread stopped when the stream it fed was dropped.
@@ -1055,6 +1060,21 @@ impl FilesService {
 
 type FetchStream = ReceiverStream<Result<pb::PushMessage, RpcStatus>>;
 
+/// Takes `lock` for a request from the peer, or refuses with UNAVAILABLE after `wait` (this
+/// node's own cycle holds the entry); the peer's cycle then ends with that error, lets go of
+/// its own entry, and retries.
+async fn lock_within<'a>(
+    lock: &'a tokio::sync::Mutex<()>,
+    wait: Duration,
+    entry: &str,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, RpcStatus> {
+    tokio::time::timeout(wait, lock.lock()).await.map_err(|_| {
+        RpcStatus::unavailable(format!(
+            "[[files]] {entry}: this node's own sync cycle holds it (both nodes active?); try again"
+        ))
+    })
+}
+
 #[tonic::async_trait]
 impl pb::files_server::Files for FilesService {
     async fn list(
@@ -1062,7 +1082,7 @@ impl pb::files_server::Files for FilesService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListReply>, RpcStatus> {
         let (index, entry) = self.entry(&request.into_inner().entry)?;
-        let _lock = self.sync.inner.locks[index].lock().await;
+        let _lock = lock_within(&self.sync.inner.locks[index], PEER_LOCK_WAIT, &entry.name).await?;
         let rows = scan_entry(&self.sync.inner.manifest, &entry, self.sync.term())
             .await
             .map_err(RpcStatus::internal)?;
@@ -1089,7 +1109,8 @@ impl pb::files_server::Files for FilesService {
         };
         let (index, entry) = self.entry(&header.entry)?;
         let path = self.path(&entry.name, &header.path)?;
-        let _lock = self.sync.inner.locks[index].lock().await;
+        let _lock = lock_within(&self.sync.inner.locks[index], PEER_LOCK_WAIT, &entry.name).await?;
+        self.refuse_if_active()?;
         let first = pb::PushMessage {
             body: Some(pb::push_message::Body::Header(header)),
         };
@@ -1131,7 +1152,8 @@ impl pb::files_server::Files for FilesService {
         let (index, entry) = self.entry(&request.entry)?;
         let path = self.path(&entry.name, &request.path)?;
         let version = {
-            let _lock = self.sync.inner.locks[index].lock().await;
+            let _lock =
+                lock_within(&self.sync.inner.locks[index], PEER_LOCK_WAIT, &entry.name).await?;
             let rows = self
                 .sync
                 .inner
@@ -1177,7 +1199,8 @@ impl pb::files_server::Files for FilesService {
         let request = request.into_inner();
         let (index, entry) = self.entry(&request.entry)?;
         let path = self.path(&entry.name, &request.path)?;
-        let _lock = self.sync.inner.locks[index].lock().await;
+        let _lock = lock_within(&self.sync.inner.locks[index], PEER_LOCK_WAIT, &entry.name).await?;
+        self.refuse_if_active()?;
         let rows = self
             .sync
             .inner
@@ -1223,7 +1246,8 @@ impl pb::files_server::Files for FilesService {
         self.refuse_if_active()?;
         let request = request.into_inner();
         let (index, entry) = self.entry(&request.entry)?;
-        let _lock = self.sync.inner.locks[index].lock().await;
+        let _lock = lock_within(&self.sync.inner.locks[index], PEER_LOCK_WAIT, &entry.name).await?;
+        self.refuse_if_active()?;
         let rows = self
             .sync
             .inner
@@ -1256,5 +1280,30 @@ impl pb::files_server::Files for FilesService {
         Ok(Response::new(pb::FileAck {
             message: format!("{count} settled"),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_peer_request_gives_up_on_an_entry_this_node_holds() {
+        let lock = tokio::sync::Mutex::new(());
+        let held = lock.lock().await;
+        let refused = lock_within(&lock, Duration::from_millis(20), "recordings")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(
+            refused.message().contains("[[files]] recordings"),
+            "{refused:?}"
+        );
+        drop(held);
+        assert!(
+            lock_within(&lock, Duration::from_millis(20), "recordings")
+                .await
+                .is_ok()
+        );
     }
 }
