@@ -471,7 +471,11 @@ impl Driver {
             Some(Body::HandoverReply(reply)) => {
                 match reply.new_term.as_ref().map(wire::term_from_pb) {
                     Some(Ok(new_term)) => {
-                        if !reply.accepted {
+                        // Only a hand-over this node offered: a refusal can also reach a node
+                        // that never started one (the peer answers whoever sent it a term).
+                        let offered = self.machine.switchover_phase()
+                            == Some(crate::role::SwitchoverPhase::HandingOver);
+                        if !reply.accepted && offered {
                             let message = format!("peer refused the hand-over: {}", reply.reason);
                             self.record("switchover", &message).await?;
                         }
