@@ -41,6 +41,7 @@ const MAILED_KINDS: &[&str] = &[
     "replication_refusing",
     "replication_resynced",
     "diverged",
+    "disk_damaged",
     "merge",
     "clock_skew",
     "verify_differs",
@@ -278,6 +279,7 @@ mod tests {
         assert!(is_mailed("failover"));
         assert!(is_mailed("replication_degraded"));
         assert!(is_mailed("role_change") && is_mailed("service_restart"));
+        assert!(is_mailed("disk_damaged"));
         assert!(!is_mailed("block"));
         assert!(!is_mailed("hook") && !is_mailed("user"));
     }
