@@ -151,6 +151,53 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
     cluster.wait_until(WAIT, "a's log to name the refused certificate", |c| {
         Ok(log_contains(c, "a", "this port takes only a, b, admin").then_some(()))
     })?;
+    phase("no client certificate at all: refused on the admin and the peer port");
+    tandem_node::tls::install_crypto_provider();
+    let anonymous = tandem_node::tls::client_config(
+        &tandem_node::tls::TlsFiles {
+            ca: certs.join("ca.pem"),
+            cert: certs.join("admin.pem"),
+            key: certs.join("admin.key"),
+        },
+        false,
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    for address in [cluster.addrs("a").admin, cluster.addrs("a").peer] {
+        let outcome = runtime.block_on(async {
+            let channel = tandem_node::tls::connect(
+                &address.to_string(),
+                "a",
+                anonymous.clone(),
+                std::time::Duration::from_secs(5),
+            )
+            .await?;
+            let mut admin = tandem_proto::admin::admin_client::AdminClient::new(channel);
+            admin
+                .status(tandem_proto::admin::StatusRequest {})
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        assert!(
+            outcome.is_err(),
+            "{address} answered a client without a certificate"
+        );
+    }
+    cluster.wait_until(
+        WAIT,
+        "a's log to name the refused anonymous handshakes",
+        |c| {
+            let log = std::fs::read_to_string(c.dir().join("a").join("tandemd.log"))?;
+            let refusals = log
+                .lines()
+                .filter(|line| {
+                    line.contains("TLS handshake refused")
+                        && line.contains("peer sent no certificates")
+                })
+                .count();
+            Ok((refusals >= 2).then_some(()))
+        },
+    )?;
+
     phase("a's own node certificate still works (tandemctl --config presents it)");
     let own = run(
         &certs.join("ca.pem"),
