@@ -2,10 +2,10 @@
 //! gateway clients logging in and placing calls, and a file writer on the active's directory.
 //! Every operation is recorded with its outcome: acknowledged, refused, or unknown.
 //!
-//! The clients speak gRPC over TLS to the nodes' client ports like an application does, and
-//! follow the active the way `PairClient` does: a refusal from the passive sends them to the
-//! other node, and an unknown outcome is retried with the same request id (the nodes act on a
-//! request id once), on either node.
+//! The Data API writers speak gRPC over TLS to the nodes' client ports like an application
+//! does: a refusal from the passive sends them to the other node, and an unknown outcome is
+//! retried with the same request id (the nodes act on a request id once), on either node. The
+//! callers are real `PairClient`s (tandem-gateway's client), as a remote gate uses them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tandem_gateway::client::{ClientError, PairClient, PairConfig};
 use tandem_proto::data::data_client::DataClient;
 use tandem_proto::data::{self as data_pb, value::Kind};
-use tandem_proto::gateway::gateway_client::GatewayClient;
-use tandem_proto::gateway::{self as gw_pb, login_request::Credential};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 /// How a recorded operation ended.
@@ -120,9 +119,8 @@ impl Workload {
                         thread_history.clone(),
                     )));
                 }
-                for (index, user) in targets.users.iter().enumerate() {
+                for user in &targets.users {
                     tasks.push(tokio::spawn(caller(
-                        index,
                         user.clone(),
                         targets.clone(),
                         thread_stop.clone(),
@@ -252,22 +250,23 @@ async fn row_writer(
 }
 
 async fn caller(
-    index: usize,
     (user, password): (String, String),
     targets: Targets,
     stop: Arc<AtomicBool>,
     history: Arc<Mutex<History>>,
 ) {
-    let mut clients = Vec::new();
-    for node in 0..targets.nodes.len() {
-        let Some(channel) = channel(&targets, node).await else {
+    let addresses = [targets.nodes[0].1.clone(), targets.nodes[1].1.clone()];
+    let mut config = PairConfig::new(addresses, targets.ca_pem.clone());
+    config.client_kind = "chaos".into();
+    config.operation_timeout = Duration::from_secs(10);
+    config.attempt_timeout = Duration::from_secs(3);
+    let mut client = match PairClient::new(config) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("chaos caller {user}: {error}");
             return;
-        };
-        clients.push(GatewayClient::new(channel));
-    }
-    let mut node = index % clients.len();
-    let mut token: Option<String> = None;
-    let mut seq = 0u64;
+        }
+    };
     let record_login = |outcome: Outcome| {
         *history
             .lock()
@@ -276,64 +275,46 @@ async fn caller(
             .entry(outcome)
             .or_insert(0) += 1;
     };
+    let mut logged_in = false;
+    let mut seq = 0u64;
     while !stop.load(Ordering::SeqCst) {
         seq += 1;
-        // A session: resume with the token if we have one, else log in with the password.
-        if token.is_none() {
-            let request = gw_pb::LoginRequest {
-                request_id: format!("chaos-login-{user}-{seq}"),
-                user: user.clone(),
-                credential: Some(Credential::Password(password.clone())),
-                client_kind: "chaos".into(),
-            };
-            match clients[node].login(request).await {
-                Ok(reply) => {
-                    token = Some(reply.into_inner().token);
+        if !logged_in {
+            match client.login(&user, &password).await {
+                Ok(_) => {
                     record_login(Outcome::Acked);
+                    logged_in = true;
                 }
-                Err(status) => {
-                    record_login(if refused(&status) {
-                        Outcome::Refused
-                    } else {
-                        Outcome::Unknown
-                    });
-                    node = (node + 1) % clients.len();
+                Err(error) => {
+                    record_login(outcome_of(&error));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             }
         }
-        let Some(session) = token.clone() else {
-            continue;
-        };
-        let start = gw_pb::StartCallRequest {
-            request_id: format!("chaos-start-{user}-{seq}"),
-            token: session.clone(),
-            from: user.clone(),
-            to: format!("{seq}"),
-        };
-        let mut call_id = None;
+        // A start that timed out is repeated with its request id: the nodes act on it once.
+        let start_id = format!("chaos-start-{user}-{seq}");
+        let mut started = None;
         let mut start_unknown = false;
-        for _attempt in 0..6 {
-            match clients[node].start_call(start.clone()).await {
-                Ok(reply) => {
-                    call_id = Some(reply.into_inner().call_id);
+        for _attempt in 0..3 {
+            match client
+                .start_call_with_request_id(&start_id, &user, &seq.to_string())
+                .await
+            {
+                Ok(call) => {
+                    started = Some(call.call_id);
                     break;
                 }
-                Err(status) => {
-                    if status.code() == tonic::Code::Unauthenticated {
-                        token = None; // the session is gone: log in again
+                Err(error) => {
+                    logged_in &= !needs_login(&error);
+                    start_unknown = outcome_of(&error) == Outcome::Unknown;
+                    if !start_unknown {
                         break;
                     }
-                    if !refused(&status) {
-                        start_unknown = true;
-                    }
-                    node = (node + 1) % clients.len();
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
-        let Some(call_id) = call_id else {
+        let Some(call_id) = started else {
             if start_unknown {
                 history
                     .lock()
@@ -343,26 +324,24 @@ async fn caller(
             continue;
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let end = gw_pb::EndCallRequest {
-            request_id: format!("chaos-end-{user}-{seq}"),
-            token: session,
-            call_id: call_id.clone(),
-            cause: "normal".into(),
-        };
+        let end_id = format!("chaos-end-{user}-{seq}");
         let mut outcome = Outcome::Unknown;
-        for _attempt in 0..6 {
-            match clients[node].end_call(end.clone()).await {
+        for _attempt in 0..3 {
+            match client
+                .end_call_with_request_id(&end_id, &call_id, "normal")
+                .await
+            {
                 Ok(_) => {
                     outcome = Outcome::Acked;
                     break;
                 }
-                Err(status) => {
-                    if status.code() == tonic::Code::Unauthenticated {
-                        token = None;
+                Err(error) => {
+                    logged_in &= !needs_login(&error);
+                    if outcome_of(&error) != Outcome::Unknown {
+                        // Not ended by us; whether the call has a CDR is not known either
+                        // (a new active may have closed it), so it stays unknown.
                         break;
                     }
-                    node = (node + 1) % clients.len();
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
@@ -372,6 +351,23 @@ async fn caller(
             .calls
             .insert(call_id, outcome);
     }
+}
+
+/// What a `PairClient` failure says of the request: a node's refusal (or a refusal of the
+/// session) is acted on by no one; a timeout may or may not have been.
+fn outcome_of(error: &ClientError) -> Outcome {
+    match error {
+        ClientError::Timeout { .. } => Outcome::Unknown,
+        _ => Outcome::Refused,
+    }
+}
+
+/// Whether the client lost its session and must log in again.
+fn needs_login(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Unauthenticated { .. } | ClientError::NotLoggedIn { .. }
+    )
 }
 
 /// Writes a small file every half second into the directory of the node that is active now, as
