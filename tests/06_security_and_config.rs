@@ -106,12 +106,16 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
             .arg("status")
             .output()
     };
+    // `name`'s certificate and key from `dir`, trusting the cluster CA.
+    let run_as = |dir: &std::path::Path, name: &str| {
+        run(
+            &certs.join("ca.pem"),
+            &dir.join(format!("{name}.pem")),
+            &dir.join(format!("{name}.key")),
+        )
+    };
     phase("the cluster's admin certificate works");
-    let ok = run(
-        &certs.join("ca.pem"),
-        &certs.join("admin.pem"),
-        &certs.join("admin.key"),
-    )?;
+    let ok = run_as(&certs, "admin")?;
     assert!(
         ok.status.success(),
         "{}",
@@ -119,11 +123,7 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("active"));
     phase("an admin certificate from another CA is refused");
-    let refused = run(
-        &certs.join("ca.pem"),
-        &other.join("admin.pem"),
-        &other.join("admin.key"),
-    )?;
+    let refused = run_as(&other, "admin")?;
     assert_eq!(refused.status.code(), Some(1));
 
     phase("a node certificate of another pair from the same CA is refused where admin is needed");
@@ -137,11 +137,7 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
         "{}",
         String::from_utf8_lossy(&issued.stderr)
     );
-    let refused = run(
-        &certs.join("ca.pem"),
-        &certs.join("c.pem"),
-        &certs.join("c.key"),
-    )?;
+    let refused = run_as(&certs, "c")?;
     assert_eq!(
         refused.status.code(),
         Some(1),
@@ -199,11 +195,7 @@ fn admin_calls_need_a_certificate_from_the_cluster_ca() -> anyhow::Result<()> {
     )?;
 
     phase("a's own node certificate still works (tandemctl --config presents it)");
-    let own = run(
-        &certs.join("ca.pem"),
-        &certs.join("a.pem"),
-        &certs.join("a.key"),
-    )?;
+    let own = run_as(&certs, "a")?;
     assert!(
         own.status.success(),
         "{}",
