@@ -10,11 +10,20 @@
 //!   round trips to sqlx's worker thread.
 //!
 //! A `RawDb` borrows the locked handle, and holds a raw pointer, so it is neither `Send` nor able
-//! to outlive the lock: code using it cannot `.await` in between. Not here: deciding what is
-//! allowed (`data_api::authorizer`).
+//! to outlive the lock: code using it cannot `.await` in between.
+//!
+//! `OwnedDb` is a connection this crate opens and closes itself, without sqlx: the store's hot
+//! path (client writes, applied batches) runs on it with no round trip to sqlx's worker thread,
+//! and keeps its prepared statements between transactions (`Prepared::cached`), which a sqlx
+//! connection cannot: sqlx closes its handle with `sqlite3_close`, which fails (and sqlx panics)
+//! while a statement of ours is alive. Not here: deciding what is allowed
+//! (`data_api::authorizer`).
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::marker::PhantomData;
+use std::path::Path;
 use std::ptr::NonNull;
 
 use libsqlite3_sys as ffi;
@@ -22,19 +31,36 @@ use sqlx::sqlite::LockedSqliteHandle;
 
 use crate::data_api::Value;
 
-/// The raw connection behind a locked sqlx handle, for as long as the lock is borrowed.
+/// The raw connection behind a locked sqlx handle or an `OwnedDb`, for as long as it is
+/// borrowed.
 #[derive(Clone, Copy)]
 pub(crate) struct RawDb<'h> {
     db: NonNull<ffi::sqlite3>,
+    /// The `OwnedDb`'s statement cache; `None` on a sqlx connection.
+    cache: Option<&'h StatementCache>,
+    /// The `OwnedDb`'s authorizer slot (see `OwnedDb::guard_slot`); `None` on a sqlx connection.
+    guard_slot: Option<&'h GuardSlot>,
     _lock: PhantomData<&'h mut ()>,
 }
+
+/// Where a connection's permanent authorizer finds the rules in force: NULL when none are (the
+/// store's own statements), else the Data API guard's state.
+pub(crate) type GuardSlot = Cell<*const c_void>;
 
 impl<'h> RawDb<'h> {
     pub(crate) fn new(handle: &'h mut LockedSqliteHandle<'_>) -> RawDb<'h> {
         RawDb {
             db: handle.as_raw_handle(),
+            cache: None,
+            guard_slot: None,
             _lock: PhantomData,
         }
+    }
+
+    /// The authorizer slot of an `OwnedDb`; `None` on a sqlx connection, where the guard
+    /// installs its own authorizer.
+    pub(crate) fn guard_slot(self) -> Option<&'h GuardSlot> {
+        self.guard_slot
     }
 
     pub(crate) fn as_ptr(self) -> *mut ffi::sqlite3 {
@@ -62,6 +88,20 @@ impl<'h> RawDb<'h> {
             ffi::SQLITE_OK => Ok(()),
             code => Err(failure(self.db, code)),
         }
+    }
+
+    /// Runs `sql`, one statement without parameters or rows, kept prepared on an `OwnedDb`
+    /// (see `Prepared::cached`); on a sqlx connection, as `exec`.
+    pub(crate) fn run_cached(self, sql: &str) -> Result<(), SqliteFailure> {
+        let mut statement = Prepared::cached(self, "store", sql).map_err(|error| match error {
+            PrepareError::Sqlite(failure) => failure,
+            PrepareError::Shape(reason) => SqliteFailure {
+                code: ffi::SQLITE_MISUSE,
+                message: format!("{sql:?} {reason}"),
+            },
+        })?;
+        while statement.step()? {}
+        Ok(())
     }
 
     /// How long a statement waits for a lock another connection holds (0: not at all).
@@ -120,6 +160,8 @@ impl std::fmt::Display for PrepareError {
 pub(crate) struct Prepared<'db> {
     db: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
+    /// Where the statement goes back to when dropped, and under which key; `None`: finalized.
+    cached: Option<(&'db StatementCache, String)>,
     _guard: std::marker::PhantomData<&'db ()>,
 }
 
@@ -188,6 +230,7 @@ impl<'db> Prepared<'db> {
         let prepared = Prepared {
             db,
             stmt,
+            cached: None,
             _guard: std::marker::PhantomData,
         };
         // Anything after the first statement other than blanks, comments and `;` is refused,
@@ -202,6 +245,33 @@ impl<'db> Prepared<'db> {
             }
             Err(_) => Err(more_than_one()),
         }
+    }
+
+    /// `new`, but on an `OwnedDb` the statement is taken from, and given back to, the
+    /// connection's cache under `kind` and `sql`, so the same text is compiled once per
+    /// connection rather than once per use. `kind` keeps apart texts prepared under different
+    /// rules: a statement the authorizer allowed in one mode is never handed to another. On a
+    /// sqlx connection this is `new`.
+    pub(crate) fn cached(
+        db: RawDb<'db>,
+        kind: &str,
+        sql: &str,
+    ) -> Result<Prepared<'db>, PrepareError> {
+        let Some(cache) = db.cache else {
+            return Prepared::new(db, sql);
+        };
+        let key = format!("{kind}\0{sql}");
+        if let Some(stmt) = cache.take(&key) {
+            return Ok(Prepared {
+                db: db.db,
+                stmt,
+                cached: Some((cache, key)),
+                _guard: std::marker::PhantomData,
+            });
+        }
+        let mut prepared = Prepared::new(db, sql)?;
+        prepared.cached = Some((cache, key));
+        Ok(prepared)
     }
 
     /// Binds `params` in order; their number must match the statement's.
@@ -359,7 +429,170 @@ fn more_than_one() -> PrepareError {
 
 impl Drop for Prepared<'_> {
     fn drop(&mut self) {
-        // SAFETY: `stmt` is live and not used after this.
-        unsafe { ffi::sqlite3_finalize(self.stmt.as_ptr()) };
+        match self.cached.take() {
+            Some((cache, key)) => {
+                // SAFETY: `stmt` is live; reset ends any run in progress (releasing what it
+                // holds) and clear_bindings lets go of the bound values.
+                unsafe {
+                    ffi::sqlite3_reset(self.stmt.as_ptr());
+                    ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+                }
+                cache.put(key, self.stmt);
+            }
+            // SAFETY: `stmt` is live and not used after this.
+            None => unsafe {
+                ffi::sqlite3_finalize(self.stmt.as_ptr());
+            },
+        }
+    }
+}
+
+/// Most statements an `OwnedDb` keeps prepared; past it the cache starts afresh.
+const STATEMENT_CACHE_MAX: usize = 256;
+
+/// Prepared statements kept between uses on one `OwnedDb`, each checked out while in use.
+#[derive(Default)]
+pub(crate) struct StatementCache {
+    statements: RefCell<HashMap<String, NonNull<ffi::sqlite3_stmt>>>,
+}
+
+impl StatementCache {
+    fn take(&self, key: &str) -> Option<NonNull<ffi::sqlite3_stmt>> {
+        self.statements.borrow_mut().remove(key)
+    }
+
+    fn put(&self, key: String, stmt: NonNull<ffi::sqlite3_stmt>) {
+        let mut statements = self.statements.borrow_mut();
+        if statements.len() >= STATEMENT_CACHE_MAX {
+            finalize_all(&mut statements);
+        }
+        if let Some(twin) = statements.insert(key, stmt) {
+            // The same text was prepared twice at once; one copy is enough.
+            // SAFETY: `twin` was in the cache, so no `Prepared` holds it.
+            unsafe { ffi::sqlite3_finalize(twin.as_ptr()) };
+        }
+    }
+
+    fn clear(&self) {
+        finalize_all(&mut self.statements.borrow_mut());
+    }
+
+    fn len(&self) -> usize {
+        self.statements.borrow().len()
+    }
+}
+
+fn finalize_all(statements: &mut HashMap<String, NonNull<ffi::sqlite3_stmt>>) {
+    for (_, stmt) in statements.drain() {
+        // SAFETY: a cached statement is held by no `Prepared`.
+        unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+    }
+}
+
+/// A read-write connection to a database file, opened and closed here rather than by sqlx
+/// (see the module), with its statement cache. Use it from one thread at a time (it is kept
+/// behind a mutex); closing finalizes the cached statements first.
+pub(crate) struct OwnedDb {
+    /// `None` once closed.
+    db: Option<NonNull<ffi::sqlite3>>,
+    cache: StatementCache,
+    /// Read by the authorizer installed once at open (`authorizer::install_permanent`): the
+    /// Data API's guard sets and clears it. Registering an authorizer makes SQLite expire every
+    /// prepared statement, so a guard that registered its own on each request would empty the
+    /// cache's worth; this one is registered once. Boxed: SQLite holds its address.
+    guard_slot: Box<GuardSlot>,
+}
+
+// SAFETY: SQLite connections may move between threads (the library is built thread-safe); the
+// cache's statements belong to the connection and move with it. `OwnedDb` is not `Sync`.
+unsafe impl Send for OwnedDb {}
+
+impl std::fmt::Debug for OwnedDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedDb")
+            .field("open", &self.db.is_some())
+            .field("cached_statements", &self.cache.len())
+            .finish()
+    }
+}
+
+impl OwnedDb {
+    /// Opens `path` read-write (it must exist) with the store's settings: WAL, `synchronous =
+    /// FULL`, foreign keys, recursive triggers, extended result codes and `busy_timeout`.
+    pub(crate) fn open(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<OwnedDb, SqliteFailure> {
+        use std::os::unix::ffi::OsStrExt;
+        let misuse = |message: &str| SqliteFailure {
+            code: ffi::SQLITE_MISUSE,
+            message: message.to_owned(),
+        };
+        let path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| misuse("the database path contains a NUL byte"))?;
+        let mut db = std::ptr::null_mut();
+        // SAFETY: `path` is NUL-terminated; SQLite writes `db` (a handle to close even when
+        // opening failed, or NULL when out of memory).
+        let code = unsafe {
+            ffi::sqlite3_open_v2(
+                path.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                std::ptr::null(),
+            )
+        };
+        let Some(db) = NonNull::new(db) else {
+            return Err(misuse("SQLite could not allocate a connection"));
+        };
+        let mut owned = OwnedDb {
+            db: Some(db),
+            cache: StatementCache::default(),
+            guard_slot: Box::new(Cell::new(std::ptr::null())),
+        };
+        if code != ffi::SQLITE_OK {
+            return Err(failure(db, code));
+        }
+        // SAFETY: `db` is open and ours alone.
+        unsafe { ffi::sqlite3_extended_result_codes(db.as_ptr(), 1) };
+        // SAFETY: the slot is boxed and outlives the connection (closed in `close`, before the
+        // fields drop).
+        unsafe { crate::data_api::install_permanent_authorizer(db, &owned.guard_slot) };
+        let raw = owned.raw().ok_or_else(|| misuse("closed"))?;
+        raw.set_busy_timeout(busy_timeout);
+        raw.exec(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA recursive_triggers = ON;",
+        )?;
+        Ok(owned)
+    }
+
+    /// The connection, with its statement cache; `None` once closed.
+    pub(crate) fn raw(&mut self) -> Option<RawDb<'_>> {
+        Some(RawDb {
+            db: self.db?,
+            cache: Some(&self.cache),
+            guard_slot: Some(&self.guard_slot),
+            _lock: PhantomData,
+        })
+    }
+
+    /// Finalizes the cached statements and closes the connection; SQLite rolls back an open
+    /// transaction. Later `raw` calls return `None`.
+    pub(crate) fn close(&mut self) {
+        self.cache.clear();
+        if let Some(db) = self.db.take() {
+            // SAFETY: every statement of ours is finalized (a `Prepared` borrows the `OwnedDb`,
+            // so none is alive here), so close succeeds; the handle is not used again.
+            let code = unsafe { ffi::sqlite3_close(db.as_ptr()) };
+            if code != ffi::SQLITE_OK {
+                tracing::warn!(code, "closing the store's writer connection failed");
+            }
+        }
+    }
+}
+
+impl Drop for OwnedDb {
+    fn drop(&mut self) {
+        self.close();
     }
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use libsqlite3_sys as ffi;
 
-use crate::raw_sqlite::RawDb;
+use std::ptr::NonNull;
+
+use crate::raw_sqlite::{GuardSlot, RawDb};
 
 /// Which request the statements belong to; decides what the authorizer allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,6 +317,48 @@ unsafe extern "C" fn authorize(
     outcome.unwrap_or(ffi::SQLITE_DENY)
 }
 
+/// The authorizer registered once on an `OwnedDb`: the rules of the guard in its slot, and none
+/// while the slot is empty (the store's own statements, as on a connection with no authorizer).
+///
+/// # Safety
+/// Called by SQLite only, with `slot` the `GuardSlot` `install_permanent_authorizer` registered,
+/// holding NULL or a `GuardState` that lives while it is there (see `Guard`).
+unsafe extern "C" fn authorize_through_slot(
+    slot: *mut c_void,
+    action: c_int,
+    first: *const c_char,
+    second: *const c_char,
+    database: *const c_char,
+    trigger: *const c_char,
+) -> c_int {
+    // SAFETY: see the function's contract.
+    let state = unsafe { &*(slot as *const GuardSlot) }.get();
+    if state.is_null() {
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: a non-NULL slot holds a live `GuardState`, as `authorize` needs.
+    unsafe {
+        authorize(
+            state as *mut c_void,
+            action,
+            first,
+            second,
+            database,
+            trigger,
+        )
+    }
+}
+
+/// Registers the authorizer that reads `slot`, once, on a connection the crate owns.
+///
+/// # Safety
+/// `db` is open and used by no other thread; `slot` outlives the connection.
+pub(crate) unsafe fn install_permanent_authorizer(db: NonNull<ffi::sqlite3>, slot: &GuardSlot) {
+    let slot = slot as *const GuardSlot as *mut c_void;
+    // SAFETY: see the function's contract.
+    unsafe { ffi::sqlite3_set_authorizer(db.as_ptr(), Some(authorize_through_slot), slot) };
+}
+
 /// # Safety
 /// As for `authorize`.
 unsafe extern "C" fn check_deadline(state: *mut c_void) -> c_int {
@@ -356,7 +400,14 @@ impl<'h> Guard<'h> {
         let state_ptr = &*state as *const GuardState as *mut c_void;
         // SAFETY: `db` is open and locked for us; `state` outlives the registration (see Drop).
         unsafe {
-            ffi::sqlite3_set_authorizer(db.as_ptr(), Some(authorize), state_ptr);
+            match db.guard_slot() {
+                // The connection's permanent authorizer reads the slot; registering one here
+                // would expire its cached statements.
+                Some(slot) => slot.set(state_ptr),
+                None => {
+                    ffi::sqlite3_set_authorizer(db.as_ptr(), Some(authorize), state_ptr);
+                }
+            }
             ffi::sqlite3_progress_handler(
                 db.as_ptr(),
                 PROGRESS_INSTRUCTIONS,
@@ -369,6 +420,15 @@ impl<'h> Guard<'h> {
 
     pub(super) fn db(&self) -> RawDb<'h> {
         self.db
+    }
+
+    /// The mode's name, to key statements prepared under it (`Prepared::cached`).
+    pub(super) fn mode_name(&self) -> &'static str {
+        match self.state.mode {
+            Mode::Execute => "execute",
+            Mode::Query => "query",
+            Mode::Node => "node",
+        }
     }
 
     /// Starts the clock and clears the last statement's refusal and timeout.
@@ -396,7 +456,12 @@ impl Drop for Guard<'_> {
         // SAFETY: `db` is still open and locked. After these calls SQLite holds no pointer to
         // `state`, which is freed after this body.
         unsafe {
-            ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
+            match self.db.guard_slot() {
+                Some(slot) => slot.set(std::ptr::null()),
+                None => {
+                    ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
+                }
+            }
             ffi::sqlite3_progress_handler(db, 0, None, std::ptr::null_mut());
         }
     }

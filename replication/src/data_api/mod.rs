@@ -33,6 +33,7 @@ mod value;
 mod tests;
 
 pub use authorizer::Mode;
+pub(crate) use authorizer::install_permanent_authorizer;
 pub use error::DataError;
 pub use limits::Limits;
 pub(crate) use run::execute_locked;

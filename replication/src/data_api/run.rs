@@ -150,7 +150,9 @@ fn prepare<'g>(
         PrepareError::Shape(reason) => DataError::BadStatement { index, reason },
         PrepareError::Sqlite(failure) => failed_sql(guard, index, failure),
     };
-    let mut prepared = Prepared::new(guard.db(), &statement.sql).map_err(shape_or_sql)?;
+    // Kept prepared per mode: the authorizer that allowed it ran under that mode's rules.
+    let mut prepared =
+        Prepared::cached(guard.db(), guard.mode_name(), &statement.sql).map_err(shape_or_sql)?;
     prepared.bind(&statement.params).map_err(shape_or_sql)?;
     Ok(prepared)
 }

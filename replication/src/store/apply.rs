@@ -32,7 +32,7 @@ impl Store {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
         };
-        let mut transaction = WriterTransaction::acquire(&self.writer, self.busy_timeout).await?;
+        let mut transaction = WriterTransaction::acquire(&self.owned, self.busy_timeout).await?;
         // COMMIT in the same stretch: deferred foreign keys are checked there.
         let applied = transaction
             .stretch_and_commit_if(
@@ -121,7 +121,7 @@ impl<'db> Statements<'db> {
             None => self
                 .prepared
                 .entry(sql.to_owned())
-                .or_insert(Prepared::new(self.db, sql)?),
+                .or_insert(Prepared::cached(self.db, "store", sql)?),
         };
         statement.reset();
         statement.bind(params)?;

@@ -55,6 +55,8 @@ pub enum StoreError {
     )]
     WriteGroupAborted,
 
+    #[error("begin_write lends out a sqlx connection: open the group with begin_sqlx_write_group")]
+    NotSqlxGroup,
     #[error("{field} = {value} does not fit SQLite's signed 64-bit integer")]
     OutOfRange { field: &'static str, value: u64 },
     #[error("log entry {got} is not the next log index (expected {expected}); nothing applied")]

@@ -35,12 +35,14 @@ pub(super) fn finish_entries(
     rolling_hash: RollingHash,
     previous: &LogPosition,
 ) -> Result<Finished, StoreError> {
-    let mut select = Prepared::new(
+    let mut select = Prepared::cached(
         db,
+        "store",
         &format!("SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"),
     )?;
-    let mut update = Prepared::new(
+    let mut update = Prepared::cached(
         db,
+        "store",
         "UPDATE _tandem_log SET pk = ?, new_image = ?, old_image = ?, hash = ? WHERE idx = ?",
     )?;
     let mut last = previous.clone();

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, SqlitePool};
+use tokio::sync::Mutex;
 
 use super::entry::RollingHash;
 use super::error::StoreError;
 use super::options::StoreOptions;
 use super::schema::SCHEMA;
+use crate::raw_sqlite::OwnedDb;
 
 /// The name of the replicated database inside a node's data directory.
 pub const DATA_DB_FILE: &str = "data.db";
@@ -22,9 +24,14 @@ pub const DATA_DB_FILE: &str = "data.db";
 /// The replicated database of one node. Cloning is cheap and shares the connections.
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// The one connection that writes: SQLite allows one writer, and funnelling every write
-    /// through one connection means no write ever waits on SQLITE_BUSY from another of ours.
+    /// sqlx's writer connection, for the store's occasional writes (migrations, capture,
+    /// rewind, retention) and `Store::write`.
     pub(super) writer: SqlitePool,
+    /// The store's own writer connection, for client writes (`WriteGroup`) and applied
+    /// batches: no round trip to sqlx's worker thread, and statements stay prepared. Both
+    /// writer connections take the write lock with BEGIN IMMEDIATE (waiting up to
+    /// `busy_timeout`), so their transactions run one after the other.
+    pub(super) owned: Arc<Mutex<OwnedDb>>,
     /// Read-only connections, so that shipping, verify and queries never hold up the writer.
     pub(super) reader: SqlitePool,
     /// Tables whose changes are captured, deduplicated, in config order.
@@ -67,6 +74,11 @@ impl Store {
             .await
             .map_err(open_error)?;
         writer.execute(SCHEMA).await.map_err(open_error)?;
+        let owned = OwnedDb::open(&path, options.busy_timeout).map_err(|failure| {
+            open_error(sqlx::Error::Protocol(format!(
+                "opening the store's writer connection: {failure}"
+            )))
+        })?;
         // Opened after the writer: a read-only connection cannot create the file or its WAL.
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers_max.max(1))
@@ -77,6 +89,7 @@ impl Store {
             .map_err(open_error)?;
         Ok(Store {
             writer,
+            owned: Arc::new(Mutex::new(owned)),
             reader,
             tables: dedup_in_order(options.tables).into(),
             rolling_hash: options.rolling_hash,
@@ -103,6 +116,7 @@ impl Store {
 
     /// Closes every connection; further calls fail. Waits for operations in progress.
     pub async fn close(&self) {
+        self.owned.lock().await.close();
         self.writer.close().await;
         self.reader.close().await;
     }

@@ -128,7 +128,10 @@ impl Store {
         sqlx::query("UPDATE _tandem_applying SET flag = 0")
             .execute(&mut *transaction)
             .await?;
-        transaction.commit().await.map_err(failed)?;
+        transaction.commit().await.map_err(|error| match error {
+            StoreError::Sql(source) => failed(source),
+            other => other,
+        })?;
         Ok(())
     }
 }

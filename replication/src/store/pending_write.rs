@@ -34,6 +34,8 @@ impl<'g> PendingWrite<'g> {
         group: &'g mut WriteGroup,
         context: &CaptureContext,
     ) -> Result<PendingWrite<'g>, StoreError> {
+        // The statements run through sqlx: only a group on sqlx's connection can lend it.
+        group.connection().map(drop)?;
         let started = group
             .stretch(|db, last| match check_epoch(last, context) {
                 // Refused before anything ran: the group goes on.
@@ -110,9 +112,10 @@ impl Drop for PendingWrite<'_> {
 
 /// Opens the write's savepoint and stamps it with `context`.
 pub(super) fn start_write(db: RawDb<'_>, context: &CaptureContext) -> Result<(), StoreError> {
-    db.exec("SAVEPOINT tandem_write")?;
-    let mut update = Prepared::new(
+    db.run_cached("SAVEPOINT tandem_write")?;
+    let mut update = Prepared::cached(
         db,
+        "store",
         "UPDATE _tandem_capture_ctx SET term_epoch = ?, term_node = ?, txid = ?, hlc_ms = ?, \
          hlc_logical = ?, hlc_node = ?, origin = ?",
     )?;
@@ -138,7 +141,7 @@ pub(super) fn finish_write(
     previous: &LogPosition,
 ) -> Result<Finished, StoreError> {
     let current = {
-        let mut select = Prepared::new(db, "SELECT txid FROM _tandem_capture_ctx")?;
+        let mut select = Prepared::cached(db, "store", "SELECT txid FROM _tandem_capture_ctx")?;
         match select.step()? {
             true => select.row().pop(),
             false => None,
@@ -149,7 +152,8 @@ pub(super) fn finish_write(
         return Err(StoreError::WriteGroupAborted);
     }
     let finished = finish_entries(db, rolling_hash, previous)?;
-    db.exec(CLEAR_CONTEXT_AND_RELEASE)?;
+    db.run_cached(CLEAR_CONTEXT)?;
+    db.run_cached("RELEASE tandem_write")?;
     Ok(finished)
 }
 
@@ -177,8 +181,7 @@ pub(super) fn undo_write(db: RawDb<'_>) -> bool {
     }
 }
 
-/// Clearing the context (after which the triggers refuse) and releasing the savepoint, as one
-/// batch of plain SQL.
-const CLEAR_CONTEXT_AND_RELEASE: &str = "UPDATE _tandem_capture_ctx SET term_epoch = NULL, \
+/// Clearing the context, after which the triggers refuse (the savepoint is released next).
+const CLEAR_CONTEXT: &str = "UPDATE _tandem_capture_ctx SET term_epoch = NULL, \
      term_node = NULL, txid = NULL, hlc_ms = NULL, hlc_logical = NULL, hlc_node = NULL, \
-     origin = NULL; RELEASE tandem_write";
+     origin = NULL";

@@ -34,7 +34,7 @@ impl Store {
         F: AsyncFnOnce(&mut SqliteConnection) -> Result<T, E>,
         E: From<StoreError>,
     {
-        let mut group = self.begin_write_group().await?;
+        let mut group = self.begin_sqlx_write_group().await?;
         let mut write = group.begin_write(context).await?;
         match statements(write.connection()).await {
             Ok(value) => {

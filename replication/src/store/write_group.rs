@@ -34,11 +34,27 @@ pub struct WriteGroup {
 }
 
 impl Store {
-    /// Opens a group of writes on the writer connection, waiting for it if another group holds
-    /// it. Refused until capture is installed.
+    /// Opens a group of writes on the store's own writer connection, waiting for it if another
+    /// group (or an applied batch) holds it. Its writes run through `write_client`; for
+    /// `begin_write`, which lends out a sqlx connection, use `begin_sqlx_write_group`. Refused
+    /// until capture is installed.
     pub async fn begin_write_group(&self) -> Result<WriteGroup, StoreError> {
         self.ensure_capture_installed()?;
-        let transaction = WriterTransaction::acquire(&self.writer, self.busy_timeout).await?;
+        let transaction = WriterTransaction::acquire(&self.owned, self.busy_timeout).await?;
+        Ok(WriteGroup {
+            connection: Some(transaction),
+            rolling_hash: self.rolling_hash,
+            last: None,
+            committed: false,
+        })
+    }
+
+    /// A group of writes on sqlx's writer connection, for `begin_write` (whose statements run
+    /// through sqlx). Slower than `begin_write_group`: every stretch is a round trip to sqlx's
+    /// worker thread, and statements are prepared afresh.
+    pub async fn begin_sqlx_write_group(&self) -> Result<WriteGroup, StoreError> {
+        self.ensure_capture_installed()?;
+        let transaction = WriterTransaction::begin(&self.writer).await?;
         Ok(WriteGroup {
             connection: Some(transaction),
             rolling_hash: self.rolling_hash,
@@ -124,7 +140,13 @@ impl WriteGroup {
             .ok_or(StoreError::WriteGroupAborted)?;
         let last = match self.last.take() {
             Some(last) => last,
-            // No write ran, so nothing began: the position is the log's.
+            // No write ran: the position is the log's.
+            None if transaction.is_owned() => {
+                transaction
+                    .stretch_and_commit_if(|db| last_position_raw(db), |_| false)
+                    .await?
+                    .0
+            }
             None => last_position(&mut transaction).await?,
         };
         transaction.commit().await?;
@@ -148,6 +170,7 @@ impl WriteGroup {
 
     pub(super) fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         match self.connection.as_mut() {
+            Some(connection) if connection.is_owned() => Err(StoreError::NotSqlxGroup),
             Some(connection) => Ok(&mut **connection),
             None => Err(StoreError::WriteGroupAborted),
         }

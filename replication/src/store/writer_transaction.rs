@@ -6,24 +6,41 @@
 //! the transaction behind its back (`INSERT OR ROLLBACK`, `RAISE(ROLLBACK)` in an application
 //! trigger, a failed COMMIT). Here a transaction that was not committed or rolled back cleanly
 //! is never returned to the pool: dropping it closes the connection, SQLite rolls back whatever
-//! it held, and the pool opens a fresh writer connection when next needed. Not here: what the
-//! transaction does.
+//! it held, and the pool opens a fresh writer connection when next needed.
+//!
+//! Two connections write: sqlx's pooled one for the store's occasional writes (migrations,
+//! capture, rewind, retention), and the store's own `OwnedDb` for the hot path, client writes
+//! and applied batches, which then never wait for sqlx's worker thread and keep their prepared
+//! statements. Both take the write lock with BEGIN IMMEDIATE, so SQLite runs their transactions
+//! one after the other. Not here: what the transaction does.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::error::StoreError;
-use crate::raw_sqlite::RawDb;
+use crate::raw_sqlite::{OwnedDb, RawDb};
 
-/// An open `BEGIN IMMEDIATE` transaction on the writer connection. Dropped without `commit` or
-/// `rollback`, it rolls back by closing the connection.
+/// The connection a transaction runs on.
+enum Backend {
+    /// sqlx's writer connection: the store's occasional writes (migrations, capture, rewind),
+    /// which run sqlx statements.
+    Pooled(PoolConnection<Sqlite>),
+    /// The store's own connection (`OwnedDb`): client writes and applied batches, which run
+    /// only synchronous stretches.
+    Owned(OwnedMutexGuard<OwnedDb>),
+}
+
+/// An open `BEGIN IMMEDIATE` transaction on a writer connection. Dropped without `commit` or
+/// `rollback`, it rolls back: a sqlx connection is closed, the store's own rolls back at once.
 pub struct WriterTransaction {
     /// `Some` until `commit`, `rollback` or drop: the connection, inside the transaction.
-    connection: Option<PoolConnection<Sqlite>>,
+    connection: Option<Backend>,
     /// Whether BEGIN has run: a transaction from `acquire` begins in its first `stretch`.
     begun: bool,
     /// The connection's busy timeout, restored after a BEGIN that would not wait.
@@ -31,12 +48,13 @@ pub struct WriterTransaction {
 }
 
 impl WriterTransaction {
-    /// Takes the writer connection (waiting for it up to the pool's acquire timeout) and begins.
-    /// IMMEDIATE takes the write lock at once, so a later statement never meets SQLITE_BUSY
-    /// half-way through (from a snapshot's reader or a `sqlite3` session, say).
+    /// Takes sqlx's writer connection (waiting for it up to the pool's acquire timeout) and
+    /// begins. IMMEDIATE takes the write lock at once, so a later statement never meets
+    /// SQLITE_BUSY half-way through (from the store's own connection, a snapshot's reader or a
+    /// `sqlite3` session, say).
     pub async fn begin(writer: &SqlitePool) -> Result<WriterTransaction, StoreError> {
         let mut transaction = WriterTransaction {
-            connection: Some(writer.acquire().await?),
+            connection: Some(Backend::Pooled(writer.acquire().await?)),
             begun: true,
             busy_timeout: Duration::ZERO,
         };
@@ -44,35 +62,47 @@ impl WriterTransaction {
         Ok(transaction)
     }
 
-    /// Takes the writer connection without beginning: the first `stretch` begins, in the same
-    /// round trip to sqlx's worker thread. `busy_timeout` is the connection's (`StoreOptions`).
+    /// Takes the store's own connection, waiting while another transaction holds it, without
+    /// beginning: the first `stretch` begins. `busy_timeout` is the connection's
+    /// (`StoreOptions`). A transaction an abandoned holder left open is rolled back first.
     pub async fn acquire(
-        writer: &SqlitePool,
+        owned: &Arc<Mutex<OwnedDb>>,
         busy_timeout: Duration,
     ) -> Result<WriterTransaction, StoreError> {
+        let mut guard = owned.clone().lock_owned().await;
+        let Some(db) = guard.raw() else {
+            return Err(sqlx::Error::PoolClosed.into());
+        };
+        if !db.autocommit() {
+            tracing::debug!("the writer connection was left inside a transaction: rolling back");
+            if let Err(failure) = db.exec("ROLLBACK") {
+                guard.close();
+                return Err(failure.into());
+            }
+        }
         Ok(WriterTransaction {
-            connection: Some(writer.acquire().await?),
+            connection: Some(Backend::Owned(guard)),
             begun: false,
             busy_timeout,
         })
     }
 
     /// Runs `stretch` on the raw connection inside the transaction, in one synchronous stretch
-    /// under sqlx's handle lock (see `crate::raw_sqlite`), then COMMIT in the same stretch if
-    /// `commit_if` says so for its value, which saves the round trip of a separate `commit`.
-    /// Returns the value and whether it committed.
+    /// (on sqlx's connection, under its handle lock: see `crate::raw_sqlite`), then COMMIT in
+    /// the same stretch if `commit_if` says so for its value, which saves the round trip of a
+    /// separate `commit`. Returns the value and whether it committed.
     ///
     /// The first stretch begins the transaction with BEGIN IMMEDIATE in the same stretch when
-    /// the write lock is free at once; if another process holds it, BEGIN waits for it on
-    /// sqlx's worker thread instead.
+    /// the write lock is free at once; if another connection holds it, BEGIN waits for it off
+    /// the runtime (sqlx's worker thread, or a blocking thread for the store's own).
     ///
     /// The stretch is blocking work on the caller's thread: a client's statement may run up to
-    /// its time limit, and COMMIT waits for the disk. There is one writer connection, so at
-    /// most one runtime thread is held this way; `tandemd` runs enough runtime threads that
-    /// keep-alives never wait for it. (`block_in_place` was tried here and left out: under
+    /// its time limit, and COMMIT waits for the disk. There is one store connection for these,
+    /// so at most one runtime thread is held this way; `tandemd` runs enough runtime threads
+    /// that keep-alives never wait for it. (`block_in_place` was tried here and left out: under
     /// load a write group stalled for good with sqlx's worker waiting for the handle lock.)
-    /// Once committed the transaction is over: the connection is back in the pool and every
-    /// later call fails. A failed COMMIT is an error, and dropping the transaction rolls back.
+    /// Once committed the transaction is over: the connection is released and every later
+    /// call fails. A failed COMMIT is an error, and dropping the transaction rolls back.
     pub async fn stretch_and_commit_if<T>(
         &mut self,
         stretch: impl FnOnce(RawDb<'_>) -> Result<T, StoreError>,
@@ -82,68 +112,134 @@ impl WriterTransaction {
             let value = stretch(db)?;
             let commit = commit_if(&value);
             if commit {
-                db.exec("COMMIT")
+                db.run_cached("COMMIT")
                     .map_err(|failure| StoreError::CommitFailed {
                         reason: failure.to_string(),
                     })?;
             }
             Ok((value, commit))
         };
-        if self.connection.is_none() {
+        let outcome = match &mut self.connection {
             // Committed by an earlier stretch: the transaction is over.
-            return Err(StoreError::WriteGroupAborted);
-        }
-        let outcome = if self.begun {
-            let mut handle = self.lock_handle().await?;
-            run(RawDb::new(&mut handle))
-        } else {
-            // From here BEGIN may run, so a drop (an error, a panic, a cancelled future) must
-            // close the connection rather than hand it back to the pool inside a transaction.
-            self.begun = true;
-            let busy_timeout = self.busy_timeout;
-            let mut run = Some(run);
-            let outcome = {
-                let mut handle = self.lock_handle().await?;
-                let db = RawDb::new(&mut handle);
-                match begin_at_once(db, busy_timeout)? {
-                    true => run.take().map(|run| run(db)),
-                    false => None,
+            None => return Err(StoreError::WriteGroupAborted),
+            Some(Backend::Owned(guard)) => {
+                let begun = self.begun;
+                // From here BEGIN may run, so a drop must roll back.
+                self.begun = true;
+                let Some(db) = guard.raw() else {
+                    return Err(sqlx::Error::PoolClosed.into());
+                };
+                if begun || begin_at_once(db, self.busy_timeout)? {
+                    run(db)
+                } else {
+                    self.begin_waiting_owned().await?;
+                    match &mut self.connection {
+                        Some(Backend::Owned(guard)) => match guard.raw() {
+                            Some(db) => run(db),
+                            None => Err(sqlx::Error::PoolClosed.into()),
+                        },
+                        _ => Err(StoreError::WriteGroupAborted),
+                    }
                 }
-            };
-            match (outcome, run) {
-                (Some(outcome), _) => outcome,
-                (None, Some(run)) => {
-                    execute(self, "BEGIN IMMEDIATE").await?;
-                    let mut handle = self.lock_handle().await?;
-                    run(RawDb::new(&mut handle))
-                }
-                (None, None) => unreachable!("a stretch that did not run is kept"),
             }
+            Some(Backend::Pooled(_)) => self.stretch_pooled(run).await,
         };
         if let Ok((_, true)) = &outcome {
-            // Committed: the connection goes back to the pool as it came.
+            // Committed: the connection is released as it came.
             drop(self.connection.take());
         }
         outcome
     }
 
-    /// Commits. On error the connection is closed, so what COMMIT left open rolls back.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        // `connection` is gone once a stretch committed: nothing is left to do.
-        if self.begun && self.connection.is_some() {
-            execute(&mut self, "COMMIT").await?;
+    /// BEGIN IMMEDIATE on the store's own connection, waiting on a blocking thread for a write
+    /// lock another connection holds. Cancelled half-way, the connection may be left inside the
+    /// transaction; `acquire` rolls that back.
+    async fn begin_waiting_owned(&mut self) -> Result<(), StoreError> {
+        let Some(Backend::Owned(guard)) = self.connection.take() else {
+            return Err(StoreError::WriteGroupAborted);
+        };
+        let waited = tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            let begun = match guard.raw() {
+                Some(db) => db.exec("BEGIN IMMEDIATE").map_err(StoreError::from),
+                None => Err(sqlx::Error::PoolClosed.into()),
+            };
+            (guard, begun)
+        })
+        .await;
+        match waited {
+            Ok((guard, begun)) => {
+                self.connection = Some(Backend::Owned(guard));
+                begun
+            }
+            Err(join) => Err(StoreError::Sqlite {
+                code: libsqlite3_sys::SQLITE_INTERNAL,
+                message: format!("waiting for the write lock failed: {join}"),
+            }),
         }
-        // Not begun: nothing to commit, and the connection goes back as it came.
-        drop(self.connection.take());
-        Ok(())
     }
 
-    /// Rolls back. On error the connection is closed, which rolls back all the same.
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        // After a stretch committed there is nothing left to roll back.
-        if self.begun && self.connection.is_some() {
-            execute(&mut self, "ROLLBACK").await?;
+    /// `stretch_and_commit_if`'s body on sqlx's connection.
+    async fn stretch_pooled<T>(
+        &mut self,
+        run: impl FnOnce(RawDb<'_>) -> Result<(T, bool), StoreError>,
+    ) -> Result<(T, bool), StoreError> {
+        if self.begun {
+            let mut handle = self.lock_handle().await?;
+            return run(RawDb::new(&mut handle));
         }
+        // From here BEGIN may run, so a drop (an error, a panic, a cancelled future) must
+        // close the connection rather than hand it back to the pool inside a transaction.
+        self.begun = true;
+        let busy_timeout = self.busy_timeout;
+        let mut run = Some(run);
+        let outcome = {
+            let mut handle = self.lock_handle().await?;
+            let db = RawDb::new(&mut handle);
+            match begin_at_once(db, busy_timeout)? {
+                true => run.take().map(|run| run(db)),
+                false => None,
+            }
+        };
+        match (outcome, run) {
+            (Some(outcome), _) => outcome,
+            (None, Some(run)) => {
+                execute(self, "BEGIN IMMEDIATE").await?;
+                let mut handle = self.lock_handle().await?;
+                run(RawDb::new(&mut handle))
+            }
+            (None, None) => unreachable!("a stretch that did not run is kept"),
+        }
+    }
+
+    /// Whether this runs on the store's own connection (no sqlx statements possible).
+    pub(super) fn is_owned(&self) -> bool {
+        matches!(self.connection, Some(Backend::Owned(_)))
+    }
+
+    /// Commits. On error the transaction rolls back (a sqlx connection is closed).
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.end("COMMIT").await
+    }
+
+    /// Rolls back. On error a sqlx connection is closed, which rolls back all the same.
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(&mut self, sql: &str) -> Result<(), StoreError> {
+        // `connection` is gone once a stretch committed; not begun, there is nothing to end.
+        if self.begun {
+            match &mut self.connection {
+                None => {}
+                Some(Backend::Pooled(_)) => execute(self, sql).await?,
+                Some(Backend::Owned(guard)) => match guard.raw() {
+                    Some(db) => db.exec(sql)?,
+                    None => return Err(sqlx::Error::PoolClosed.into()),
+                },
+            }
+        }
+        // Ended: the connection is released as it came.
         drop(self.connection.take());
         Ok(())
     }
@@ -152,31 +248,51 @@ impl WriterTransaction {
 impl Deref for WriterTransaction {
     type Target = SqliteConnection;
 
+    /// sqlx's connection. Only transactions from `begin` have one.
     fn deref(&self) -> &SqliteConnection {
         // Invariant: `Some` until `commit`, `rollback` or drop, which all consume the value.
-        self.connection
-            .as_deref()
-            .expect("a writer transaction holds its connection until it ends")
+        match &self.connection {
+            Some(Backend::Pooled(connection)) => connection,
+            _ => panic!("sqlx statements run only in a transaction from WriterTransaction::begin"),
+        }
     }
 }
 
 impl DerefMut for WriterTransaction {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.connection
-            .as_deref_mut()
-            .expect("a writer transaction holds its connection until it ends")
+        match &mut self.connection {
+            Some(Backend::Pooled(connection)) => connection,
+            _ => panic!("sqlx statements run only in a transaction from WriterTransaction::begin"),
+        }
     }
 }
 
 impl Drop for WriterTransaction {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            if !self.begun {
-                // Never begun: nothing to roll back.
-                return;
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        if !self.begun {
+            // Never begun: nothing to roll back.
+            return;
+        }
+        match connection {
+            Backend::Pooled(connection) => {
+                tracing::debug!(
+                    "a writer transaction ended without commit: closing its connection"
+                );
+                drop(connection.detach());
             }
-            tracing::debug!("a writer transaction ended without commit: closing its connection");
-            drop(connection.detach());
+            Backend::Owned(mut guard) => {
+                tracing::debug!("a writer transaction ended without commit: rolling back");
+                if let Some(db) = guard.raw()
+                    && !db.autocommit()
+                    && let Err(failure) = db.exec("ROLLBACK")
+                {
+                    // `acquire` tries again; failing there too, it closes the connection.
+                    tracing::warn!(%failure, "rolling back an abandoned write failed");
+                }
+            }
         }
     }
 }
@@ -184,7 +300,7 @@ impl Drop for WriterTransaction {
 /// BEGIN IMMEDIATE without waiting: `false` if another connection holds the write lock.
 fn begin_at_once(db: RawDb<'_>, busy_timeout: Duration) -> Result<bool, StoreError> {
     db.set_busy_timeout(Duration::ZERO);
-    let begun = db.exec("BEGIN IMMEDIATE");
+    let begun = db.run_cached("BEGIN IMMEDIATE");
     db.set_busy_timeout(busy_timeout);
     match begun {
         Ok(()) => Ok(true),

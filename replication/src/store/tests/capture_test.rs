@@ -339,7 +339,7 @@ async fn group_writes_run_from_a_spawned_task() {
     let node = node().await;
     let store = node.store.clone();
     let task = tokio::spawn(async move {
-        let mut group = store.begin_write_group().await?;
+        let mut group = store.begin_sqlx_write_group().await?;
         let mut write = group.begin_write(&context(1)).await?;
         sqlx::query("INSERT INTO items (id, data) VALUES (?, ?)")
             .bind(1i64)

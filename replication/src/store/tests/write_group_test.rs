@@ -37,7 +37,7 @@ async fn ids(store: &Store) -> Vec<Vec<SqlValue>> {
 #[tokio::test]
 async fn a_failed_write_in_a_group_is_undone_alone_and_the_rest_commit_together() {
     let (a, b) = (node().await, node().await);
-    let mut group = a.store.begin_write_group().await.unwrap();
+    let mut group = a.store.begin_sqlx_write_group().await.unwrap();
     assert_eq!(write_ids(&mut group, 1, &[1]).await.unwrap(), Some((1, 1)));
     let failed = write_ids(&mut group, 2, &[2, 1]).await.unwrap_err();
     assert!(
@@ -67,11 +67,11 @@ async fn a_failed_write_in_a_group_is_undone_alone_and_the_rest_commit_together(
 #[tokio::test]
 async fn a_group_dropped_without_commit_writes_nothing_and_the_writer_recovers() {
     let node = node().await;
-    let mut group = node.store.begin_write_group().await.unwrap();
+    let mut group = node.store.begin_sqlx_write_group().await.unwrap();
     write_ids(&mut group, 1, &[1]).await.unwrap();
     drop(group);
     assert!(ids(&node.store).await.is_empty());
-    let mut group = node.store.begin_write_group().await.unwrap();
+    let mut group = node.store.begin_sqlx_write_group().await.unwrap();
     write_ids(&mut group, 2, &[2]).await.unwrap();
     tracing::info!("--- a write dropped half-way gives up its whole group");
     let mut write = group.begin_write(&context(3)).await.unwrap();
@@ -99,7 +99,7 @@ async fn a_statement_that_rolls_back_the_whole_transaction_aborts_the_group() {
     super::fixtures::write_sql(&node.store, 1, "INSERT INTO items (id) VALUES (1)")
         .await
         .unwrap();
-    let mut group = node.store.begin_write_group().await.unwrap();
+    let mut group = node.store.begin_sqlx_write_group().await.unwrap();
     write_ids(&mut group, 2, &[2]).await.unwrap();
     tracing::info!("--- the client swallows the error of a statement that rolled back everything");
     let mut write = group.begin_write(&context(3)).await.unwrap();
