@@ -365,3 +365,132 @@ async fn the_last_write_commits_the_group_in_its_stretch_when_asked_to() {
     group.commit().await.unwrap();
     assert_eq!(ids(&a.store).await.len(), 3);
 }
+
+// The store's own writer connection keeps statements prepared between groups.
+
+async fn write_as(
+    group: &mut WriteGroup,
+    txid: u64,
+    mode: Mode,
+    statements: &[Statement],
+) -> Result<ClientWriteOutcome, StoreError> {
+    group
+        .write_client(ClientWrite {
+            context: &context(txid),
+            request_id: "",
+            statements,
+            limits: &Limits::default(),
+            mode,
+            now_ms: 1_700_000_000_000,
+            commit_if: None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_kept_statement_follows_a_migration_that_changes_its_table() {
+    let a = node().await;
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    group.commit().await.unwrap();
+
+    tracing::info!("--- a migration adds a column; the same statement text runs again");
+    let dir = TempDir::new().unwrap();
+    write_migrations(
+        dir.path(),
+        &[
+            (
+                "001_items.sql",
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);",
+            ),
+            (
+                "002_note.sql",
+                "ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT 'added';",
+            ),
+        ],
+    );
+    a.store.migrate(dir.path()).await.unwrap();
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 2, "r2", &insert(2)).await.unwrap();
+    group.commit().await.unwrap();
+
+    let entries = all_entries(&a.store).await;
+    let images: Vec<String> = entries
+        .iter()
+        .filter(|entry| entry.table == "items")
+        .map(|entry| entry.new_image.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(!images[0].contains("note"), "{}", images[0]);
+    assert!(
+        images[1].contains("note") && images[1].contains("added"),
+        "the re-prepared insert ran the re-installed trigger: {}",
+        images[1]
+    );
+}
+
+#[tokio::test]
+async fn a_statement_the_node_may_run_is_still_refused_to_a_client() {
+    let a = node().await;
+    let own = [Statement::new(
+        "INSERT INTO tandem_requests (request_id, rows_affected, last_insert_rowid, at_ms) \
+         VALUES ('node', '[]', 0, 0)",
+        vec![],
+    )];
+    let mut group = a.store.begin_write_group().await.unwrap();
+    let by_node = write_as(&mut group, 1, Mode::Node, &own).await.unwrap();
+    assert!(
+        matches!(by_node, ClientWriteOutcome::Written { .. }),
+        "{by_node:?}"
+    );
+    tracing::info!("--- the same text from a client, on the same connection");
+    let by_client = write_as(&mut group, 2, Mode::Execute, &own).await.unwrap();
+    let ClientWriteOutcome::Refused(DataError::Refused { reason }) = by_client else {
+        panic!("expected the authorizer's refusal, got {by_client:?}");
+    };
+    assert!(reason.contains("tandem_requests"), "{reason}");
+    tracing::info!("--- and DDL, after the store's own statements were kept");
+    let ddl = [Statement::new("DROP TABLE items", vec![])];
+    let refused = write_as(&mut group, 3, Mode::Execute, &ddl).await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            ClientWriteOutcome::Refused(DataError::Refused { .. })
+        ),
+        "{refused:?}"
+    );
+    group.commit().await.unwrap();
+    assert_eq!(
+        request_ids(&a.store).await,
+        [[SqlValue::Text("node".into())]]
+    );
+}
+
+#[tokio::test]
+async fn a_group_dropped_without_commit_rolls_back_and_the_next_one_writes() {
+    let a = node().await;
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    drop(group);
+
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 2, "r2", &insert(2)).await.unwrap();
+    group.commit().await.unwrap();
+    assert_eq!(ids(&a.store).await, [[SqlValue::Integer(2)]]);
+    let txids: Vec<u64> = all_entries(&a.store).await.iter().map(|e| e.txid).collect();
+    assert_eq!(txids, [2, 2], "the dropped write left no entry");
+}
+
+#[tokio::test]
+async fn a_closed_store_refuses_write_groups() {
+    let a = node().await;
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    group.commit().await.unwrap();
+    a.store.close().await;
+    let refused = a.store.begin_write_group().await.err();
+    assert!(
+        matches!(refused, Some(StoreError::Sql(sqlx::Error::PoolClosed))),
+        "{refused:?}"
+    );
+}
