@@ -40,7 +40,11 @@ impl Store {
                     let previous = last_position_raw(db)?;
                     self.check_continues(&previous, entries)?;
                     let mut statements = Statements::new(db);
-                    statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+                    // The pragma makes SQLite expire every prepared statement, so only a schema
+                    // with foreign keys pays for it.
+                    if has_foreign_keys(db)? {
+                        statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
+                    }
                     set_applying(&mut statements, true)?;
                     for entry in entries {
                         apply_change(&mut statements, entry)?;
@@ -98,6 +102,17 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Whether any table of the database declares a foreign key.
+pub(super) fn has_foreign_keys(db: RawDb<'_>) -> Result<bool, StoreError> {
+    let mut any = Prepared::cached(
+        db,
+        "store",
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema AS s, pragma_foreign_key_list(s.name) AS f \
+         WHERE s.type = 'table')",
+    )?;
+    Ok(any.step()? && any.row().first() == Some(&Value::Integer(1)))
 }
 
 /// Runs the store's own statements inside one stretch, each distinct text prepared once.
