@@ -24,7 +24,18 @@ const RESUME_EVERY: Duration = Duration::from_millis(2);
 
 /// Builds the release binaries and returns their paths. It builds `tandem-bench` too, so that
 /// feature unification matches `cargo run -p tandem-bench` and nothing is rebuilt twice.
+/// With `TANDEM_BENCH_BINS` set to a directory holding `tandemd` and `tandemctl`, those are
+/// used and nothing is built (to compare two builds in alternating runs).
 pub fn release_binaries() -> anyhow::Result<Binaries> {
+    if let Some(dir) = std::env::var_os("TANDEM_BENCH_BINS") {
+        let dir = PathBuf::from(dir);
+        for name in ["tandemd", "tandemctl"] {
+            if !dir.join(name).is_file() {
+                bail!("TANDEM_BENCH_BINS={}: no {name} there", dir.display());
+            }
+        }
+        return Ok(Binaries::from_target_dir(dir));
+    }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("bench/ has no parent directory")?;
