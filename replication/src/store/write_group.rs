@@ -143,7 +143,7 @@ impl WriteGroup {
             // No write ran: the position is the log's.
             None if transaction.is_owned() => {
                 transaction
-                    .stretch_and_commit_if(|db| last_position_raw(db), |_| false)
+                    .stretch_and_commit_if(last_position_raw, |_| false)
                     .await?
                     .0
             }

@@ -494,3 +494,20 @@ async fn a_closed_store_refuses_write_groups() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_group_with_no_write_commits_and_reports_the_log_position() {
+    let a = node().await;
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    let written = group.commit().await.unwrap();
+    assert_eq!(written.idx, 2, "the row and its request id");
+
+    let group = a.store.begin_write_group().await.unwrap();
+    let empty = group.commit().await.unwrap();
+    assert_eq!(empty, written, "nothing written: the position is the log's");
+    tracing::info!("--- the connection is free for the next group");
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 2, "r2", &insert(2)).await.unwrap();
+    assert_eq!(group.commit().await.unwrap().idx, 4);
+}
