@@ -59,13 +59,23 @@ async fn write(
     request_id: &str,
     statements: &[Statement],
 ) -> Result<ClientWriteOutcome, StoreError> {
+    write_in_mode(group, txid, request_id, Mode::Execute, statements).await
+}
+
+async fn write_in_mode(
+    group: &mut WriteGroup,
+    txid: u64,
+    request_id: &str,
+    mode: Mode,
+    statements: &[Statement],
+) -> Result<ClientWriteOutcome, StoreError> {
     group
         .write_client(ClientWrite {
             context: &context(txid),
             request_id,
             statements,
             limits: &Limits::default(),
-            mode: Mode::Execute,
+            mode,
             now_ms: 1_700_000_000_000,
             commit_if: None,
         })
@@ -374,17 +384,7 @@ async fn write_as(
     mode: Mode,
     statements: &[Statement],
 ) -> Result<ClientWriteOutcome, StoreError> {
-    group
-        .write_client(ClientWrite {
-            context: &context(txid),
-            request_id: "",
-            statements,
-            limits: &Limits::default(),
-            mode,
-            now_ms: 1_700_000_000_000,
-            commit_if: None,
-        })
-        .await
+    write_in_mode(group, txid, "", mode, statements).await
 }
 
 #[tokio::test]
