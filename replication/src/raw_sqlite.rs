@@ -496,7 +496,7 @@ pub(crate) struct OwnedDb {
     /// `None` once closed.
     db: Option<NonNull<ffi::sqlite3>>,
     cache: StatementCache,
-    /// Read by the authorizer installed once at open (`authorizer::install_permanent`): the
+    /// Read by the authorizer registered once at open (`install_permanent_authorizer`): the
     /// Data API's guard sets and clears it. Registering an authorizer makes SQLite expire every
     /// prepared statement, so a guard that registered its own on each request would empty the
     /// cache's worth; this one is registered once. Boxed: SQLite holds its address.
