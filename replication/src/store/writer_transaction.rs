@@ -26,6 +26,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::error::StoreError;
 use crate::raw_sqlite::{OwnedDb, RawDb};
 
+/// How long `acquire` waits for the store's own connection (sqlx's pool default for its own).
+const OWNED_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The connection a transaction runs on.
 enum Backend {
     /// sqlx's writer connection: the store's occasional writes (migrations, capture, rewind),
@@ -62,14 +65,17 @@ impl WriterTransaction {
         Ok(transaction)
     }
 
-    /// Takes the store's own connection, waiting while another transaction holds it, without
-    /// beginning: the first `stretch` begins. `busy_timeout` is the connection's
+    /// Takes the store's own connection, waiting while another transaction holds it (up to
+    /// 30 s, then `PoolTimedOut`), without beginning: the first `stretch` begins. `busy_timeout` is the connection's
     /// (`StoreOptions`). A transaction an abandoned holder left open is rolled back first.
     pub async fn acquire(
         owned: &Arc<Mutex<OwnedDb>>,
         busy_timeout: Duration,
     ) -> Result<WriterTransaction, StoreError> {
-        let mut guard = owned.clone().lock_owned().await;
+        // As long as sqlx's pool waits for a connection, and failing the same way.
+        let mut guard = tokio::time::timeout(OWNED_ACQUIRE_TIMEOUT, owned.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
         let Some(db) = guard.raw() else {
             return Err(sqlx::Error::PoolClosed.into());
         };

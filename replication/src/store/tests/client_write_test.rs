@@ -511,3 +511,22 @@ async fn a_group_with_no_write_commits_and_reports_the_log_position() {
     write(&mut group, 2, "r2", &insert(2)).await.unwrap();
     assert_eq!(group.commit().await.unwrap().idx, 4);
 }
+
+#[tokio::test]
+async fn a_group_waits_for_the_connection_at_most_its_acquire_timeout() {
+    let a = node().await;
+    let held = a.store.begin_write_group().await.unwrap();
+    tracing::info!("--- another group waits; the paused clock jumps to its deadline");
+    tokio::time::pause();
+    let waited = a.store.begin_write_group().await.err();
+    tokio::time::resume();
+    assert!(
+        matches!(waited, Some(StoreError::Sql(sqlx::Error::PoolTimedOut))),
+        "{waited:?}"
+    );
+    drop(held);
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    group.commit().await.unwrap();
+    assert_eq!(ids(&a.store).await, [[SqlValue::Integer(1)]]);
+}
