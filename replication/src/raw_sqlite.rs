@@ -1,16 +1,15 @@
-//! `RawDb` and `Prepared`: SQLite reached through `libsqlite3-sys` directly, while sqlx's handle
-//! lock is held (`SqliteConnection::lock_handle`).
+//! `RawDb` and `Prepared`: SQLite reached through `libsqlite3-sys` directly, on a sqlx
+//! connection whose handle lock is held (`SqliteConnection::lock_handle`) or on an `OwnedDb`.
 //!
 //! Two users go around sqlx on purpose:
-//! - the Data API: a client's statement is prepared while the authorizer is on and finalized
-//!   before it goes off, never enters sqlx's statement cache, and its text is checked to hold
-//!   exactly one statement;
+//! - the Data API: a client's statement is prepared under the authorizer, never enters sqlx's
+//!   statement cache, and its text is checked to hold exactly one statement;
 //! - the store's write path: a whole client write (savepoint, capture context, request id,
-//!   statements, finishing the log entries) runs in one synchronous stretch, instead of a dozen
-//!   round trips to sqlx's worker thread.
+//!   statements, finishing the log entries) or applied batch runs in one synchronous stretch,
+//!   instead of a dozen round trips to sqlx's worker thread.
 //!
-//! A `RawDb` borrows the locked handle, and holds a raw pointer, so it is neither `Send` nor able
-//! to outlive the lock: code using it cannot `.await` in between.
+//! A `RawDb` borrows the locked handle or the `OwnedDb`, and holds a raw pointer, so it is
+//! neither `Send` nor able to outlive the borrow: code using it cannot `.await` in between.
 //!
 //! `OwnedDb` is a connection this crate opens and closes itself, without sqlx: the store's hot
 //! path (client writes, applied batches) runs on it with no round trip to sqlx's worker thread,
