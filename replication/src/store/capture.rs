@@ -28,7 +28,7 @@ impl Store {
     /// returns their shapes. `migrate` calls this; call it directly when there are no
     /// migrations. Fails, installing nothing, if a table is missing or has no primary key.
     pub async fn install_capture(&self) -> Result<Vec<TableShape>, StoreError> {
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         drop_capture_triggers(&mut transaction).await?;
         let mut shapes = Vec::with_capacity(self.tables.len());
         for table in self.tables.iter() {

@@ -28,9 +28,8 @@ pub struct Store {
     /// rewind, retention) and `Store::write`.
     pub(super) writer: SqlitePool,
     /// The store's own writer connection, for client writes (`WriteGroup`) and applied
-    /// batches: no round trip to sqlx's worker thread, and statements stay prepared. Both
-    /// writer connections take the write lock with BEGIN IMMEDIATE (waiting up to
-    /// `busy_timeout`), so their transactions run one after the other.
+    /// batches: no round trip to sqlx's worker thread, and statements stay prepared. Its mutex
+    /// is the one write turn: every write, on either connection, holds it while it runs.
     pub(super) owned: Arc<Mutex<OwnedDb>>,
     /// Read-only connections, so that shipping, verify and queries never hold up the writer.
     pub(super) reader: SqlitePool,

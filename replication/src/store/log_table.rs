@@ -95,6 +95,7 @@ impl Store {
     /// log's position (term, hash) and keeps the next index from starting over. Returns how
     /// many entries went.
     pub async fn truncate_log_before(&self, idx: u64) -> Result<u64, StoreError> {
+        let _turn = super::writer_transaction::write_turn(&self.owned).await?;
         let result = sqlx::query(
             "DELETE FROM _tandem_log WHERE idx < ? AND idx < (SELECT max(idx) FROM _tandem_log)",
         )

@@ -113,7 +113,7 @@ impl Store {
             file: name.to_owned(),
             source,
         };
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         sqlx::query("UPDATE _tandem_applying SET flag = 1")
             .execute(&mut *transaction)
             .await?;

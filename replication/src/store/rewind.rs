@@ -11,7 +11,7 @@ use super::entry::{ChangeOp, LogEntry};
 use super::error::{StoreError, to_sql_int};
 use super::handle::Store;
 use super::log_table::{ENTRY_COLUMNS, LogPosition, entry_from_row, last_position};
-use super::writer_transaction::WriterTransaction;
+use super::writer_transaction::{WriterTransaction, write_turn};
 use crate::data_api::Value;
 use crate::raw_sqlite::RawDb;
 
@@ -19,7 +19,7 @@ impl Store {
     /// Moves the entries after `idx` to the orphans table and undoes their changes. Returns the
     /// orphans, oldest first, and the log's new last position (at `idx`).
     pub async fn rewind_after(&self, idx: u64) -> Result<(Vec<LogEntry>, LogPosition), StoreError> {
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         let rows = sqlx::query(&format!(
             "SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx"
         ))
@@ -70,7 +70,7 @@ impl Store {
     /// Forgets the orphans of these transactions: the active re-applied them (or recorded them
     /// as conflicts) and that came back through replication. Returns how many were dropped.
     pub async fn drop_orphan_transactions(&self, txids: &[u64]) -> Result<u64, StoreError> {
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         let mut dropped = 0;
         for txid in txids {
             dropped += sqlx::query("DELETE FROM _tandem_orphans WHERE txid = ?")
@@ -85,6 +85,7 @@ impl Store {
 
     /// Empties the orphans table (a snapshot brought the sender's own orphans along).
     pub async fn clear_orphans(&self) -> Result<u64, StoreError> {
+        let _turn = write_turn(&self.owned).await?;
         Ok(sqlx::query("DELETE FROM _tandem_orphans")
             .execute(&self.writer)
             .await?
@@ -93,7 +94,7 @@ impl Store {
 
     /// Forgets the orphans with these ids: they are back through replication, or conflicts.
     pub async fn drop_orphans(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut transaction = WriterTransaction::begin(&self.writer).await?;
+        let mut transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         for id in ids {
             sqlx::query("DELETE FROM _tandem_orphans WHERE id = ?")
                 .bind(id)

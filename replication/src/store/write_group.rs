@@ -54,7 +54,7 @@ impl Store {
     /// worker thread, and statements are prepared afresh.
     pub async fn begin_sqlx_write_group(&self) -> Result<WriteGroup, StoreError> {
         self.ensure_capture_installed()?;
-        let transaction = WriterTransaction::begin(&self.writer).await?;
+        let transaction = WriterTransaction::begin(&self.writer, &self.owned).await?;
         Ok(WriteGroup {
             connection: Some(transaction),
             rolling_hash: self.rolling_hash,

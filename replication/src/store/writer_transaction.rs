@@ -11,8 +11,9 @@
 //! Two connections write: sqlx's pooled one for the store's occasional writes (migrations,
 //! capture, rewind, retention), and the store's own `OwnedDb` for the hot path, client writes
 //! and applied batches, which then never wait for sqlx's worker thread and keep their prepared
-//! statements. Both take the write lock with BEGIN IMMEDIATE, so SQLite runs their transactions
-//! one after the other. Not here: what the transaction does.
+//! statements. There is still one writer: every write takes the one write turn, the mutex
+//! around the `OwnedDb`, for as long as it runs (`write_turn`), so the two never write at the
+//! same time and never wait on each other's SQLite lock. Not here: what the transaction does.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -26,14 +27,17 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::error::StoreError;
 use crate::raw_sqlite::{OwnedDb, RawDb};
 
-/// How long `acquire` waits for the store's own connection (sqlx's pool default for its own).
+/// How long a write waits for the write turn (sqlx's pool default for its connections).
 const OWNED_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The connection a transaction runs on.
 enum Backend {
     /// sqlx's writer connection: the store's occasional writes (migrations, capture, rewind),
-    /// which run sqlx statements.
-    Pooled(PoolConnection<Sqlite>),
+    /// which run sqlx statements. The turn is held, unused, so no other write runs meanwhile.
+    Pooled {
+        connection: PoolConnection<Sqlite>,
+        _turn: OwnedMutexGuard<OwnedDb>,
+    },
     /// The store's own connection (`OwnedDb`): client writes and applied batches, which run
     /// only synchronous stretches.
     Owned(OwnedMutexGuard<OwnedDb>),
@@ -55,9 +59,18 @@ impl WriterTransaction {
     /// begins. IMMEDIATE takes the write lock at once, so a later statement never meets
     /// SQLITE_BUSY half-way through (from the store's own connection, a snapshot's reader or a
     /// `sqlite3` session, say).
-    pub async fn begin(writer: &SqlitePool) -> Result<WriterTransaction, StoreError> {
+    /// The write turn is taken first (see the module).
+    pub async fn begin(
+        writer: &SqlitePool,
+        owned: &Arc<Mutex<OwnedDb>>,
+    ) -> Result<WriterTransaction, StoreError> {
+        let turn = write_turn(owned).await?;
+        let connection = writer.acquire().await?;
         let mut transaction = WriterTransaction {
-            connection: Some(Backend::Pooled(writer.acquire().await?)),
+            connection: Some(Backend::Pooled {
+                connection,
+                _turn: turn,
+            }),
             begun: true,
             busy_timeout: Duration::ZERO,
         };
@@ -72,10 +85,7 @@ impl WriterTransaction {
         owned: &Arc<Mutex<OwnedDb>>,
         busy_timeout: Duration,
     ) -> Result<WriterTransaction, StoreError> {
-        // As long as sqlx's pool waits for a connection, and failing the same way.
-        let mut guard = tokio::time::timeout(OWNED_ACQUIRE_TIMEOUT, owned.clone().lock_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let mut guard = write_turn(owned).await?;
         let Some(db) = guard.raw() else {
             return Err(sqlx::Error::PoolClosed.into());
         };
@@ -148,7 +158,7 @@ impl WriterTransaction {
                     }
                 }
             }
-            Some(Backend::Pooled(_)) => self.stretch_pooled(run).await,
+            Some(Backend::Pooled { .. }) => self.stretch_pooled(run).await,
         };
         if let Ok((_, true)) = &outcome {
             // Committed: the connection is released as it came.
@@ -238,7 +248,7 @@ impl WriterTransaction {
         if self.begun {
             match &mut self.connection {
                 None => {}
-                Some(Backend::Pooled(_)) => execute(self, sql).await?,
+                Some(Backend::Pooled { .. }) => execute(self, sql).await?,
                 Some(Backend::Owned(guard)) => match guard.raw() {
                     Some(db) => db.exec(sql)?,
                     None => return Err(sqlx::Error::PoolClosed.into()),
@@ -258,7 +268,7 @@ impl Deref for WriterTransaction {
     fn deref(&self) -> &SqliteConnection {
         // Invariant: `Some` until `commit`, `rollback` or drop, which all consume the value.
         match &self.connection {
-            Some(Backend::Pooled(connection)) => connection,
+            Some(Backend::Pooled { connection, .. }) => connection,
             _ => panic!("sqlx statements run only in a transaction from WriterTransaction::begin"),
         }
     }
@@ -267,7 +277,7 @@ impl Deref for WriterTransaction {
 impl DerefMut for WriterTransaction {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         match &mut self.connection {
-            Some(Backend::Pooled(connection)) => connection,
+            Some(Backend::Pooled { connection, .. }) => connection,
             _ => panic!("sqlx statements run only in a transaction from WriterTransaction::begin"),
         }
     }
@@ -283,7 +293,7 @@ impl Drop for WriterTransaction {
             return;
         }
         match connection {
-            Backend::Pooled(connection) => {
+            Backend::Pooled { connection, .. } => {
                 tracing::debug!(
                     "a writer transaction ended without commit: closing its connection"
                 );
@@ -301,6 +311,16 @@ impl Drop for WriterTransaction {
             }
         }
     }
+}
+
+/// Takes the one write turn (the `OwnedDb`'s mutex), waiting up to 30 s for the write that
+/// holds it, then failing as sqlx's pool does when it has no connection to give.
+pub(super) async fn write_turn(
+    owned: &Arc<Mutex<OwnedDb>>,
+) -> Result<OwnedMutexGuard<OwnedDb>, StoreError> {
+    tokio::time::timeout(OWNED_ACQUIRE_TIMEOUT, owned.clone().lock_owned())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut.into())
 }
 
 /// BEGIN IMMEDIATE without waiting: `false` if another connection holds the write lock.

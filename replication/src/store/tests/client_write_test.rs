@@ -530,3 +530,35 @@ async fn a_group_waits_for_the_connection_at_most_its_acquire_timeout() {
     group.commit().await.unwrap();
     assert_eq!(ids(&a.store).await, [[SqlValue::Integer(1)]]);
 }
+
+#[tokio::test]
+async fn every_write_takes_the_one_write_turn() {
+    let a = node().await;
+    let group = a.store.begin_write_group().await.unwrap();
+    assert!(a.store.owned.try_lock().is_err(), "a group holds the turn");
+    drop(group);
+    let group = a.store.begin_sqlx_write_group().await.unwrap();
+    assert!(
+        a.store.owned.try_lock().is_err(),
+        "a group on sqlx's connection holds it too"
+    );
+    drop(group);
+
+    tracing::info!("--- an occasional write waits for a group, then runs");
+    let mut group = a.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "r1", &insert(1)).await.unwrap();
+    let store = a.store.clone();
+    let truncate = tokio::spawn(async move { store.truncate_log_before(u64::MAX).await });
+    tokio::task::yield_now().await;
+    assert!(
+        !truncate.is_finished(),
+        "it ran while the group held the turn"
+    );
+    group.commit().await.unwrap();
+    assert_eq!(
+        truncate.await.unwrap().unwrap(),
+        1,
+        "all but the last entry"
+    );
+    assert!(a.store.owned.try_lock().is_ok(), "the turn is free again");
+}
