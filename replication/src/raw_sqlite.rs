@@ -92,7 +92,7 @@ impl<'h> RawDb<'h> {
     /// Runs `sql`, one statement without parameters or rows, kept prepared on an `OwnedDb`
     /// (see `Prepared::cached`); on a sqlx connection, as `exec`.
     pub(crate) fn run_cached(self, sql: &str) -> Result<(), SqliteFailure> {
-        let mut statement = Prepared::cached(self, "store", sql).map_err(|error| match error {
+        let mut statement = Prepared::store(self, sql).map_err(|error| match error {
             PrepareError::Sqlite(failure) => failure,
             PrepareError::Shape(reason) => SqliteFailure {
                 code: ffi::SQLITE_MISUSE,
@@ -271,6 +271,11 @@ impl<'db> Prepared<'db> {
         let mut prepared = Prepared::new(db, sql)?;
         prepared.cached = Some((cache, key));
         Ok(prepared)
+    }
+
+    /// `cached` for the store's own statements (no authorizer rules in force).
+    pub(crate) fn store(db: RawDb<'db>, sql: &str) -> Result<Prepared<'db>, PrepareError> {
+        Prepared::cached(db, "store", sql)
     }
 
     /// Binds `params` in order; their number must match the statement's.

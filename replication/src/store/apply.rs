@@ -106,9 +106,8 @@ impl Store {
 
 /// Whether any table of the database declares a foreign key.
 pub(super) fn has_foreign_keys(db: RawDb<'_>) -> Result<bool, StoreError> {
-    let mut any = Prepared::cached(
+    let mut any = Prepared::store(
         db,
-        "store",
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema AS s, pragma_foreign_key_list(s.name) AS f \
          WHERE s.type = 'table')",
     )?;
@@ -136,7 +135,7 @@ impl<'db> Statements<'db> {
             None => self
                 .prepared
                 .entry(sql.to_owned())
-                .or_insert(Prepared::cached(self.db, "store", sql)?),
+                .or_insert(Prepared::store(self.db, sql)?),
         };
         statement.reset();
         statement.bind(params)?;

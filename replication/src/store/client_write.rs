@@ -167,9 +167,8 @@ fn stretch(
 
 /// The recorded outcome of `request_id`, if any.
 fn earlier_outcome(db: RawDb<'_>, request_id: &str) -> Result<Option<(Vec<u64>, i64)>, StoreError> {
-    let mut select = Prepared::cached(
+    let mut select = Prepared::store(
         db,
-        "store",
         "SELECT rows_affected, last_insert_rowid FROM tandem_requests WHERE request_id = ?",
     )?;
     select.bind(&[Value::Text(request_id.to_owned())])?;
@@ -196,9 +195,8 @@ fn record_outcome(
     write: &ClientWrite<'_>,
     result: &ExecuteResult,
 ) -> Result<(), StoreError> {
-    let mut insert = Prepared::cached(
+    let mut insert = Prepared::store(
         db,
-        "store",
         "INSERT INTO tandem_requests (request_id, rows_affected, last_insert_rowid, at_ms) \
          VALUES (?, ?, ?, ?)",
     )?;

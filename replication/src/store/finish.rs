@@ -35,14 +35,12 @@ pub(super) fn finish_entries(
     rolling_hash: RollingHash,
     previous: &LogPosition,
 ) -> Result<Finished, StoreError> {
-    let mut select = Prepared::cached(
+    let mut select = Prepared::store(
         db,
-        "store",
         &format!("SELECT {ENTRY_COLUMNS} FROM _tandem_log WHERE idx > ? ORDER BY idx LIMIT ?"),
     )?;
-    let mut update = Prepared::cached(
+    let mut update = Prepared::store(
         db,
-        "store",
         "UPDATE _tandem_log SET pk = ?, new_image = ?, old_image = ?, hash = ? WHERE idx = ?",
     )?;
     let mut last = previous.clone();

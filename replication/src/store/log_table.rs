@@ -142,7 +142,7 @@ pub(super) async fn last_position(
 
 /// `last_position` inside a synchronous stretch on the writer connection.
 pub(super) fn last_position_raw(db: RawDb<'_>) -> Result<LogPosition, StoreError> {
-    let mut select = Prepared::cached(db, "store", LAST_POSITION_SQL)?;
+    let mut select = Prepared::store(db, LAST_POSITION_SQL)?;
     if !select.step()? {
         return Ok(LogPosition::default());
     }

@@ -113,9 +113,8 @@ impl Drop for PendingWrite<'_> {
 /// Opens the write's savepoint and stamps it with `context`.
 pub(super) fn start_write(db: RawDb<'_>, context: &CaptureContext) -> Result<(), StoreError> {
     db.run_cached("SAVEPOINT tandem_write")?;
-    let mut update = Prepared::cached(
+    let mut update = Prepared::store(
         db,
-        "store",
         "UPDATE _tandem_capture_ctx SET term_epoch = ?, term_node = ?, txid = ?, hlc_ms = ?, \
          hlc_logical = ?, hlc_node = ?, origin = ?",
     )?;
@@ -141,7 +140,7 @@ pub(super) fn finish_write(
     previous: &LogPosition,
 ) -> Result<Finished, StoreError> {
     let current = {
-        let mut select = Prepared::cached(db, "store", "SELECT txid FROM _tandem_capture_ctx")?;
+        let mut select = Prepared::store(db, "SELECT txid FROM _tandem_capture_ctx")?;
         match select.step()? {
             true => select.row().pop(),
             false => None,

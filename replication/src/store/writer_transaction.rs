@@ -57,7 +57,7 @@ pub struct WriterTransaction {
 impl WriterTransaction {
     /// Takes sqlx's writer connection (waiting for it up to the pool's acquire timeout) and
     /// begins. IMMEDIATE takes the write lock at once, so a later statement never meets
-    /// SQLITE_BUSY half-way through (from the store's own connection, a snapshot's reader or a
+    /// SQLITE_BUSY half-way through (from a snapshot's reader or a
     /// `sqlite3` session, say).
     /// The write turn is taken first (see the module).
     pub async fn begin(
@@ -86,9 +86,7 @@ impl WriterTransaction {
         busy_timeout: Duration,
     ) -> Result<WriterTransaction, StoreError> {
         let mut guard = write_turn(owned).await?;
-        let Some(db) = guard.raw() else {
-            return Err(sqlx::Error::PoolClosed.into());
-        };
+        let db = open(&mut guard)?;
         if !db.autocommit() {
             tracing::debug!("the writer connection was left inside a transaction: rolling back");
             if let Err(failure) = db.exec("ROLLBACK") {
@@ -142,20 +140,11 @@ impl WriterTransaction {
                 let begun = self.begun;
                 // From here BEGIN may run, so a drop must roll back.
                 self.begun = true;
-                let Some(db) = guard.raw() else {
-                    return Err(sqlx::Error::PoolClosed.into());
-                };
+                let db = open(guard)?;
                 if begun || begin_at_once(db, self.busy_timeout)? {
                     run(db)
                 } else {
-                    self.begin_waiting_owned().await?;
-                    match &mut self.connection {
-                        Some(Backend::Owned(guard)) => match guard.raw() {
-                            Some(db) => run(db),
-                            None => Err(sqlx::Error::PoolClosed.into()),
-                        },
-                        _ => Err(StoreError::WriteGroupAborted),
-                    }
+                    run(open(self.begin_waiting_owned().await?)?)
                 }
             }
             Some(Backend::Pooled { .. }) => self.stretch_pooled(run).await,
@@ -169,24 +158,24 @@ impl WriterTransaction {
 
     /// BEGIN IMMEDIATE on the store's own connection, waiting on a blocking thread for a write
     /// lock another connection holds. Cancelled half-way, the connection may be left inside the
-    /// transaction; `acquire` rolls that back.
-    async fn begin_waiting_owned(&mut self) -> Result<(), StoreError> {
+    /// transaction; `acquire` rolls that back. Returns the connection, begun.
+    async fn begin_waiting_owned(&mut self) -> Result<&mut OwnedDb, StoreError> {
         let Some(Backend::Owned(guard)) = self.connection.take() else {
             return Err(StoreError::WriteGroupAborted);
         };
         let waited = tokio::task::spawn_blocking(move || {
             let mut guard = guard;
-            let begun = match guard.raw() {
-                Some(db) => db.exec("BEGIN IMMEDIATE").map_err(StoreError::from),
-                None => Err(sqlx::Error::PoolClosed.into()),
-            };
+            let begun = open(&mut guard).and_then(|db| Ok(db.exec("BEGIN IMMEDIATE")?));
             (guard, begun)
         })
         .await;
         match waited {
             Ok((guard, begun)) => {
-                self.connection = Some(Backend::Owned(guard));
-                begun
+                begun?;
+                match self.connection.insert(Backend::Owned(guard)) {
+                    Backend::Owned(guard) => Ok(guard),
+                    Backend::Pooled { .. } => unreachable!("an owned connection was just put back"),
+                }
             }
             Err(join) => Err(StoreError::Sqlite {
                 code: libsqlite3_sys::SQLITE_INTERNAL,
@@ -249,10 +238,7 @@ impl WriterTransaction {
             match &mut self.connection {
                 None => {}
                 Some(Backend::Pooled { .. }) => execute(self, sql).await?,
-                Some(Backend::Owned(guard)) => match guard.raw() {
-                    Some(db) => db.exec(sql)?,
-                    None => return Err(sqlx::Error::PoolClosed.into()),
-                },
+                Some(Backend::Owned(guard)) => open(guard)?.exec(sql)?,
             }
         }
         // Ended: the connection is released as it came.
@@ -311,6 +297,11 @@ impl Drop for WriterTransaction {
             }
         }
     }
+}
+
+/// The store's own connection, or `PoolClosed` (as sqlx's pool says) once the store closed it.
+fn open(owned: &mut OwnedDb) -> Result<RawDb<'_>, StoreError> {
+    owned.raw().ok_or_else(|| sqlx::Error::PoolClosed.into())
 }
 
 /// Takes the one write turn (the `OwnedDb`'s mutex), waiting up to 30 s for the write that
