@@ -22,6 +22,7 @@ fn a_short_chaos_run_keeps_every_promise() -> anyhow::Result<()> {
         duration: Duration::from_secs(75),
         writers: 2,
         callers: 2,
+        linearizability: false,
     };
     let report = chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");

@@ -35,6 +35,10 @@ struct Args {
     /// chaos: the seed of the fault sequence (the same seed replays the same faults).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// chaos: linearizability mode: register clients, kills, switchovers, stops and peer-link
+    /// cuts, and a linearizability check of the history.
+    #[arg(long)]
+    linearizability: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -57,12 +61,15 @@ fn chaos(
     bins: &tandem_harness::Binaries,
     seed: u64,
     duration: Duration,
+    linearizability: bool,
 ) -> anyhow::Result<serde_json::Value> {
     let spec = tandem_harness::chaos::ChaosSpec {
         seed,
         duration,
-        writers: 2,
+        // Register clients in linearizability mode (six, as the outside check used).
+        writers: if linearizability { 6 } else { 2 },
         callers: 2,
+        linearizability,
     };
     let report = tandem_harness::chaos::run(&spec, bins)?;
     for violation in &report.violations {
@@ -71,6 +78,7 @@ fn chaos(
     Ok(serde_json::json!({
         "scenario": "chaos",
         "runs": 1,
+        "linearizability": linearizability,
         "seed": report.seed,
         "duration_s": report.duration.as_secs(),
         "faults_total": report.faults_total(),
@@ -110,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::PassiveCrash => runtime.block_on(replication::passive_crash(&bins, args.runs))?,
         Scenario::LoginStorm => runtime.block_on(scenarios::login_storm(&bins, args.runs))?,
         Scenario::Files => runtime.block_on(files::files(&bins, args.runs))?,
-        Scenario::Chaos => chaos(&bins, args.seed, duration)?,
+        Scenario::Chaos => chaos(&bins, args.seed, duration, args.linearizability)?,
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {

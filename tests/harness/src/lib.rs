@@ -30,6 +30,8 @@
 //! - [`ports`]: free ports on 127.0.0.1, never handed out twice in one process.
 //! - [`wait`]: `wait_until`, a poll with a deadline, usable without a cluster.
 //! - [`smtp_sink`]: [`SmtpSink`], a local mail server that keeps what it receives.
+//! - [`chaos`]: the seeded fault run and its history checks; [`lin`]: register histories and
+//!   the linearizability checker its linearizability mode uses.
 //! - `child_process`: every child is forked from one long-lived thread with a parent-death
 //!   signal, so no process outlives the test binary.
 
@@ -41,6 +43,7 @@ mod cluster_node;
 pub mod cluster_spec;
 mod cluster_status;
 pub mod fault_proxy;
+pub mod lin;
 pub mod netns;
 pub mod node_config;
 pub mod node_process;

@@ -380,7 +380,7 @@ fn check_cdrs(history: &History, tables: &Tables, violations: &mut Vec<String>) 
     }
 }
 
-fn check_verify(cluster: &Cluster, violations: &mut Vec<String>) {
+pub(crate) fn check_verify(cluster: &Cluster, violations: &mut Vec<String>) {
     let Some(active) = cluster.active_nodes().first().cloned() else {
         violations.push("no active node for verify".into());
         return;
@@ -422,7 +422,7 @@ fn check_files(history: &History, dirs: &FileDirs, violations: &mut Vec<String>)
 }
 
 /// Active intervals of one node from its `role_change` events, cut at its kills.
-fn active_intervals(
+pub(crate) fn active_intervals(
     events: &[(i64, String, String)],
     node: &str,
     kills: &[Kill],
@@ -458,7 +458,7 @@ fn active_intervals(
     intervals
 }
 
-fn events(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
+pub(crate) fn events(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
     let text = cluster.ctl_ok(node, &["events", "--json", "--limit", "1000000"])?;
     text.lines()
         .map(|line| {
@@ -472,7 +472,7 @@ fn events(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<(i64, String, Str
         .collect()
 }
 
-fn check_roles(
+pub(crate) fn check_roles(
     cluster: &Cluster,
     windows: &[FaultWindow],
     kills: &[Kill],

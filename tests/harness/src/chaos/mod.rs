@@ -9,6 +9,7 @@
 //! - [`check`]: the history checker.
 
 pub mod check;
+pub mod linearizability;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,14 @@ const FAULTS: [Fault; 9] = [
     Fault::RestartBoth,
 ];
 
+/// The faults of linearizability mode: a kill, a switchover, a stop and a peer-link cut.
+pub const LIN_FAULTS: [Fault; 4] = [
+    Fault::KillRestart,
+    Fault::Switchover,
+    Fault::StopCont,
+    Fault::Partition,
+];
+
 /// A fault that may leave two nodes active until it heals, and when.
 #[derive(Clone, Debug)]
 pub struct FaultWindow {
@@ -65,10 +74,14 @@ pub struct Kill {
 pub struct ChaosSpec {
     pub seed: u64,
     pub duration: Duration,
-    /// Data API writers.
+    /// Data API writers; in linearizability mode, register clients.
     pub writers: usize,
-    /// Gateway users placing calls.
+    /// Gateway users placing calls (not in linearizability mode).
     pub callers: usize,
+    /// Linearizability mode (issue 26): register clients instead of the usual workload, the
+    /// faults of [`LIN_FAULTS`], and a linearizability check of the history (see
+    /// [`linearizability`]).
+    pub linearizability: bool,
 }
 
 /// What a run did and found.
@@ -112,6 +125,15 @@ impl Rng {
     }
 }
 
+/// Wall-clock microseconds: the one clock of every recorded operation.
+pub fn wall_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        })
+}
+
 pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -148,6 +170,9 @@ pub fn http_active(address: SocketAddr) -> bool {
 /// Runs the chaos scenario: starts a pair in a temp dir, runs the workload and the faults for
 /// `spec.duration`, heals, and checks the history. Progress goes to stderr.
 pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
+    if spec.linearizability {
+        return linearizability::run(spec, bins);
+    }
     let root = tempfile::tempdir().context("a temp dir for the chaos run")?;
     let migrations = root.path().join("migrations");
     std::fs::create_dir_all(&migrations)?;
@@ -216,54 +241,19 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
         (active.len() == 1).then(|| active[0].clone())
     });
 
-    let mut rng = Rng::new(spec.seed);
-    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
-    let mut windows = Vec::new();
-    let mut kills = Vec::new();
-    let mut violations = Vec::new();
-    let started = Instant::now();
-    let mut number = 0u64;
-    while started.elapsed() < spec.duration {
-        number += 1;
-        let fault = FAULTS[usize::try_from(rng.below(FAULTS.len() as u64)).unwrap_or(0)];
-        let target = if rng.below(2) == 0 { "a" } else { "b" };
-        let hold = rng.millis(300, 3000);
-        eprintln!(
-            "chaos seed {} fault {number} at {:.0}s: {fault:?} on {target} for {} ms",
-            spec.seed,
-            started.elapsed().as_secs_f64(),
-            hold.as_millis()
-        );
-        let start_ms = wall_ms();
-        apply(&mut cluster, fault, target, hold, &mut kills)
-            .with_context(|| format!("seed {}: fault {number} ({fault:?})", spec.seed))?;
-        let end_ms = wall_ms() + i64::try_from(HEAL_GRACE.as_millis()).unwrap_or(0);
-        if matches!(
-            fault,
-            Fault::StopCont | Fault::Partition | Fault::OneWayCut | Fault::Delay
-        ) {
-            windows.push(FaultWindow {
-                fault,
-                start_ms,
-                end_ms,
-            });
-        }
-        *faults.entry(format!("{fault:?}")).or_insert(0) += 1;
-        if let Err(error) = wait_healthy(&cluster) {
-            violations.push(format!(
-                "seed {}: after fault {number} ({fault:?} on {target}) the pair did not heal: {error:#}",
-                spec.seed
-            ));
-            break;
-        }
-        // A moment of calm between faults, also seeded.
-        std::thread::sleep(rng.millis(200, 1500));
-    }
+    let faulted = run_faults(&mut cluster, spec, &FAULTS)?;
     let history = workload.stop();
     eprintln!(
         "chaos seed {}: faults done; checking the history",
         spec.seed
     );
+    let Faulted {
+        faults,
+        windows,
+        kills,
+        mut violations,
+        started,
+    } = faulted;
     if violations.is_empty() {
         violations.extend(check::check(
             &cluster, &history, &windows, &kills, &file_dirs,
@@ -278,6 +268,76 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     };
     drop(cluster);
     Ok(report)
+}
+
+/// What the fault loop did.
+pub(crate) struct Faulted {
+    pub faults: BTreeMap<String, u64>,
+    /// Faults that may leave two nodes active until they heal.
+    pub windows: Vec<FaultWindow>,
+    pub kills: Vec<Kill>,
+    /// A pair that did not heal after a fault.
+    pub violations: Vec<String>,
+    pub started: Instant,
+}
+
+/// Injects faults drawn from `mix` by the seed until `spec.duration` has passed, waiting for
+/// the pair to heal after each.
+pub(crate) fn run_faults(
+    cluster: &mut Cluster,
+    spec: &ChaosSpec,
+    mix: &[Fault],
+) -> anyhow::Result<Faulted> {
+    let mut rng = Rng::new(spec.seed);
+    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    let mut windows = Vec::new();
+    let mut kills = Vec::new();
+    let mut violations = Vec::new();
+    let started = Instant::now();
+    let mut number = 0u64;
+    while started.elapsed() < spec.duration {
+        number += 1;
+        let fault = mix[usize::try_from(rng.below(mix.len() as u64)).unwrap_or(0)];
+        let target = if rng.below(2) == 0 { "a" } else { "b" };
+        let hold = rng.millis(300, 3000);
+        eprintln!(
+            "chaos seed {} fault {number} at {:.0}s: {fault:?} on {target} for {} ms",
+            spec.seed,
+            started.elapsed().as_secs_f64(),
+            hold.as_millis()
+        );
+        let start_ms = wall_ms();
+        apply(cluster, fault, target, hold, &mut kills)
+            .with_context(|| format!("seed {}: fault {number} ({fault:?})", spec.seed))?;
+        let end_ms = wall_ms() + i64::try_from(HEAL_GRACE.as_millis()).unwrap_or(0);
+        if matches!(
+            fault,
+            Fault::StopCont | Fault::Partition | Fault::OneWayCut | Fault::Delay
+        ) {
+            windows.push(FaultWindow {
+                fault,
+                start_ms,
+                end_ms,
+            });
+        }
+        *faults.entry(format!("{fault:?}")).or_insert(0) += 1;
+        if let Err(error) = wait_healthy(cluster) {
+            violations.push(format!(
+                "seed {}: after fault {number} ({fault:?} on {target}) the pair did not heal: {error:#}",
+                spec.seed
+            ));
+            break;
+        }
+        // A moment of calm between faults, also seeded.
+        std::thread::sleep(rng.millis(200, 1500));
+    }
+    Ok(Faulted {
+        faults,
+        windows,
+        kills,
+        violations,
+        started,
+    })
 }
 
 /// One fault, held for `hold`, then healed.

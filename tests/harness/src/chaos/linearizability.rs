@@ -1,0 +1,426 @@
+//! The chaos run in linearizability mode (issue 26): register clients read, write and
+//! compare-and-set a few registers through the Data API while the seed kills, stops, switches
+//! over and cuts the peer link; then the history is checked with [`crate::lin`].
+//!
+//! What must hold, after the faults stop and the pair heals:
+//! - the history is linearizable, except as [`crate::lin::relax`] allows while a cut made two
+//!   nodes active and until its merge is done (pair mode has no witness to prevent it);
+//! - every write acknowledged during such a split took effect or is in `tandem_conflicts`;
+//! - `verify` finds the two databases identical, and two nodes were never active at once
+//!   outside a fault window (the checks of the usual run).
+//!
+//! The registers' final values are read once more by the run itself after the pair settled, so
+//! a loss that no client happened to read is still seen.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde_json::Value as Json;
+use tandem_proto::data::data_client::DataClient;
+use tandem_proto::data::{self as pb, value::Kind};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+use super::{ChaosReport, ChaosSpec, Fault, FaultWindow, Faulted, Kill, LIN_FAULTS};
+use crate::lin::check::check_effects;
+use crate::lin::relax::{SplitWindow, effects_for_splits, vanished_writes};
+use crate::lin::workload::{self, RegisterHistory, RegisterWorkload, TABLE};
+use crate::lin::{Op, OpKind};
+use crate::{Binaries, Cluster, ClusterSpec};
+
+/// Registers the clients share: few, so operations meet on them often.
+const REGISTERS: usize = 5;
+/// How far a role change may be from its event's stamp.
+const EVENT_SLACK_MS: i64 = 20;
+/// How long the pair gets to settle once the faults stop.
+const SETTLE: Duration = Duration::from_secs(180);
+
+pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
+    let root = tempfile::tempdir().context("a temp dir for the chaos run")?;
+    let migrations = root.path().join("migrations");
+    std::fs::create_dir_all(&migrations)?;
+    std::fs::write(migrations.join("001_registers.sql"), workload::MIGRATION)?;
+    let cluster_spec = ClusterSpec::new()
+        .with_proxies(true)
+        .ctl_timeout(Duration::from_secs(40))
+        .set_all("replication.migrations", migrations.display().to_string())
+        .set_all("replication.tables", toml::Value::Array(vec![TABLE.into()]));
+    let mut cluster = Cluster::start(cluster_spec, bins)?;
+    super::wait_healthy(&cluster).context("the pair to start")?;
+    let active = cluster
+        .active_nodes()
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("no active"))?;
+    let rows = workload::initial_rows(REGISTERS);
+    cluster.wait_until(SETTLE, "the registers to be created", |c| {
+        Ok(c.ctl_ok(&active, &["sql", &rows]).ok().map(drop))
+    })?;
+    let targets = workload::Targets {
+        nodes: ["a", "b"]
+            .iter()
+            .map(|node| (node.to_string(), cluster.addrs(node).client.to_string()))
+            .collect(),
+        ca_pem: std::fs::read(cluster.certs_dir().join("ca.pem"))?,
+        registers: REGISTERS,
+    };
+    let origin_us = super::wall_us();
+    let clients = RegisterWorkload::start(targets.clone(), spec.writers, spec.seed);
+    let faulted = super::run_faults(&mut cluster, spec, &LIN_FAULTS)?;
+    let mut history = clients.stop();
+    eprintln!(
+        "chaos seed {} (linearizability): faults done; {} operations; checking",
+        spec.seed,
+        history.ops.len()
+    );
+    let Faulted {
+        faults,
+        windows,
+        kills,
+        mut violations,
+        started,
+    } = faulted;
+    if violations.is_empty() {
+        violations.extend(check(
+            &cluster,
+            &targets,
+            &mut history,
+            (&windows, &kills),
+            origin_us,
+        ));
+    }
+    let report = ChaosReport {
+        seed: spec.seed,
+        duration: started.elapsed(),
+        faults,
+        operations: counts(&history),
+        violations,
+    };
+    drop(cluster);
+    Ok(report)
+}
+
+/// Operations by kind and outcome, for the report.
+fn counts(history: &RegisterHistory) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for op in &history.ops {
+        let kind = match &op.kind {
+            OpKind::Read { .. } => "read",
+            OpKind::Write { .. } => "write",
+            OpKind::Cas {
+                succeeded: Some(true),
+                ..
+            } => "cas_ok",
+            OpKind::Cas {
+                succeeded: Some(false),
+                ..
+            } => "cas_failed",
+            OpKind::Cas { .. } => "cas",
+        };
+        let outcome = if op.complete_us.is_some() {
+            "acked"
+        } else {
+            "unknown"
+        };
+        *counts.entry(format!("{kind}_{outcome}")).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn check(
+    cluster: &Cluster,
+    targets: &workload::Targets,
+    history: &mut RegisterHistory,
+    (windows, kills): (&[FaultWindow], &[Kill]),
+    origin_us: i64,
+) -> Vec<String> {
+    let mut violations: Vec<String> = history
+        .errors
+        .iter()
+        .map(|error| format!("a client was told something no node should say: {error}"))
+        .collect();
+    if let Err(error) = settle(cluster) {
+        violations.push(format!(
+            "the pair did not settle after the faults: {error:#}"
+        ));
+        return violations;
+    }
+    let settled = match read_settled(cluster, targets) {
+        Ok(settled) => settled,
+        Err(error) => {
+            violations.push(format!("cannot read the settled database: {error:#}"));
+            return violations;
+        }
+    };
+    history.ops.extend(settled.final_reads.iter().cloned());
+    let splits = match split_windows(cluster, windows, kills) {
+        Ok(splits) => splits,
+        Err(error) => {
+            violations.push(format!("cannot read the events: {error:#}"));
+            return violations;
+        }
+    };
+    eprintln!(
+        "  {} split windows; {} conflict rows; {} values in the log",
+        splits.len(),
+        settled.lost.len(),
+        settled.applied.len()
+    );
+    let effects = effects_for_splits(&history.ops, &splits, &settled.lost);
+    let report = check_effects(&history.ops, &effects, 0, origin_us);
+    eprintln!(
+        "  linearizability: {} operations in {} segments: {} violations, {} inconclusive",
+        report.operations,
+        report.segments,
+        report.violations.len(),
+        report.inconclusive.len()
+    );
+    violations.extend(
+        report
+            .violations
+            .into_iter()
+            .map(|v| format!("not linearizable: {v}")),
+    );
+    violations.extend(
+        report
+            .inconclusive
+            .into_iter()
+            .map(|v| format!("linearizability undecided: {v}")),
+    );
+    violations.extend(vanished_writes(
+        &history.ops,
+        &splits,
+        &settled.applied,
+        &settled.lost,
+        settled.log_from_us,
+        origin_us,
+    ));
+    super::check::check_verify(cluster, &mut violations);
+    super::check::check_roles(cluster, windows, kills, &mut violations);
+    violations
+}
+
+/// Waits for one active, the link up, replication caught up and no orphans left on either
+/// node, so the merges are done.
+fn settle(cluster: &Cluster) -> anyhow::Result<()> {
+    super::wait_healthy(cluster)?;
+    cluster.wait_until(SETTLE, "replication caught up and no orphans left", |c| {
+        let Some(active) = c.active_nodes().first().cloned() else {
+            return Ok(None);
+        };
+        let (a, b) = (c.status("a")?, c.status("b")?);
+        let status = if active == "a" { &a } else { &b };
+        let replication = &status["replication"];
+        let caught_up = replication["lag_entries"] == 0
+            && replication["peer_acked_index"] == replication["last_index"];
+        let no_orphans = [&a, &b]
+            .iter()
+            .all(|s| s["replication"]["orphans"].as_u64().unwrap_or(0) == 0);
+        Ok((caught_up && no_orphans).then_some(()))
+    })
+}
+
+/// The settled active's view: final reads of every register, what its log holds, and the
+/// losing images of its conflicts.
+struct Settled {
+    final_reads: Vec<Op>,
+    /// (register, value) of every change in the log.
+    applied: HashSet<(usize, i64)>,
+    /// (register, value) of every losing image in `tandem_conflicts`.
+    lost: HashSet<(usize, i64)>,
+    /// The oldest stamp in the retained log, in wall-clock microseconds.
+    log_from_us: i64,
+}
+
+fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Result<Settled> {
+    let active = cluster
+        .active_nodes()
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("no active node"))?;
+    let index = targets
+        .nodes
+        .iter()
+        .position(|(name, _)| *name == active)
+        .ok_or_else(|| anyhow!("unknown node {active}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (name, address) = &targets.nodes[index];
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&targets.ca_pem))
+            .domain_name(name.clone());
+        let channel = Channel::from_shared(format!("https://{address}"))?
+            .tls_config(tls)?
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await?;
+        let mut client = DataClient::new(channel).max_decoding_message_size(256 << 20);
+        let mut final_reads = Vec::new();
+        for key in 0..targets.registers {
+            let invoke_us = super::wall_us();
+            let rows = query(
+                &mut client,
+                &format!("SELECT value FROM {TABLE} WHERE id = {key}"),
+                false,
+            )
+            .await?;
+            let value = rows
+                .first()
+                .and_then(|row| row.first())
+                .and_then(as_int)
+                .ok_or_else(|| anyhow!("register {key} has no value"))?;
+            final_reads.push(Op {
+                client: usize::MAX,
+                key,
+                kind: OpKind::Read { value: Some(value) },
+                invoke_us,
+                complete_us: Some(super::wall_us()),
+                node: active.clone(),
+            });
+        }
+        let mut applied = HashSet::new();
+        let mut after = 0i64;
+        loop {
+            let page = query(
+                &mut client,
+                &format!(
+                    "SELECT idx, new_image FROM _tandem_log WHERE tbl = '{TABLE}' AND idx > {after} \
+                     ORDER BY idx LIMIT 5000"
+                ),
+                true,
+            )
+            .await?;
+            for row in &page {
+                after = after.max(row.first().and_then(as_int).unwrap_or(after));
+                if let Some(pair) = row.get(1).and_then(as_text).and_then(register_of) {
+                    applied.insert(pair);
+                }
+            }
+            if page.len() < 5000 {
+                break;
+            }
+        }
+        let oldest = query(&mut client, "SELECT min(hlc_ms) FROM _tandem_log", true).await?;
+        let log_from_us = oldest
+            .first()
+            .and_then(|row| row.first())
+            .and_then(as_int)
+            .map_or(0, |ms| ms.saturating_mul(1000));
+        let conflicts = query(
+            &mut client,
+            &format!("SELECT losing_image FROM tandem_conflicts WHERE tbl = '{TABLE}'"),
+            true,
+        )
+        .await?;
+        let lost = conflicts
+            .iter()
+            .filter_map(|row| row.first().and_then(as_text).and_then(register_of))
+            .collect();
+        anyhow::Ok(Settled {
+            final_reads,
+            applied,
+            lost,
+            log_from_us,
+        })
+    })
+}
+
+async fn query(
+    client: &mut DataClient<Channel>,
+    sql: &str,
+    allow_stale: bool,
+) -> anyhow::Result<Vec<Vec<pb::Value>>> {
+    let reply = client
+        .query(pb::QueryRequest {
+            statement: Some(pb::Statement {
+                sql: sql.into(),
+                params: vec![],
+            }),
+            allow_stale,
+        })
+        .await
+        .with_context(|| format!("query {sql}"))?
+        .into_inner();
+    Ok(reply.rows.into_iter().map(|row| row.values).collect())
+}
+
+fn as_int(value: &pb::Value) -> Option<i64> {
+    match value.kind {
+        Some(Kind::Integer(integer)) => Some(integer),
+        _ => None,
+    }
+}
+
+fn as_text(value: &pb::Value) -> Option<&str> {
+    match &value.kind {
+        Some(Kind::Text(text)) => Some(text),
+        _ => None,
+    }
+}
+
+/// (register, value) of a `lin_registers` row image (`{"id":2,"value":7}`).
+fn register_of(image: &str) -> Option<(usize, i64)> {
+    let row: Json = serde_json::from_str(image).ok()?;
+    Some((
+        usize::try_from(row["id"].as_i64()?).ok()?,
+        row["value"].as_i64()?,
+    ))
+}
+
+/// The intervals in which both nodes were active during a cut, from both nodes' `role_change`
+/// events, each with the time its merge-back was recorded. Overlaps of other faults (a stopped
+/// active still counts itself active) are not relaxed: those histories must linearize.
+fn split_windows(
+    cluster: &Cluster,
+    windows: &[FaultWindow],
+    kills: &[Kill],
+) -> anyhow::Result<Vec<SplitWindow>> {
+    let a_events = super::check::events(cluster, "a")?;
+    let b_events = super::check::events(cluster, "b")?;
+    let now = super::wall_ms();
+    let a = super::check::active_intervals(&a_events, "a", kills, now);
+    let b = super::check::active_intervals(&b_events, "b", kills, now);
+    let merges: Vec<i64> = a_events
+        .iter()
+        .chain(b_events.iter())
+        .filter(|(_, kind, message)| kind == "merge" && message.starts_with("merge-back"))
+        .map(|(at, _, _)| *at)
+        .collect();
+    let cuts: Vec<&FaultWindow> = windows
+        .iter()
+        .filter(|window| window.fault == Fault::Partition)
+        .collect();
+    let mut splits: Vec<(i64, i64)> = Vec::new();
+    for (a_start, a_end) in &a {
+        for (b_start, b_end) in &b {
+            let (start, end) = ((*a_start).max(*b_start), (*a_end).min(*b_end));
+            let during_cut = cuts
+                .iter()
+                .any(|cut| cut.start_ms <= end && start <= cut.end_ms);
+            if start < end && during_cut {
+                splits.push((start, end));
+            }
+        }
+    }
+    splits.sort();
+    let mut result = Vec::new();
+    for (position, (start, end)) in splits.iter().enumerate() {
+        let next_start = splits.get(position + 1).map_or(i64::MAX, |next| next.0);
+        let merged = merges
+            .iter()
+            .copied()
+            .filter(|at| *at >= *end && *at < next_start)
+            .min()
+            .unwrap_or(*end);
+        // Milliseconds to microseconds, widened each way: events are stamped in whole
+        // milliseconds, just after the role changed.
+        result.push(SplitWindow {
+            start_us: (start - EVENT_SLACK_MS) * 1000,
+            end_us: (end + EVENT_SLACK_MS) * 1000,
+            merged_us: (merged + EVENT_SLACK_MS) * 1000,
+        });
+    }
+    Ok(result)
+}
