@@ -630,7 +630,9 @@ async fn conflicts(
             .iter()
             .map(|c| {
                 serde_json::json!({"at_ms": c.at_ms, "table": c.table, "primary_key": c.primary_key,
-                    "reason": c.reason, "losing_image": c.losing_image, "kept_image": c.kept_image})
+                    "reason": c.reason, "losing_image": c.losing_image, "kept_image": c.kept_image,
+                    "losing_hlc": c.losing_hlc, "kept_hlc": c.kept_hlc,
+                    "during_merge": c.during_merge})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -638,24 +640,44 @@ async fn conflicts(
     }
     if reply.conflicts.is_empty() {
         println!("no conflicts");
+        return Ok(());
     }
+    let during = reply.conflicts.iter().filter(|c| c.during_merge).count();
+    println!(
+        "{} {}; {during} decided against a write made during the merge",
+        reply.conflicts.len(),
+        plural(reply.conflicts.len(), "conflict", "conflicts")
+    );
+    let image = |text: &str| {
+        if text.is_empty() {
+            "(deleted)".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let stamp = |text: &str| {
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!("  stamp {text}")
+        }
+    };
     for conflict in &reply.conflicts {
         println!(
-            "{}  {} {}  {}\n    lost: {}\n    kept: {}",
+            "{}  {} {}  {}{}\n    lost: {}{}\n    kept: {}{}",
             conflict.at_ms,
             conflict.table,
             conflict.primary_key,
             conflict.reason,
-            if conflict.losing_image.is_empty() {
-                "(deleted)"
+            if conflict.during_merge {
+                "  (decided against a write made during the merge)"
             } else {
-                &conflict.losing_image
+                ""
             },
-            if conflict.kept_image.is_empty() {
-                "(deleted)"
-            } else {
-                &conflict.kept_image
-            },
+            image(&conflict.losing_image),
+            stamp(&conflict.losing_hlc),
+            image(&conflict.kept_image),
+            stamp(&conflict.kept_hlc),
         );
     }
     Ok(())
@@ -961,6 +983,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     .unwrap_or(1);
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// `one` for a count of 1, `many` otherwise.
+fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
+    if count == 1 { one } else { many }
 }
 
 #[cfg(test)]

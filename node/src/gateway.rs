@@ -93,9 +93,10 @@ impl Backend for NodeBackend {
         request_id: &str,
         statements: Vec<Statement>,
     ) -> Result<Written, tonic::Status> {
-        let done = crate::repl::writer::submit(&self.repl, request_id, statements, Mode::Node)
-            .await
-            .map_err(|failure| failure_status(&self.repl, failure))?;
+        let done =
+            crate::repl::writer::submit(&self.repl, request_id, statements, Mode::Node, None)
+                .await
+                .map_err(|failure| failure_status(&self.repl, failure))?;
         Ok(Written {
             rows_affected: done.rows_affected,
             replayed: done.replayed,

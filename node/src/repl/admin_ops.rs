@@ -13,16 +13,37 @@ use tonic::Status;
 use super::Replication;
 use super::convert;
 
-/// A row of `tandem_conflicts`: id, time, table, key, reason, losing and kept images.
-type ConflictRow = (
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
+/// A row of `tandem_conflicts`.
+struct ConflictRow {
+    id: String,
+    at_ms: i64,
+    tbl: String,
+    pk: String,
+    reason: String,
+    losing_image: Option<String>,
+    kept_image: Option<String>,
+    losing_hlc: Option<String>,
+    kept_hlc: Option<String>,
+    during_merge: i64,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for ConflictRow {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(ConflictRow {
+            id: row.try_get("id")?,
+            at_ms: row.try_get("at_ms")?,
+            tbl: row.try_get("tbl")?,
+            pk: row.try_get("pk")?,
+            reason: row.try_get("reason")?,
+            losing_image: row.try_get("losing_image")?,
+            kept_image: row.try_get("kept_image")?,
+            losing_hlc: row.try_get("losing_hlc")?,
+            kept_hlc: row.try_get("kept_hlc")?,
+            during_merge: row.try_get("during_merge")?,
+        })
+    }
+}
 
 /// `verify` compares at one log index: attempts while writes keep moving the index.
 const VERIFY_ATTEMPTS: u32 = 50;
@@ -246,8 +267,8 @@ impl Replication {
             n => n.min(CONFLICTS_MAX),
         };
         let rows: Vec<ConflictRow> = sqlx::query_as(
-            "SELECT id, at_ms, tbl, pk, reason, losing_image, kept_image \
-                 FROM tandem_conflicts ORDER BY at_ms DESC, id LIMIT ?",
+            "SELECT id, at_ms, tbl, pk, reason, losing_image, kept_image, losing_hlc, kept_hlc, \
+                 during_merge FROM tandem_conflicts ORDER BY at_ms DESC, id LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(self.store().reader())
@@ -257,19 +278,18 @@ impl Replication {
             conflicts: rows
                 .into_iter()
                 .enumerate()
-                .map(
-                    |(n, (id, at_ms, table, primary_key, reason, losing, kept))| {
-                        pb::ConflictRecord {
-                            id: n as i64 + 1,
-                            at_ms,
-                            table,
-                            primary_key,
-                            reason: format!("{reason} ({id})"),
-                            losing_image: losing.unwrap_or_default(),
-                            kept_image: kept.unwrap_or_default(),
-                        }
-                    },
-                )
+                .map(|(n, row)| pb::ConflictRecord {
+                    id: n as i64 + 1,
+                    at_ms: row.at_ms,
+                    table: row.tbl,
+                    primary_key: row.pk,
+                    reason: format!("{} ({})", row.reason, row.id),
+                    losing_image: row.losing_image.unwrap_or_default(),
+                    kept_image: row.kept_image.unwrap_or_default(),
+                    losing_hlc: row.losing_hlc.unwrap_or_default(),
+                    kept_hlc: row.kept_hlc.unwrap_or_default(),
+                    during_merge: row.during_merge != 0,
+                })
                 .collect(),
         })
     }

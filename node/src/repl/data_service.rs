@@ -118,6 +118,7 @@ impl Replication {
             request_id,
             statements,
             mode: Mode::Execute,
+            merge: None,
             reply,
         };
         self.inner

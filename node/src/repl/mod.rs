@@ -7,7 +7,8 @@
 //!   to the passive, on a connection of its own.
 //! - `receive`: on the passive, the `Replicate` handler that runs the `Receiver` and applies
 //!   batches; and the rewind of a diverged suffix into the orphans table.
-//! - `merge`: on the active, re-applying the peer's orphans as new writes, with conflicts.
+//! - `merge`: on the active, re-applying the peer's orphans as new writes, with conflicts;
+//!   `merge_plan`: the decision for each orphan, made inside the write that re-applies it.
 //! - `prune`: on the active, forgetting request ids older than `request_retention`.
 //! - `scheduled_verify`: on the active, `verify` every `verify_every`, recorded as an event.
 //! - `data_service`: the gRPC `Data` service on the client port; `convert`: protobuf edges.
@@ -23,6 +24,7 @@ pub mod admin_ops;
 pub mod convert;
 pub mod data_service;
 pub mod merge;
+mod merge_plan;
 mod prune;
 pub mod receive;
 mod scheduled_verify;
@@ -64,6 +66,12 @@ const CONFLICTS_SQL: &str = "CREATE TABLE IF NOT EXISTS tandem_conflicts (
     losing_image TEXT,
     kept_image TEXT
 );";
+/// The stamps of both sides of a conflict (JSON `{"ms", "logical", "node"}`), and whether the
+/// active's side was written while the merge ran (issue 26).
+const CONFLICTS_STAMPS_MIGRATION: &str = "tandem_003_conflicts_stamps";
+const CONFLICTS_STAMPS_SQL: &str = "ALTER TABLE tandem_conflicts ADD COLUMN losing_hlc TEXT;
+ALTER TABLE tandem_conflicts ADD COLUMN kept_hlc TEXT;
+ALTER TABLE tandem_conflicts ADD COLUMN during_merge INTEGER NOT NULL DEFAULT 0;";
 
 /// Writes waiting for the writer task at once; more wait for room.
 const WRITE_QUEUE_BOUND: usize = 4096;
@@ -382,6 +390,9 @@ pub async fn open_store(config: &Config, dir: &Path) -> Result<Store, ReplError>
         .await?;
     store
         .migrate_builtin(REQUESTS_AGE_MIGRATION, REQUESTS_AGE_SQL)
+        .await?;
+    store
+        .migrate_builtin(CONFLICTS_STAMPS_MIGRATION, CONFLICTS_STAMPS_SQL)
         .await?;
     store
         .migrate_builtin(

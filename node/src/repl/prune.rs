@@ -59,7 +59,7 @@ async fn prune_once(repl: &Replication, cutoff_ms: i64) -> Result<u64, String> {
          (SELECT request_id FROM tandem_requests WHERE at_ms < ? LIMIT ?)",
         vec![Value::Integer(cutoff_ms), Value::Integer(PRUNE_BATCH)],
     );
-    let done = submit(repl, "", vec![statement], Mode::Node)
+    let done = submit(repl, "", vec![statement], Mode::Node, None)
         .await
         .map_err(|failure| format!("{failure:?}"))?;
     Ok(done.rows_affected.first().copied().unwrap_or(0))

@@ -10,8 +10,10 @@
 //! with the first outcome instead of running again.
 
 use tandem_replication::data_api::{DataError, Mode, Statement};
+use tandem_replication::log::Hlc;
 use tandem_replication::store::{
-    CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, WriteGroup,
+    CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, TransactionReads,
+    WriteGroup,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,7 +30,26 @@ pub struct WriteRequest {
     pub statements: Vec<Statement>,
     /// `Mode::Execute` for a client; `Mode::Node` for the node's own writes (merge-back).
     pub mode: Mode,
+    /// Merge-back's re-application of one orphan transaction, in place of `statements`.
+    pub merge: Option<MergeWrite>,
     pub reply: WriteReply,
+}
+
+/// The plan that decides a merge write's statements inside its own transaction.
+pub type MergePlan =
+    Box<dyn Fn(&TransactionReads<'_>) -> Result<Vec<Statement>, StoreError> + Send + Sync>;
+
+/// One orphan transaction re-applied by merge-back (see `merge`).
+pub struct MergeWrite {
+    /// Decides the statements against the rows as they are when the write runs (in place of
+    /// the request's statements, which run when there is none).
+    pub plan: Option<MergePlan>,
+    /// The orphan transaction's own id, stamp and origin: the re-applied entries keep them, so
+    /// `newest` compares a later change with when the client wrote, and a re-applied orphan is
+    /// known by its request id `merge:<origin>:<txid>`.
+    pub txid: u64,
+    pub hlc: Hlc,
+    pub origin: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +96,7 @@ pub async fn submit(
     request_id: &str,
     statements: Vec<Statement>,
     mode: Mode,
+    merge: Option<MergeWrite>,
 ) -> Result<WriteDone, WriteFailure> {
     let started = std::time::Instant::now();
     let (reply, answer) = oneshot::channel();
@@ -82,6 +104,7 @@ pub async fn submit(
         request_id: request_id.to_string(),
         statements,
         mode,
+        merge,
         reply,
     };
     if repl.inner.writes.send(request).await.is_err() {
@@ -159,7 +182,7 @@ impl Replication {
                 })
                 .sum::<u64>()
                 + 128;
-            let context = self.capture_context(term_epoch, &term_node);
+            let context = self.capture_context(term_epoch, &term_node, request.merge.as_ref());
             let commit_if = (position == last).then_some(&still_writable as _);
             let (outcome, written) = self
                 .write_one(&mut write_group, &context, request, commit_if)
@@ -253,19 +276,37 @@ impl Replication {
             .map(|term| (term.epoch, term.node.clone()))
     }
 
-    fn capture_context(&self, term_epoch: u64, term_node: &str) -> CaptureContext {
-        let stamp = match self.inner.hlc.lock() {
-            Ok(mut clock) => clock.tick(Replication::wall_ms()),
-            Err(poisoned) => poisoned.into_inner().tick(Replication::wall_ms()),
+    /// The stamp of one write: a fresh one; or, for a merge write, the orphan's own (which this
+    /// node's clock then follows, so its later writes stamp after it).
+    fn capture_context(
+        &self,
+        term_epoch: u64,
+        term_node: &str,
+        merge: Option<&MergeWrite>,
+    ) -> CaptureContext {
+        let mut clock = match self.inner.hlc.lock() {
+            Ok(clock) => clock,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (txid, stamp, origin) = match merge {
+            Some(merge) => {
+                clock.observe(&merge.hlc, Replication::wall_ms());
+                (merge.txid, merge.hlc.clone(), merge.origin.clone())
+            }
+            None => (
+                random_txid(),
+                clock.tick(Replication::wall_ms()),
+                self.inner.config.node.name.clone(),
+            ),
         };
         CaptureContext {
             term_epoch,
             term_node: term_node.to_owned(),
-            txid: random_txid(),
+            txid,
             hlc_ms: stamp.ms,
             hlc_logical: stamp.logical,
             hlc_node: stamp.node,
-            origin: self.inner.config.node.name.clone(),
+            origin,
         }
     }
 
@@ -287,6 +328,11 @@ impl Replication {
             mode: request.mode,
             now_ms: crate::state_store::wall_clock_ms(),
             commit_if,
+            plan: request
+                .merge
+                .as_ref()
+                .and_then(|merge| merge.plan.as_deref())
+                .map(|plan| plan as _),
         };
         match write_group.write_client(write).await {
             Ok(ClientWriteOutcome::Written {

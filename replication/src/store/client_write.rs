@@ -15,6 +15,7 @@ use super::entry::LogEntry;
 use super::error::StoreError;
 use super::finish::Finished;
 use super::pending_write::{finish_write, start_write, undo_write};
+use super::transaction_reads::TransactionReads;
 use super::write_group::{WriteGroup, check_epoch};
 use crate::data_api::{DataError, ExecuteResult, Limits, Mode, Statement, Value, execute_locked};
 use crate::raw_sqlite::{Prepared, RawDb};
@@ -42,11 +43,20 @@ pub struct ClientWrite<'a> {
     pub mode: Mode,
     /// Recorded with the request id.
     pub now_ms: i64,
+    /// For a write whose statements are decided inside its own transaction (merge-back), in
+    /// place of `statements`: called once, after the request id was looked up (a replay calls
+    /// nothing), with reads of the transaction.
+    pub plan: Option<WritePlan<'a>>,
     /// For the group's last write: asked, once the write has run and the group is sound,
     /// whether to commit the group in the same stretch (saving a round trip). `None`: the
     /// caller commits with `WriteGroup::commit`.
     pub commit_if: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
+
+/// A write's plan: its statements, decided from what the transaction reads (see
+/// `ClientWrite::plan`).
+pub type WritePlan<'a> =
+    &'a (dyn Fn(&TransactionReads<'_>) -> Result<Vec<Statement>, StoreError> + Sync);
 
 /// What a client write came to. Only `Written` changed anything; it is durable once the group
 /// commits.
@@ -149,7 +159,18 @@ fn stretch(
             Err(error) => return undone(Err(error)),
         }
     }
-    let result = match execute_locked(db, write.statements, write.limits, write.mode) {
+    let planned;
+    let statements = match write.plan {
+        Some(plan) => match plan(&TransactionReads::new(db)) {
+            Ok(statements) => {
+                planned = statements;
+                &planned[..]
+            }
+            Err(error) => return undone(Err(error)),
+        },
+        None => write.statements,
+    };
+    let result = match execute_locked(db, statements, write.limits, write.mode) {
         Ok(result) => result,
         Err(error) => return undone(Ok(Stretch::Refused(error))),
     };

@@ -45,6 +45,7 @@ mod row_hash;
 mod schema;
 mod sql_text;
 mod table_shape;
+mod transaction_reads;
 mod value;
 mod write;
 mod write_group;
@@ -53,7 +54,7 @@ mod writer_transaction;
 #[cfg(test)]
 mod tests;
 
-pub use client_write::{ClientWrite, ClientWriteOutcome, REQUESTS_SQL, REQUESTS_TABLE};
+pub use client_write::{ClientWrite, ClientWriteOutcome, REQUESTS_SQL, REQUESTS_TABLE, WritePlan};
 pub use context::CaptureContext;
 pub use entry::{ChangeOp, LogEntry, RollingHash};
 pub use error::StoreError;
@@ -65,6 +66,7 @@ pub use options::StoreOptions;
 pub use pending_write::PendingWrite;
 pub use row_hash::{RowHashes, TableHash};
 pub use table_shape::TableShape;
+pub use transaction_reads::TransactionReads;
 pub use value::SqlValue;
 pub use write::Written;
 pub use write_group::WriteGroup;

@@ -185,6 +185,12 @@ impl Cluster {
             .map_or(peer_port, FaultProxy::listen_addr)
     }
 
+    /// Marks the run as failed, so drop keeps the files when `TANDEM_KEEP_TMP` is set (a check
+    /// that found violations, say).
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
     /// Passes `result` through, remembering a failure for drop.
     pub(crate) fn record<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
         if result.is_err() {

@@ -78,6 +78,7 @@ async fn write_in_mode(
             mode,
             now_ms: 1_700_000_000_000,
             commit_if: None,
+            plan: None,
         })
         .await
 }
@@ -246,6 +247,7 @@ async fn a_write_stamped_with_an_older_epoch_is_refused() {
             mode: Mode::Execute,
             now_ms: 0,
             commit_if: None,
+            plan: None,
         })
         .await;
     assert!(
@@ -335,6 +337,7 @@ async fn commit(
             mode: Mode::Execute,
             now_ms: 0,
             commit_if: Some(&ask),
+            plan: None,
         })
         .await
 }
@@ -561,4 +564,70 @@ async fn every_write_takes_the_one_write_turn() {
         "all but the last entry"
     );
     assert!(a.store.owned.try_lock().is_ok(), "the turn is free again");
+}
+
+/// A write whose statements are planned inside its own transaction sees what an earlier write
+/// of the same, uncommitted group wrote: the log entry, the row, and its request id. A replayed
+/// request id plans nothing.
+#[tokio::test]
+async fn a_planned_write_reads_the_log_inside_its_transaction() {
+    let node = node().await;
+    let mut group = node.store.begin_write_group().await.unwrap();
+    write(&mut group, 1, "first", &insert(7)).await.unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let plan = |reads: &crate::store::TransactionReads<'_>| {
+        let mut changes = Vec::new();
+        let last = reads.changes_after(0, |idx, table, pk| {
+            changes.push((idx, table.to_owned(), pk.to_owned()));
+        })?;
+        let entry = reads.entry_at(changes[0].0)?.expect("the first entry");
+        seen.lock().unwrap().push((
+            changes.clone(),
+            last,
+            entry.new_image,
+            reads.request_recorded("first")?,
+            reads.request_recorded("never")?,
+        ));
+        Ok(vec![Statement::new(
+            "UPDATE items SET name = 'planned' WHERE id = 7",
+            vec![],
+        )])
+    };
+    let second = context(2);
+    let limits = Limits::default();
+    let planned = |request_id: &'static str| ClientWrite {
+        context: &second,
+        request_id,
+        statements: &[],
+        limits: &limits,
+        mode: Mode::Execute,
+        now_ms: 1_700_000_000_000,
+        commit_if: None,
+        plan: Some(&plan),
+    };
+    let outcome = group.write_client(planned("second")).await.unwrap();
+    assert!(
+        matches!(outcome, ClientWriteOutcome::Written { .. }),
+        "{outcome:?}"
+    );
+    let again = group.write_client(planned("second")).await.unwrap();
+    assert!(
+        matches!(again, ClientWriteOutcome::Replayed { .. }),
+        "{again:?}"
+    );
+    group.commit().await.unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 1, "the replay planned nothing");
+    let (changes, last, image, first_recorded, never_recorded) = &seen[0];
+    let tables: Vec<&str> = changes.iter().map(|(_, table, _)| table.as_str()).collect();
+    assert_eq!(tables, ["items", REQUESTS_TABLE]);
+    assert_eq!(changes[0].2, r#"{"id":7}"#);
+    assert_eq!(*last, changes[1].0);
+    assert_eq!(image.as_deref(), Some(r#"{"id":7,"name":"item 7"}"#));
+    assert!(first_recorded);
+    assert!(!never_recorded);
+    assert_eq!(
+        rows(&node.store, "SELECT name FROM items").await,
+        vec![vec![SqlValue::Text("planned".into())]]
+    );
 }

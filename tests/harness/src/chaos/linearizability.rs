@@ -96,6 +96,9 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
         operations: counts(&history),
         violations,
     };
+    if !report.violations.is_empty() {
+        cluster.mark_failed();
+    }
     drop(cluster);
     Ok(report)
 }
@@ -166,8 +169,34 @@ fn check(
         settled.lost.len(),
         settled.applied.len()
     );
+    eprintln!(
+        "  times below are seconds after {} (unix ms), when the clients started",
+        origin_us / 1000
+    );
+    for split in &splits {
+        let at = |us: i64| (us - origin_us) as f64 / 1e6;
+        eprintln!(
+            "  split: two actives {:.3}s to {:.3}s, merged by {:.3}s",
+            at(split.start_us),
+            at(split.end_us),
+            at(split.merged_us)
+        );
+    }
     let effects = effects_for_splits(&history.ops, &splits, &settled.lost);
     let report = check_effects(&history.ops, &effects, 0, origin_us);
+    if !report.violations.is_empty() {
+        // The whole history beside the kept cluster files, one operation a line.
+        let path = cluster.dir().join("history.txt");
+        let lines: Vec<String> = history
+            .ops
+            .iter()
+            .zip(&effects)
+            .map(|(op, effect)| format!("{}  as {effect:?}", op.describe(origin_us)))
+            .collect();
+        if std::fs::write(&path, lines.join("\n")).is_ok() {
+            eprintln!("  the history is in {}", path.display());
+        }
+    }
     eprintln!(
         "  linearizability: {} operations in {} segments: {} violations, {} inconclusive",
         report.operations,
@@ -382,15 +411,28 @@ fn split_windows(
     let now = super::wall_ms();
     let a = super::check::active_intervals(&a_events, "a", kills, now);
     let b = super::check::active_intervals(&b_events, "b", kills, now);
-    let merges: Vec<i64> = a_events
-        .iter()
-        .chain(b_events.iter())
-        .filter(|(_, kind, message)| kind == "merge" && message.starts_with("merge-back"))
-        .map(|(at, _, _)| *at)
-        .collect();
-    let cuts: Vec<&FaultWindow> = windows
+    let of_kind = |starts: &str| -> Vec<i64> {
+        let mut times: Vec<i64> = a_events
+            .iter()
+            .chain(b_events.iter())
+            .filter(|(_, kind, message)| {
+                kind == "merge" && message.starts_with(starts) && !message.contains("stopped")
+            })
+            .map(|(at, _, _)| *at)
+            .collect();
+        times.sort();
+        times
+    };
+    // The loser's rewind of its suffix, and a merge-back that ran to its end.
+    let rewinds = of_kind("rewound");
+    let merges = of_kind("merge-back");
+    // A cut's own dual-active episode begins while the cut holds (the passive takes over);
+    // one that begins later (a stop after the heal) is not the cut's.
+    let grace = i64::try_from(super::HEAL_GRACE.as_millis()).unwrap_or(0);
+    let cuts: Vec<(i64, i64)> = windows
         .iter()
         .filter(|window| window.fault == Fault::Partition)
+        .map(|window| (window.start_ms, window.end_ms - grace))
         .collect();
     let mut splits: Vec<(i64, i64)> = Vec::new();
     for (a_start, a_end) in &a {
@@ -398,7 +440,7 @@ fn split_windows(
             let (start, end) = ((*a_start).max(*b_start), (*a_end).min(*b_end));
             let during_cut = cuts
                 .iter()
-                .any(|cut| cut.start_ms <= end && start <= cut.end_ms);
+                .any(|(cut_start, cut_end)| *cut_start <= start && start <= *cut_end);
             if start < end && during_cut {
                 splits.push((start, end));
             }
@@ -407,13 +449,14 @@ fn split_windows(
     splits.sort();
     let mut result = Vec::new();
     for (position, (start, end)) in splits.iter().enumerate() {
+        // The merge that ends the split: the first complete merge-back after the loser's
+        // rewind, if the loser rewound anything before the next split.
         let next_start = splits.get(position + 1).map_or(i64::MAX, |next| next.0);
-        let merged = merges
+        let merged = rewinds
             .iter()
-            .copied()
-            .filter(|at| *at >= *end && *at < next_start)
-            .min()
-            .unwrap_or(*end);
+            .find(|at| **at >= *start && **at < next_start)
+            .and_then(|rewind| merges.iter().find(|at| **at >= *rewind))
+            .map_or(*end, |at| (*at).max(*end));
         // Milliseconds to microseconds, widened each way: events are stamped in whole
         // milliseconds, just after the role changed.
         result.push(SplitWindow {

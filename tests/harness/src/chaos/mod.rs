@@ -266,6 +266,9 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
         operations: history.counts(),
         violations,
     };
+    if !report.violations.is_empty() {
+        cluster.mark_failed();
+    }
     drop(cluster);
     Ok(report)
 }
@@ -301,9 +304,10 @@ pub(crate) fn run_faults(
         let target = if rng.below(2) == 0 { "a" } else { "b" };
         let hold = rng.millis(300, 3000);
         eprintln!(
-            "chaos seed {} fault {number} at {:.0}s: {fault:?} on {target} for {} ms",
+            "chaos seed {} fault {number} at {:.0}s (unix ms {}): {fault:?} on {target} for {} ms",
             spec.seed,
             started.elapsed().as_secs_f64(),
+            wall_ms(),
             hold.as_millis()
         );
         let start_ms = wall_ms();

@@ -391,10 +391,7 @@ type Node = (Vec<u64>, Vec<Value>);
 
 /// Every order of `ops` that respects real time, from each start: the states (operations done,
 /// values) in which every operation that must take effect has.
-fn explore(
-    ops: &[SearchOp],
-    starts: impl Iterator<Item = Node>,
-) -> Result<Vec<Node>, Failure> {
+fn explore(ops: &[SearchOp], starts: impl Iterator<Item = Node>) -> Result<Vec<Node>, Failure> {
     let is_done = |done: &[u64], i: usize| done[i / 64] & (1 << (i % 64)) != 0;
     let mut visited: HashSet<Node> = HashSet::new();
     let mut stack: Vec<Node> = Vec::new();

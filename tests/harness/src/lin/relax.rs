@@ -5,10 +5,11 @@
 //! exactly this much, and no more:
 //! - a read that overlaps a split, from its start until the merge that ends it is done, may see
 //!   either side: it constrains nothing;
-//! - a write (or a successful compare-and-set) that overlaps the split itself keeps its place
-//!   in real time, but if its value is the losing image of a `tandem_conflicts` row it may also
-//!   not take effect at all; a compare-and-set of the split is re-applied by the merge as the
-//!   write of its new value, so it counts as that write;
+//! - a write that overlaps the split itself keeps its place in real time, but if its value is
+//!   the losing image of a `tandem_conflicts` row it may also not take effect at all;
+//! - a compare-and-set that overlaps the split or the merge was decided against one side's rows
+//!   (the merge re-applies a split's compare-and-set as the write of its new value): a
+//!   successful one counts as that write, a failed one constrains nothing;
 //! - every other operation must linearize. So a write acknowledged by the sole active after the
 //!   split (during the merge, say) can never be overwritten by an older one.
 //!
@@ -47,24 +48,31 @@ pub fn effects_for_splits(
             let before_merged = windows
                 .iter()
                 .any(|window| op.overlaps(window.start_us, window.merged_us));
-            match &op.kind {
-                OpKind::Read { .. } if before_merged => Effect::Nothing,
-                OpKind::Read { .. } => effect,
-                _ if !in_split => effect,
-                OpKind::Cas {
-                    succeeded: Some(false),
-                    ..
-                } => Effect::Nothing,
-                _ => {
-                    let Some(value) = op.written() else {
-                        return effect;
-                    };
-                    if lost.contains(&(op.key, value)) || op.complete_us.is_none() {
-                        Effect::MaybeWrite(value)
+            let lost = |value: Value| lost.contains(&(op.key, value));
+            match (&op.kind, op.complete_us) {
+                (OpKind::Read { .. }, _) if before_merged => Effect::Nothing,
+                // A compare-and-set decided against either side, or against the active's rows
+                // before the merge brought the other side's in: its write stands, its test
+                // constrains nothing.
+                (
+                    OpKind::Cas {
+                        succeeded: Some(false),
+                        ..
+                    },
+                    _,
+                ) if before_merged => Effect::Nothing,
+                (OpKind::Cas { to, .. }, None) if before_merged => Effect::MaybeWrite(*to),
+                (OpKind::Cas { to, .. }, Some(_)) if before_merged => {
+                    if in_split && lost(*to) {
+                        Effect::MaybeWrite(*to)
                     } else {
-                        Effect::Write(value)
+                        Effect::Write(*to)
                     }
                 }
+                (OpKind::Write { value }, Some(_)) if in_split && lost(*value) => {
+                    Effect::MaybeWrite(*value)
+                }
+                _ => effect,
             }
         })
         .collect()
@@ -191,6 +199,39 @@ mod tests {
         let mut fixed = history.clone();
         fixed[3] = read(2, 2_000_364, (3_500, 3_600), "b");
         assert!(check(&fixed, &[(0, 4_000_339)]));
+    }
+
+    #[test]
+    fn a_compare_and_set_before_the_merge_counts_as_its_write_only() {
+        // The sole active, before the merge brought b's split write in, still held 0: its
+        // compare-and-set from 0 succeeded, and stands.
+        let cas = |from, to, ok, at: (i64, i64)| {
+            op(
+                3,
+                OpKind::Cas {
+                    from,
+                    to,
+                    succeeded: Some(ok),
+                },
+                at.0,
+                at.1,
+                "a",
+            )
+        };
+        let history = vec![
+            write(1, 2, (1_300, 1_400), "b"),
+            cas(0, 5, true, (2_100, 2_200)),
+            cas(2, 6, false, (2_300, 2_400)),
+            read(2, 5, (3_100, 3_200), "a"),
+        ];
+        assert!(check(&history, &[]));
+        // After the merge the same compare-and-set is held to the rules: b's write took effect
+        // (it is in no conflict row), so the register no longer held 0.
+        let mut late = history.clone();
+        late[1] = cas(0, 5, true, (3_300, 3_400));
+        late[3] = read(2, 5, (3_500, 3_600), "a");
+        assert!(!check(&late, &[]));
+        assert!(check(&late, &[(0, 2)]), "unless b's write lost the merge");
     }
 
     #[test]
