@@ -16,6 +16,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+
 use tandem_proto::peer as pb;
 use tandem_replication::data_api::Mode;
 use tandem_replication::log::Hlc;
@@ -24,6 +27,10 @@ use tandem_replication::store::{LogEntry, SqlValue, decode_image};
 use super::Replication;
 use super::merge_plan::{Conflict, MERGE_PREFIX, OrphanPlan, Planned, RowIndex, kept_conflict};
 use super::writer::{MergeWrite, WriteFailure};
+
+/// Merge writes queued for the writer at once; each waits for its acknowledgement like a
+/// client's write, so one at a time would merge at one round trip per orphan transaction.
+const MERGE_IN_FLIGHT: usize = 64;
 
 /// Counts of one merge.
 #[derive(Default)]
@@ -157,19 +164,36 @@ async fn merge_entries(
             _ => transactions.push((entry.txid, entry.origin.clone(), vec![entry])),
         }
     }
-    for (txid, origin, entries) in transactions {
-        counts.transactions += 1;
-        let request_id = format!("{MERGE_PREFIX}{origin}:{txid}");
-        let planned = Arc::new(Mutex::new(Planned::default()));
-        let plan = OrphanPlan {
-            repl: repl.clone(),
-            entries: entries.clone(),
-            rows: rows.clone(),
-            merge_start,
-            planned: planned.clone(),
+    // Several merge writes in flight, as clients' writes are: the writer still runs them (and
+    // their plans) in order, and they share its group commits.
+    let mut in_flight = FuturesOrdered::new();
+    let mut transactions = transactions.into_iter();
+    loop {
+        while in_flight.len() < MERGE_IN_FLIGHT {
+            let Some((txid, origin, entries)) = transactions.next() else {
+                break;
+            };
+            counts.transactions += 1;
+            let request_id = format!("{MERGE_PREFIX}{origin}:{txid}");
+            let planned = Arc::new(Mutex::new(Planned::default()));
+            let plan = OrphanPlan {
+                repl: repl.clone(),
+                entries: entries.clone(),
+                rows: rows.clone(),
+                merge_start,
+                planned: planned.clone(),
+            };
+            let write = merge_write(&entries, Some(Box::new(move |reads| plan.plan(reads))));
+            let repl = repl.clone();
+            in_flight.push_back(async move {
+                let outcome = submit(&repl, &request_id, Vec::new(), write).await;
+                (request_id, entries, planned, outcome)
+            });
+        }
+        let Some((request_id, entries, planned, outcome)) = in_flight.next().await else {
+            return Ok(());
         };
-        let write = merge_write(&entries, Some(Box::new(move |reads| plan.plan(reads))));
-        match submit(repl, &request_id, Vec::new(), write).await {
+        match outcome {
             Ok(replayed) if replayed => counts.already += 1,
             Ok(_) => {
                 let planned = planned
@@ -184,31 +208,43 @@ async fn merge_entries(
                 }
             }
             Err(WriteFailure::Invalid(error)) => {
-                // A constraint broke: keep the whole orphan transaction as a conflict (and the
-                // conflict rows it carried, if it was a rewound merge write).
-                let mut records = Vec::new();
-                let mut carried = Vec::new();
-                for entry in &entries {
-                    if entry.table == super::REQUESTS_TABLE {
-                        continue;
-                    }
-                    if entry.table == super::CONFLICTS_TABLE {
-                        carried.extend(kept_conflict(entry)?);
-                        continue;
-                    }
-                    records.push(Conflict::constraint(entry, &error.to_string()).statement(entry));
-                }
-                counts.conflicts += records.len() as u64;
-                records.extend(carried);
-                let write = merge_write(&entries, None);
-                submit(repl, &request_id, records, write)
-                    .await
-                    .map_err(|failure| format!("{failure:?}"))?;
+                counts.conflicts += record_constraint(repl, &request_id, &entries, &error).await?;
             }
+            // The writes still in flight run or fail on their own; what is left is merged on
+            // the next stream (request ids make that idempotent).
             Err(other) => return Err(format!("{other:?}")),
         }
     }
-    Ok(())
+}
+
+/// A re-applied orphan transaction broke a constraint: the whole transaction is kept as a
+/// conflict (with the conflict rows it carried, if it was a rewound merge write) under the
+/// same request id. Returns the conflicts recorded.
+async fn record_constraint(
+    repl: &Replication,
+    request_id: &str,
+    entries: &[LogEntry],
+    error: &tandem_replication::data_api::DataError,
+) -> Result<u64, String> {
+    let mut records = Vec::new();
+    let mut carried = Vec::new();
+    for entry in entries {
+        if entry.table == super::REQUESTS_TABLE {
+            continue;
+        }
+        if entry.table == super::CONFLICTS_TABLE {
+            carried.extend(kept_conflict(entry)?);
+            continue;
+        }
+        records.push(Conflict::constraint(entry, &error.to_string()).statement(entry));
+    }
+    let recorded = records.len() as u64;
+    records.extend(carried);
+    let write = merge_write(entries, None);
+    submit(repl, request_id, records, write)
+        .await
+        .map_err(|failure| format!("{failure:?}"))?;
+    Ok(recorded)
 }
 
 /// The write of one orphan transaction, stamped as the orphan was. `plan` decides its

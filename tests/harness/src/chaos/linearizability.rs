@@ -32,8 +32,9 @@ use crate::{Binaries, Cluster, ClusterSpec};
 const REGISTERS: usize = 5;
 /// How far a role change may be from its event's stamp.
 const EVENT_SLACK_MS: i64 = 20;
-/// How long the pair gets to settle once the faults stop.
-const SETTLE: Duration = Duration::from_secs(180);
+/// How long the pair gets to settle once the faults stop: merging thousands of orphan
+/// transactions of a release build's clients can take minutes.
+const SETTLE: Duration = Duration::from_secs(600);
 
 pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     let root = tempfile::tempdir().context("a temp dir for the chaos run")?;
@@ -79,13 +80,18 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
         kills,
         mut violations,
         started,
+        timeline,
     } = faulted;
     if violations.is_empty() {
         violations.extend(check(
             &cluster,
             &targets,
             &mut history,
-            (&windows, &kills),
+            Faults {
+                windows: &windows,
+                kills: &kills,
+                timeline: &timeline,
+            },
             origin_us,
         ));
     }
@@ -130,11 +136,18 @@ fn counts(history: &RegisterHistory) -> BTreeMap<String, u64> {
     counts
 }
 
+/// What the fault loop did, for the checks.
+struct Faults<'a> {
+    windows: &'a [FaultWindow],
+    kills: &'a [Kill],
+    timeline: &'a [(Fault, i64)],
+}
+
 fn check(
     cluster: &Cluster,
     targets: &workload::Targets,
     history: &mut RegisterHistory,
-    (windows, kills): (&[FaultWindow], &[Kill]),
+    faults: Faults<'_>,
     origin_us: i64,
 ) -> Vec<String> {
     let mut violations: Vec<String> = history
@@ -156,7 +169,7 @@ fn check(
         }
     };
     history.ops.extend(settled.final_reads.iter().cloned());
-    let splits = match split_windows(cluster, windows, kills) {
+    let splits = match split_windows(cluster, faults.timeline, faults.kills) {
         Ok(splits) => splits,
         Err(error) => {
             violations.push(format!("cannot read the events: {error:#}"));
@@ -225,7 +238,7 @@ fn check(
         origin_us,
     ));
     super::check::check_verify(cluster, &mut violations);
-    super::check::check_roles(cluster, windows, kills, &mut violations);
+    super::check::check_roles(cluster, faults.windows, faults.kills, &mut violations);
     violations
 }
 
@@ -398,12 +411,13 @@ fn register_of(image: &str) -> Option<(usize, i64)> {
     ))
 }
 
-/// The intervals in which both nodes were active during a cut, from both nodes' `role_change`
-/// events, each with the time its merge-back was recorded. Overlaps of other faults (a stopped
-/// active still counts itself active) are not relaxed: those histories must linearize.
+/// The intervals in which both nodes were active because of a cut, from both nodes'
+/// `role_change` events, each with the time its merge-back was recorded. An episode belongs to
+/// the last fault that began before it; those of other faults (a stopped active still counts
+/// itself active) are not relaxed: their histories must linearize.
 fn split_windows(
     cluster: &Cluster,
-    windows: &[FaultWindow],
+    timeline: &[(Fault, i64)],
     kills: &[Kill],
 ) -> anyhow::Result<Vec<SplitWindow>> {
     let a_events = super::check::events(cluster, "a")?;
@@ -426,22 +440,16 @@ fn split_windows(
     // The loser's rewind of its suffix, and a merge-back that ran to its end.
     let rewinds = of_kind("rewound");
     let merges = of_kind("merge-back");
-    // A cut's own dual-active episode begins while the cut holds (the passive takes over);
-    // one that begins later (a stop after the heal) is not the cut's.
-    let grace = i64::try_from(super::HEAL_GRACE.as_millis()).unwrap_or(0);
-    let cuts: Vec<(i64, i64)> = windows
-        .iter()
-        .filter(|window| window.fault == Fault::Partition)
-        .map(|window| (window.start_ms, window.end_ms - grace))
-        .collect();
     let mut splits: Vec<(i64, i64)> = Vec::new();
     for (a_start, a_end) in &a {
         for (b_start, b_end) in &b {
             let (start, end) = ((*a_start).max(*b_start), (*a_end).min(*b_end));
-            let during_cut = cuts
+            let cause = timeline
                 .iter()
-                .any(|(cut_start, cut_end)| *cut_start <= start && start <= *cut_end);
-            if start < end && during_cut {
+                .rev()
+                .find(|(_, at)| *at <= start)
+                .map(|(fault, _)| *fault);
+            if start < end && cause == Some(Fault::Partition) {
                 splits.push((start, end));
             }
         }

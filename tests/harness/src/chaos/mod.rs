@@ -253,6 +253,7 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
         kills,
         mut violations,
         started,
+        ..
     } = faulted;
     if violations.is_empty() {
         violations.extend(check::check(
@@ -282,6 +283,8 @@ pub(crate) struct Faulted {
     /// A pair that did not heal after a fault.
     pub violations: Vec<String>,
     pub started: Instant,
+    /// Every fault with its start (wall ms), in order.
+    pub timeline: Vec<(Fault, i64)>,
 }
 
 /// Injects faults drawn from `mix` by the seed until `spec.duration` has passed, waiting for
@@ -296,6 +299,7 @@ pub(crate) fn run_faults(
     let mut windows = Vec::new();
     let mut kills = Vec::new();
     let mut violations = Vec::new();
+    let mut timeline = Vec::new();
     let started = Instant::now();
     let mut number = 0u64;
     while started.elapsed() < spec.duration {
@@ -311,6 +315,7 @@ pub(crate) fn run_faults(
             hold.as_millis()
         );
         let start_ms = wall_ms();
+        timeline.push((fault, start_ms));
         apply(cluster, fault, target, hold, &mut kills)
             .with_context(|| format!("seed {}: fault {number} ({fault:?})", spec.seed))?;
         let end_ms = wall_ms() + i64::try_from(HEAL_GRACE.as_millis()).unwrap_or(0);
@@ -341,6 +346,7 @@ pub(crate) fn run_faults(
         kills,
         violations,
         started,
+        timeline,
     })
 }
 
