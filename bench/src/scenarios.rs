@@ -12,7 +12,7 @@ use tandem_harness::{Binaries, Cluster, ClusterSpec};
 use tandem_node::tls::TlsFiles;
 
 use crate::stats::{percentile_ms, round};
-use tandem_node::status_probe::StatusProbe as Probe;
+use tandem_cli::status_probe::StatusProbe as Probe;
 
 /// Bound on any single wait inside a run.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -240,12 +240,12 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let window_start = Instant::now();
         let (from_address, to_address) = (admin_address(&pair, from), admin_address(&pair, to));
-        let failed = |f: tandem_node::ctl::Failure| anyhow!(f.0);
-        let connect = tandem_node::ctl::connect_admin;
+        let failed = |f: tandem_cli::failure::Failure| anyhow!(f.0);
+        let connect = tandem_cli::connect::connect_admin;
         let mut from_client = connect(&from_address, &files).await.map_err(failed)?;
         let mut to_client = connect(&to_address, &files).await.map_err(failed)?;
         let command = connect(&from_address, &files).await.map_err(failed)?;
-        let gap = tandem_node::gap_meter::measure_switchover(
+        let gap = tandem_cli::gap_meter::measure_switchover(
             &mut from_client,
             &mut to_client,
             command,
@@ -274,7 +274,7 @@ pub async fn switchover(bins: &Binaries, runs: usize) -> anyhow::Result<Value> {
                  resuming every {} ms", RESUME_EVERY.as_millis()
             ),
             "admitting_gap_p50_ms": percentile_ms(&admin_gaps, 50.0),
-            "admitting_poll_interval_ms": tandem_node::gap_meter::GAP_POLL.as_millis() as u64,
+            "admitting_poll_interval_ms": tandem_cli::gap_meter::GAP_POLL.as_millis() as u64,
         }),
     ))
 }

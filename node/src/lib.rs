@@ -15,7 +15,7 @@
 //! - `admin`: the gRPC admin service; `gateway`: the client port; `status` and `wire`,
 //!   `status_wire`: domain types and their protobuf edges.
 //! - `http`: `/health`, `/active`, `/metrics`; `status_page`: the page on `/`.
-//! - `daemon`: `tandemd` start-up and shutdown; `ctl`: the `tandemctl` commands; `demo`.
+//! - `daemon`: `tandemd` start-up and shutdown. `tandemctl` and the demo are `tandem-cli`'s.
 
 pub mod admin;
 pub mod admission;
@@ -23,27 +23,22 @@ pub mod alerts;
 pub mod cert_reload;
 pub mod certs;
 pub mod config;
-pub mod ctl;
 pub mod daemon;
-pub mod demo;
 pub mod driver;
 pub mod duration;
 pub mod event_writer;
 pub mod failback;
 pub mod files;
-pub mod gap_meter;
 pub mod gateway;
 pub mod hooks;
 pub mod http;
 pub mod metrics;
-pub mod password_prompt;
 pub mod peer_link;
 pub mod repl;
 pub mod role;
 pub mod state_store;
 pub mod status;
 pub mod status_page;
-pub mod status_probe;
 pub mod status_wire;
 pub mod supervisor;
 pub mod tls;

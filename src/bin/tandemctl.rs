@@ -2,5 +2,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(u8::try_from(tandem_node::ctl::main()).unwrap_or(1))
+    ExitCode::from(u8::try_from(tandem_cli::main()).unwrap_or(1))
 }

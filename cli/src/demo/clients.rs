@@ -28,8 +28,8 @@ impl Phone {
 
 pub async fn connect(pair: &LocalPair, name: &str) -> Result<GatewayClient<Channel>, String> {
     let node = pair.get(name);
-    let config = crate::tls::client_config(&node.tls, false).map_err(|e| e.to_string())?;
-    let channel = crate::tls::connect(
+    let config = tandem_node::tls::client_config(&node.tls, false).map_err(|e| e.to_string())?;
+    let channel = tandem_node::tls::connect(
         &node.client_address,
         name,
         config,

@@ -10,9 +10,9 @@ use tandem_proto::admin::admin_client::AdminClient;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::status::Status;
+use tandem_node::status::Status;
 use crate::status_probe::StatusProbe;
-use crate::tls::TlsFiles;
+use tandem_node::tls::TlsFiles;
 
 pub const NAMES: [&str; 2] = ["a", "b"];
 
@@ -78,7 +78,7 @@ impl LocalPair {
         let tandemd = find_tandemd()?;
         let certs = dir.join("certs");
         let names: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
-        crate::certs::init_certs(&certs, &names).map_err(|e| e.to_string())?;
+        tandem_node::certs::init_certs(&certs, &names).map_err(|e| e.to_string())?;
         let ports = free_ports(8)?;
         let mut nodes = Vec::new();
         for (index, name) in NAMES.into_iter().enumerate() {
@@ -219,7 +219,7 @@ impl LocalPair {
 
 impl LocalNode {
     pub async fn client(&self) -> Result<AdminClient<Channel>, String> {
-        crate::ctl::connect_admin(&self.admin_address, &self.tls)
+        crate::connect::connect_admin(&self.admin_address, &self.tls)
             .await
             .map_err(|f| f.0)
     }

@@ -9,7 +9,7 @@ use tandem_proto::admin::SwitchoverRequest;
 use tandem_proto::admin::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-use crate::ctl::fetch_status;
+use crate::connect::fetch_status;
 
 /// How often each node is polled.
 pub const GAP_POLL: Duration = Duration::from_millis(2);

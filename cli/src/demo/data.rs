@@ -9,15 +9,15 @@ use tandem_proto::data::data_client::DataClient;
 use tonic::transport::Channel;
 
 use super::local_pair::LocalPair;
-use crate::tls::TlsFiles;
+use tandem_node::tls::TlsFiles;
 
 pub async fn connect(
     address: &str,
     name: &str,
     tls: &TlsFiles,
 ) -> Result<DataClient<Channel>, String> {
-    let config = crate::tls::client_config(tls, false).map_err(|e| e.to_string())?;
-    let channel = crate::tls::connect(address, name, config, Duration::from_millis(500))
+    let config = tandem_node::tls::client_config(tls, false).map_err(|e| e.to_string())?;
+    let channel = tandem_node::tls::connect(address, name, config, Duration::from_millis(500))
         .await
         .map_err(|e| e.to_string())?;
     Ok(DataClient::new(channel))

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tandem_proto::admin::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-use crate::status::Status;
-use crate::tls::TlsFiles;
+use tandem_node::status::Status;
+use tandem_node::tls::TlsFiles;
 
 /// How long one connect or one status call may take before the node counts as not answering.
 const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
@@ -32,14 +32,14 @@ impl StatusProbe {
     /// The node's status, or None if it does not answer within 300 ms.
     pub async fn status(&mut self) -> Option<Status> {
         if self.client.is_none() {
-            let connect = crate::ctl::connect_admin(&self.address, &self.files);
+            let connect = crate::connect::connect_admin(&self.address, &self.files);
             self.client = tokio::time::timeout(ANSWER_TIMEOUT, connect)
                 .await
                 .ok()?
                 .ok();
         }
         let client = self.client.as_mut()?;
-        match tokio::time::timeout(ANSWER_TIMEOUT, crate::ctl::fetch_status(client)).await {
+        match tokio::time::timeout(ANSWER_TIMEOUT, crate::connect::fetch_status(client)).await {
             Ok(Ok(status)) => Some(status),
             _ => {
                 self.client = None;

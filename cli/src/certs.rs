@@ -1,0 +1,27 @@
+//! `certs init` and `certs issue`: certificates for a new pair, or a renewed one for a node. They
+//! need no running node.
+
+use crate::args::CertsCommand;
+use crate::failure::Failure;
+
+pub fn certs(command: &CertsCommand) -> Result<(), Failure> {
+    let written = match command {
+        CertsCommand::Init { dir, nodes, days } => {
+            tandem_node::certs::init_certs_valid_for(dir, nodes, *days)?
+        }
+        CertsCommand::Issue { dir, name, days } => tandem_node::certs::issue_cert(dir, name, *days)?,
+    };
+    for path in written {
+        match tandem_node::certs::read_cert_summary(&path) {
+            Ok(cert) => println!(
+                "wrote {} (CN {}, serial {}, valid until {})",
+                path.display(),
+                cert.subject,
+                cert.serial_hex,
+                cert.not_after_utc()
+            ),
+            Err(_) => println!("wrote {}", path.display()),
+        }
+    }
+    Ok(())
+}
