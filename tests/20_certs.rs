@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use common::*;
 use tandem_harness::{Cluster, ClusterSpec, SmtpSink};
-use tandem_node::certs::{CertSummary, read_cert_summary};
+use tandem_node::tls::certs::{CertSummary, read_cert_summary};
 use tandem_node::tls::{self, TlsFiles};
 
 fn alerts_toml(sink: &SmtpSink) -> String {

@@ -100,9 +100,10 @@ fn main() -> anyhow::Result<()> {
         Scenario::Replication => "10s",
         _ => "5m",
     };
-    let duration: Duration =
-        tandem_node::duration::parse_duration(args.duration.as_deref().unwrap_or(default_duration))
-            .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let duration: Duration = tandem_node::config::duration::parse_duration(
+        args.duration.as_deref().unwrap_or(default_duration),
+    )
+    .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let result = match args.scenario {
         Scenario::FailoverCrash => {
             runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?

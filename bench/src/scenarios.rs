@@ -99,14 +99,15 @@ impl Pair {
         while start.elapsed() < STEP_TIMEOUT {
             let (a, b) = (self.probes[0].status().await, self.probes[1].status().await);
             if let (Some(a), Some(b)) = (a, b) {
-                let serving =
-                    |s: &tandem_node::status::Status| s.node.role == "active" && s.node.admitting;
+                let serving = |s: &tandem_node::admin::status::Status| {
+                    s.node.role == "active" && s.node.admitting
+                };
                 // A passive that is still catching up is `outdated` and would rightly refuse to
                 // take over: a run starts only once it is consistent again.
-                let following = |s: &tandem_node::status::Status| {
+                let following = |s: &tandem_node::admin::status::Status| {
                     s.node.role == "passive" && s.peer.state == "ok" && s.node.disk == "consistent"
                 };
-                let replicating = |s: &tandem_node::status::Status| {
+                let replicating = |s: &tandem_node::admin::status::Status| {
                     s.peer.role == "passive"
                         && s.peer.disk == "consistent"
                         && !s.replication.degraded

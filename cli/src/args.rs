@@ -126,7 +126,7 @@ pub enum CertsCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
         /// Days every certificate (the CA's too) is valid for.
-        #[arg(long, default_value_t = tandem_node::certs::VALIDITY_DAYS_DEFAULT)]
+        #[arg(long, default_value_t = tandem_node::tls::certs::VALIDITY_DAYS_DEFAULT)]
         days: u32,
     },
     /// Issue a new certificate and key for one node (or admin) from DIR/ca.pem and DIR/ca.key,
@@ -138,7 +138,7 @@ pub enum CertsCommand {
         #[arg(long)]
         name: String,
         /// Days the certificate is valid for.
-        #[arg(long, default_value_t = tandem_node::certs::VALIDITY_DAYS_DEFAULT)]
+        #[arg(long, default_value_t = tandem_node::tls::certs::VALIDITY_DAYS_DEFAULT)]
         days: u32,
     },
 }

@@ -7,12 +7,14 @@ use crate::failure::Failure;
 pub fn certs(command: &CertsCommand) -> Result<(), Failure> {
     let written = match command {
         CertsCommand::Init { dir, nodes, days } => {
-            tandem_node::certs::init_certs_valid_for(dir, nodes, *days)?
+            tandem_node::tls::certs::init_certs_valid_for(dir, nodes, *days)?
         }
-        CertsCommand::Issue { dir, name, days } => tandem_node::certs::issue_cert(dir, name, *days)?,
+        CertsCommand::Issue { dir, name, days } => {
+            tandem_node::tls::certs::issue_cert(dir, name, *days)?
+        }
     };
     for path in written {
-        match tandem_node::certs::read_cert_summary(&path) {
+        match tandem_node::tls::certs::read_cert_summary(&path) {
             Ok(cert) => println!(
                 "wrote {} (CN {}, serial {}, valid until {})",
                 path.display(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use tandem_node::admin::status::Status;
 use tandem_node::config::Config;
-use tandem_node::status::Status;
 use tandem_node::tls::{self, TlsFiles};
 use tandem_proto::admin as pb;
 use tandem_proto::admin::admin_client::AdminClient;
@@ -65,5 +65,7 @@ pub async fn fetch_status(client: &mut AdminClient<Channel>) -> Result<Status, F
         .status(pb::StatusRequest {})
         .await
         .map_err(rpc_failure)?;
-    Ok(tandem_node::status_wire::status_from_pb(reply.into_inner()))
+    Ok(tandem_node::admin::status_wire::status_from_pb(
+        reply.into_inner(),
+    ))
 }

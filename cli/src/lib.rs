@@ -78,7 +78,7 @@ fn check_usage(cli: &Cli) -> Result<(), String> {
         ..
     } = &cli.command
     {
-        tandem_node::duration::parse_duration(text)
+        tandem_node::config::duration::parse_duration(text)
             .map_err(|error| format!("--timeout: {error}"))?;
     }
     Ok(())

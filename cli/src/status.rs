@@ -1,6 +1,6 @@
 //! `status`, `history` and `events`: what a node says of the pair, for people or as JSON.
 
-use tandem_node::status::Status;
+use tandem_node::admin::status::Status;
 use tandem_proto::admin as pb;
 use tandem_proto::admin::admin_client::AdminClient;
 use tonic::transport::Channel;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tandem_proto::admin::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-use tandem_node::status::Status;
+use tandem_node::admin::status::Status;
 use tandem_node::tls::TlsFiles;
 
 /// How long one connect or one status call may take before the node counts as not answering.

@@ -24,7 +24,7 @@ pub async fn switchover(
 ) -> Result<(), Failure> {
     let timeout_ms = match args.timeout {
         Some(text) => {
-            let duration = tandem_node::duration::parse_duration(&text)
+            let duration = tandem_node::config::duration::parse_duration(&text)
                 .map_err(|e| Failure(format!("--timeout: {e}")))?;
             u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
         }

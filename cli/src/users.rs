@@ -79,7 +79,6 @@ pub async fn user(
     }
 }
 
-
 /// `block` (`on`) or `unblock` new logins or new calls on the pair.
 pub async fn set_block(
     client: &mut AdminClient<Channel>,

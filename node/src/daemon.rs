@@ -86,13 +86,13 @@ pub enum DaemonError {
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
-    Store(#[from] crate::state_store::StoreError),
+    Store(#[from] crate::state::store::StoreError),
     #[error("{0}")]
     Driver(#[from] crate::driver::DriverError),
     #[error("{0}")]
     Replication(#[from] crate::repl::ReplError),
     #[error("alerts: {0}")]
-    Alerts(#[from] crate::alerts::AlertError),
+    Alerts(#[from] crate::ops::alerts::AlertError),
     #[error("files: {0}")]
     Files(#[from] crate::files::FilesError),
 }
@@ -134,22 +134,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         source,
     })?;
     let _lock = lock_data_dir(&config.node.data_dir)?;
-    let store = crate::state_store::StateStore::open(&config.node.data_dir).await?;
-    let mailer = crate::alerts::Mailer::new(&config)?;
+    let store = crate::state::store::StateStore::open(&config.node.data_dir).await?;
+    let mailer = crate::ops::alerts::Mailer::new(&config)?;
     if let Some(mailer) = &mailer {
         store.enable_mail();
-        tokio::spawn(crate::alerts::run(store.clone(), mailer.clone()));
+        tokio::spawn(crate::ops::alerts::run(store.clone(), mailer.clone()));
     }
     let peer_listener = bind("listen.peer", config.listen.peer).await?;
     let client_listener = bind("listen.client", config.listen.client).await?;
     let admin_listener = bind("listen.admin", config.listen.admin).await?;
     let http_listener = bind("listen.http", config.listen.http).await?;
-    let (events, event_writer) = crate::event_writer::EventWriter::spawn(store.clone());
+    let (events, event_writer) = crate::driver::event_writer::EventWriter::spawn(store.clone());
     let (mut driver, handle) = Driver::new(config.clone(), store.clone(), events).await?;
     // Listeners and dialers take the certificate and CA from here at each handshake, so that a
     // SIGHUP reload (cert_reload.rs) reaches new connections and leaves open ones alone.
     let credentials = tls::Credentials::load(&config.tls, tls::CertUse::ServerAndClient)?;
-    if let Err(error) = crate::cert_reload::spawn(credentials.clone(), store.clone()) {
+    if let Err(error) = crate::ops::cert_reload::spawn(credentials.clone(), store.clone()) {
         tracing::error!(%error, "cannot install the SIGHUP handler: certificates will not reload");
     }
     let dial_tls = tls::client_config_from(&credentials);
@@ -163,9 +163,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let files = crate::files::FileSync::start(&config, &handle, dial_tls.clone()).await?;
     driver.attach_files(files.clone());
-    let supervisor = crate::supervisor::Supervisor::start(&config.services, &handle);
+    let supervisor = crate::ops::supervisor::Supervisor::start(&config.services, &handle);
     driver.attach_services(supervisor.status());
-    let reachable = crate::peer_link::probe_reachability(&config.node.reachability).await;
+    let reachable = crate::peer::link::probe_reachability(&config.node.reachability).await;
     handle
         .inputs
         .send(Input::Reachability(reachable))
@@ -186,9 +186,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         ],
         servers_stopped,
     )?;
-    crate::peer_link::spawn_dialers(&config, dial_tls, &handle);
-    crate::peer_link::spawn_fast_path_prober(&config, handle.clone());
-    crate::peer_link::spawn_reachability_prober(
+    crate::peer::link::spawn_dialers(&config, dial_tls, &handle);
+    crate::peer::link::spawn_fast_path_prober(&config, handle.clone());
+    crate::peer::link::spawn_reachability_prober(
         config.node.reachability.clone(),
         REACHABILITY_EVERY,
         handle.clone(),
@@ -211,7 +211,7 @@ fn start_servers(
     config: &Config,
     handle: &DriverHandle,
     replication: &crate::repl::Replication,
-    (mailer, files): (Option<crate::alerts::Mailer>, &crate::files::FileSync),
+    (mailer, files): (Option<crate::ops::alerts::Mailer>, &crate::files::FileSync),
     credentials: &std::sync::Arc<tls::Credentials>,
     [peer, client, admin_listener, http]: [TcpListener; 4],
     stopped: watch::Receiver<bool>,
@@ -224,7 +224,7 @@ fn start_servers(
         peer: config.peer.name.clone(),
     };
     let admin_tls = tls::server_config_from(credentials, admin_auth)?;
-    let peer_service = PeerServer::new(crate::peer_link::PeerService::new(
+    let peer_service = PeerServer::new(crate::peer::link::PeerService::new(
         handle.clone(),
         replication.clone(),
     ))
@@ -234,14 +234,16 @@ fn start_servers(
         repl: replication.clone(),
     })
     .max_decoding_message_size(MESSAGE_BYTES_MAX * 8);
-    let node_gateway = crate::gateway::build(config, replication, handle.status.clone());
-    tokio::spawn(crate::gateway::run_takeover_sweeper(
+    let node_gateway = crate::clients::gateway::build(config, replication, handle.status.clone());
+    tokio::spawn(crate::clients::gateway::run_takeover_sweeper(
         node_gateway.clone(),
         handle.status.clone(),
     ));
-    tokio::spawn(crate::gateway::run_session_pruner(node_gateway.clone()));
-    let failback_view = crate::failback::FailbackView::default();
-    tokio::spawn(crate::failback::run(
+    tokio::spawn(crate::clients::gateway::run_session_pruner(
+        node_gateway.clone(),
+    ));
+    let failback_view = crate::ops::failback::FailbackView::default();
+    tokio::spawn(crate::ops::failback::run(
         config.auto_failback,
         config.node.priority,
         handle.clone(),
@@ -250,18 +252,18 @@ fn start_servers(
     ));
     let gateway = GatewayServer::new(tandem_gateway::GatewayService::new(node_gateway.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX);
-    let admin = std::sync::Arc::new(crate::admin::AdminService {
+    let admin = std::sync::Arc::new(crate::admin::service::AdminService {
         handle: handle.clone(),
         replication: replication.clone(),
         gateway: node_gateway,
-        when_idle: crate::when_idle::WhenIdle::default(),
+        when_idle: crate::clients::when_idle::WhenIdle::default(),
         mailer,
         failback: (config.auto_failback, failback_view.clone()),
         files: files.clone(),
     });
     let admin_service =
         AdminServer::from_arc(admin.clone()).max_decoding_message_size(MESSAGE_BYTES_MAX);
-    let http_router = crate::http::router(admin);
+    let http_router = crate::http::server::router(admin);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };

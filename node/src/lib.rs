@@ -18,34 +18,18 @@
 //! - `daemon`: `tandemd` start-up and shutdown. `tandemctl` and the demo are `tandem-cli`'s.
 
 pub mod admin;
-pub mod admission;
-pub mod alerts;
-pub mod cert_reload;
-pub mod certs;
+pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod driver;
-pub mod duration;
-pub mod event_writer;
-pub mod failback;
 pub mod files;
-pub mod gateway;
-pub mod hooks;
 pub mod http;
-pub mod metrics;
-pub mod peer_link;
+pub mod ops;
+pub mod peer;
 pub mod repl;
 pub mod role;
-pub mod state_store;
-pub mod status;
-pub mod status_page;
-pub mod status_wire;
-pub mod supervisor;
+pub mod state;
 pub mod tls;
-pub mod tls_credentials;
-pub mod tls_inflight;
-pub mod when_idle;
-pub mod wire;
 
 /// The version every heartbeat carries; a mismatch between the nodes raises an event.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

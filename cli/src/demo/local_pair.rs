@@ -10,8 +10,8 @@ use tandem_proto::admin::admin_client::AdminClient;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use tandem_node::status::Status;
 use crate::status_probe::StatusProbe;
+use tandem_node::admin::status::Status;
 use tandem_node::tls::TlsFiles;
 
 pub const NAMES: [&str; 2] = ["a", "b"];
@@ -78,7 +78,7 @@ impl LocalPair {
         let tandemd = find_tandemd()?;
         let certs = dir.join("certs");
         let names: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
-        tandem_node::certs::init_certs(&certs, &names).map_err(|e| e.to_string())?;
+        tandem_node::tls::certs::init_certs(&certs, &names).map_err(|e| e.to_string())?;
         let ports = free_ports(8)?;
         let mut nodes = Vec::new();
         for (index, name) in NAMES.into_iter().enumerate() {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use local_pair::{LocalPair, wait_for};
 
-use tandem_node::status::Status;
+use tandem_node::admin::status::Status;
 
 /// Generous bounds on each step: a step that takes longer failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);

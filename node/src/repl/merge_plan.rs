@@ -246,7 +246,7 @@ impl Conflict {
              kept_image, losing_hlc, kept_hlc, during_merge) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 Value::Text(format!("{}:{}:{}", orphan.origin, orphan.txid, orphan.idx)),
-                Value::Integer(crate::state_store::wall_clock_ms()),
+                Value::Integer(crate::state::store::wall_clock_ms()),
                 Value::Text(orphan.table.clone()),
                 Value::Text(orphan.pk.clone()),
                 Value::Text(self.reason.clone()),

@@ -42,9 +42,9 @@ use tandem_replication::snapshot::{SnapshotError, cleanup_old_generations, curre
 use tandem_replication::store::{Store, StoreError, StoreOptions};
 use tokio::sync::{mpsc, watch};
 
+use crate::admin::status::ReplicationStatus;
 use crate::config::{Config, ReplicationMode};
 use crate::driver::DriverHandle;
-use crate::status::ReplicationStatus;
 
 /// The node's own replicated table of request ids (see `tandem_replication::store`).
 pub use tandem_replication::store::REQUESTS_TABLE;
@@ -168,7 +168,7 @@ impl Replication {
         };
         let store = open_store(config, &generation.dir).await?;
         let last = store.last_log_position().await?;
-        let last_term = (last.idx > 0).then(|| crate::status::TermStatus {
+        let last_term = (last.idx > 0).then(|| crate::admin::status::TermStatus {
             epoch: last.term_epoch,
             node: last.term_node.clone(),
         });
@@ -313,7 +313,7 @@ impl Replication {
     }
 
     pub(crate) fn wall_ms() -> u64 {
-        u64::try_from(crate::state_store::wall_clock_ms()).unwrap_or(0)
+        u64::try_from(crate::state::store::wall_clock_ms()).unwrap_or(0)
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn run(repl: Replication) {
             continue;
         }
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = crate::state_store::wall_clock_ms().saturating_sub(retention_ms);
+        let cutoff = crate::state::store::wall_clock_ms().saturating_sub(retention_ms);
         loop {
             match prune_once(&repl, cutoff).await {
                 Ok(deleted) if deleted >= PRUNE_BATCH as u64 => continue,

@@ -226,7 +226,7 @@ impl Stream {
                     super::merge::on_applied(&self.repl, &entries).await;
                     self.repl.update_status(|status| {
                         status.last_index = index;
-                        status.last_term = Some(crate::status::TermStatus {
+                        status.last_term = Some(crate::admin::status::TermStatus {
                             epoch: last.content.term.epoch,
                             node: last.content.term.node.clone(),
                         });
@@ -477,7 +477,7 @@ impl Stream {
         self.repl.update_status(|status| {
             status.snapshot_progress = None;
             status.last_index = head.idx;
-            status.last_term = (head.idx > 0).then(|| crate::status::TermStatus {
+            status.last_term = (head.idx > 0).then(|| crate::admin::status::TermStatus {
                 epoch: head.term_epoch,
                 node: head.term_node.clone(),
             });

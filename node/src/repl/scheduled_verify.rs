@@ -53,7 +53,7 @@ pub async fn run(repl: Replication) {
                 let message = format!(
                     "scheduled verify could not run: {}; it runs again in {}",
                     status.message(),
-                    crate::duration::largest_whole_unit(every)
+                    crate::config::duration::largest_whole_unit(every)
                 );
                 repl.record("verify_skipped", &message).await;
             }

@@ -26,8 +26,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::Replication;
 use super::convert;
 use super::writer::{WriteDone, WriteFailure, WriteReply};
+use crate::admin::status::Status;
 use crate::config::ReplicationMode;
-use crate::status::Status;
 
 /// Numbers every `Replicate` stream this process opens.
 static STREAM_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -114,7 +114,7 @@ pub async fn submit(
         .await
         .unwrap_or_else(|_| Err(WriteFailure::Unavailable("the writer stopped".into())));
     if outcome.is_ok() {
-        crate::metrics::global()
+        crate::http::metrics::global()
             .commit_latency
             .observe(started.elapsed());
     }
@@ -326,7 +326,7 @@ impl Replication {
             statements: &request.statements,
             limits: &limits,
             mode: request.mode,
-            now_ms: crate::state_store::wall_clock_ms(),
+            now_ms: crate::state::store::wall_clock_ms(),
             commit_if,
             plan: request
                 .merge

@@ -18,7 +18,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{AlertsConfig, SmtpSecurity};
-use crate::state_store::{OutboxMail, StateStore};
+use crate::state::store::{OutboxMail, StateStore};
 
 /// Event kinds that are mailed: what an operator must hear about without watching the log
 /// (every kind DESIGN.md §6 lists, and a few more).
@@ -169,7 +169,7 @@ impl Mailer {
 
     /// `tandemctl alerts test`: a mail now, outside the outbox.
     pub async fn send_test(&self) -> Result<String, AlertError> {
-        let now = crate::state_store::wall_clock_ms();
+        let now = crate::state::store::wall_clock_ms();
         let (subject, body) = self.compose(
             "test",
             now,
@@ -199,7 +199,7 @@ fn retry_delay(attempts: i64) -> Duration {
 pub async fn run(store: StateStore, mailer: Mailer) {
     let mut sent_at: VecDeque<tokio::time::Instant> = VecDeque::new();
     loop {
-        let now = crate::state_store::wall_clock_ms();
+        let now = crate::state::store::wall_clock_ms();
         let next = match store.next_mail(now).await {
             Ok(next) => next,
             Err(error) => {
@@ -230,18 +230,18 @@ pub async fn run(store: StateStore, mailer: Mailer) {
         }
         let (subject, body) = mailer.compose(&mail.kind, mail.at_ms, &mail.message);
         let outcome = mailer.send(&subject, &body, mailer.message_id(&mail)).await;
-        let now = crate::state_store::wall_clock_ms();
+        let now = crate::state::store::wall_clock_ms();
         let recorded = match &outcome {
             Ok(answer) => {
                 sent_at.push_back(tokio::time::Instant::now());
-                crate::metrics::global()
+                crate::http::metrics::global()
                     .alerts_sent
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(kind = mail.kind, answer, "alert mailed");
                 store.mail_sent(mail.id, now).await
             }
             Err(error) => {
-                crate::metrics::global()
+                crate::http::metrics::global()
                     .alerts_failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let delay = retry_delay(mail.attempts);

@@ -61,7 +61,7 @@ pub struct StateStore {
     /// New events for `tandemctl events --follow`; lagging followers re-read the table.
     events: broadcast::Sender<EventRecord>,
     /// Set when `[alerts]` is configured: events of the mailed kinds also enter the outbox, in
-    /// the same transaction (see `crate::alerts`).
+    /// the same transaction (see `crate::ops::alerts`).
     mail: Arc<std::sync::atomic::AtomicBool>,
     /// Woken when a mail enters the outbox.
     pub outbox_added: Arc<tokio::sync::Notify>,
@@ -265,7 +265,9 @@ impl StateStore {
             .execute(&mut *transaction)
             .await?
             .last_insert_rowid();
-        if self.mail.load(std::sync::atomic::Ordering::SeqCst) && crate::alerts::is_mailed(kind) {
+        if self.mail.load(std::sync::atomic::Ordering::SeqCst)
+            && crate::ops::alerts::is_mailed(kind)
+        {
             let unsent: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_ms IS NULL")
                     .fetch_one(&mut *transaction)

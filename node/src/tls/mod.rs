@@ -17,6 +17,10 @@
 //! (`tls_credentials.rs`) reaches every new connection and no open one. This module does not
 //! create certificates (`certs.rs` does) or check revocation: the pair has its own private CA.
 
+pub mod certs;
+pub mod credentials;
+pub mod inflight;
+
 use std::error::Error;
 use std::fs;
 use std::io;
@@ -43,10 +47,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::certs;
-pub use crate::tls_credentials::{CertUse, Credentials};
-use crate::tls_credentials::{CurrentCertificate, CurrentClientVerifier, CurrentServerVerifier};
-use crate::tls_inflight::InFlight;
+pub use crate::tls::credentials::{CertUse, Credentials};
+use crate::tls::credentials::{CurrentCertificate, CurrentClientVerifier, CurrentServerVerifier};
+use crate::tls::inflight::InFlight;
 
 /// Both ends speak gRPC, which is HTTP/2 only.
 const ALPN_H2: &[u8] = b"h2";
@@ -422,7 +425,7 @@ impl Acceptor {
                 listener = label,
                 remote = %remote,
                 "{} handshakes in flight from {address}: its oldest was dropped",
-                crate::tls_inflight::PER_ADDRESS_MAX
+                crate::tls::inflight::PER_ADDRESS_MAX
             );
         }
     }
@@ -844,7 +847,7 @@ mod tests {
         let (addr, mut names) = serve(&pki, ClientAuth::None).await;
         // Silent connections: TCP only, never a ClientHello.
         let mut silent = Vec::new();
-        for _ in 0..crate::tls_inflight::PER_ADDRESS_MAX {
+        for _ in 0..crate::tls::inflight::PER_ADDRESS_MAX {
             silent.push(TcpStream::connect(addr).await.unwrap());
         }
         // The next connection from the same address ends the oldest silent one; it still gets

@@ -15,8 +15,8 @@ use tandem_gateway::{Backend, Block};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clients::gateway::NodeGateway;
 use crate::driver::DriverHandle;
-use crate::gateway::NodeGateway;
 use crate::role::AdminRequest;
 
 /// Between two counts of the running calls when no call end wakes the wait.
@@ -126,7 +126,12 @@ impl WhenIdle {
         });
         let limit = timeout.map_or_else(
             || "no timeout".to_string(),
-            |timeout| format!("timeout {}", crate::duration::largest_whole_unit(timeout)),
+            |timeout| {
+                format!(
+                    "timeout {}",
+                    crate::config::duration::largest_whole_unit(timeout)
+                )
+            },
         );
         Ok(format!(
             "switchover waits for {calls} running calls to end ({limit}{}); `tandemctl status` \
@@ -203,7 +208,8 @@ impl WhenIdle {
         let message = match end {
             End::Idle => {
                 self.clear();
-                match crate::admin::driver_command(driver, AdminRequest::Switchover).await {
+                match crate::admin::service::driver_command(driver, AdminRequest::Switchover).await
+                {
                     Ok(answer) => {
                         format!("when-idle switchover: the last call ended{released}; {answer}")
                     }
@@ -221,7 +227,7 @@ impl WhenIdle {
                 self.clear();
                 format!(
                     "when-idle switchover aborted: {calls} calls were still running after {}{released}",
-                    crate::duration::largest_whole_unit(after)
+                    crate::config::duration::largest_whole_unit(after)
                 )
             }
         };

@@ -34,10 +34,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::status::{ServiceStatus, Status};
 use crate::config::{HealthConfig, HealthProbe, RunOn, ServiceConfig};
 use crate::driver::{DriverHandle, Input};
 use crate::role::AdminRequest;
-use crate::status::{ServiceStatus, Status};
 
 /// The back-off never grows beyond this.
 const RESTART_DELAY_MAX: Duration = Duration::from_secs(60);
@@ -453,7 +453,7 @@ impl Runner {
             service.recent_failures = recent;
             service.last_exit = why.clone();
         });
-        let window = crate::duration::largest_whole_unit(self.config.restart_window);
+        let window = crate::config::duration::largest_whole_unit(self.config.restart_window);
         self.record(
             "service_restart",
             format!(
@@ -501,7 +501,7 @@ impl Runner {
             let handle = self.handle.clone();
             let name = name.clone();
             tokio::spawn(async move {
-                let (kind, message) = match crate::admin::driver_command(
+                let (kind, message) = match crate::admin::service::driver_command(
                     &handle,
                     AdminRequest::Switchover,
                 )

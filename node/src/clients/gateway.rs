@@ -18,9 +18,9 @@ use tandem_gateway::{Backend, Gateway, RoleStream, RoleView, Written};
 use tandem_replication::data_api::{Mode, Statement};
 use tokio::sync::watch;
 
+use crate::admin::status::Status as NodeStatus;
 use crate::repl::Replication;
 use crate::repl::data_service::{failure_status, not_active};
-use crate::status::Status as NodeStatus;
 
 /// How often the active looks for calls of older terms after a takeover.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);

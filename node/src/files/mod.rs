@@ -34,9 +34,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status as RpcStatus, Streaming};
 
+use crate::admin::status::{FilesStatus, Status};
 use crate::config::{Config, FilesConfig};
 use crate::driver::{DriverHandle, Input};
-use crate::status::{FilesStatus, Status};
 
 /// A file modified less than this long ago is left for a later cycle.
 const SETTLE: Duration = Duration::from_millis(300);

@@ -9,7 +9,7 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::state_store::StateStore;
+use crate::state::store::StateStore;
 
 /// Events queued at most; a full queue makes the driver wait.
 const QUEUE_BOUND: usize = 1024;
@@ -37,13 +37,13 @@ impl EventWriter {
 
     /// Queues an event; waits only while the queue is full.
     pub async fn record(&self, kind: &str, message: &str) {
-        crate::metrics::global().event(kind);
+        crate::http::metrics::global().event(kind);
         if self
             .queue
             .send((
                 kind.to_string(),
                 message.to_string(),
-                crate::state_store::wall_clock_ms(),
+                crate::state::store::wall_clock_ms(),
             ))
             .await
             .is_err()

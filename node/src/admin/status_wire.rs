@@ -2,7 +2,7 @@
 
 use tandem_proto::admin as pb;
 
-use crate::status::{
+use crate::admin::status::{
     BlocksStatus, FailbackStatus, FilesStatus, NodeStatus, PeerServiceStatus, PeerStatus,
     ReplicationStatus, ServiceStatus, Status, SwitchoverStatus, TermStatus,
 };

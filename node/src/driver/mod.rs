@@ -6,6 +6,9 @@
 //! disk before the next command runs. After each step it publishes the node's `Status`.
 //! It is the only writer of `state.db`.
 
+pub mod admission;
+pub mod event_writer;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,18 +17,18 @@ use std::time::{Duration, Instant};
 use tandem_proto::peer as pb;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::admission::Admission;
+use crate::admin::status::{
+    NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
+};
 use crate::config::Config;
-use crate::event_writer::EventWriter;
+use crate::driver::admission::Admission;
+use crate::driver::event_writer::EventWriter;
+use crate::peer::wire;
 use crate::role::{
     AdminRequest, Command, DialOutcome, Event, LogPosition, Role, RoleConfig, RoleMachine,
     SwitchoverPhase,
 };
-use crate::state_store::{StateStore, StoreError, wall_clock_ms};
-use crate::status::{
-    NodeStatus, PeerStatus, ReplicationStatus, Status, SwitchoverStatus, TermStatus,
-};
-use crate::wire;
+use crate::state::store::{StateStore, StoreError, wall_clock_ms};
 
 /// Inputs queued for the driver beyond this bound make their senders wait.
 pub const INPUT_QUEUE_BOUND: usize = 1024;
@@ -113,7 +116,7 @@ struct PeerExtras {
     config_mismatch: bool,
     cluster_mismatch_reported: bool,
     /// The peer's services as its last heartbeat reported them.
-    services: Vec<crate::status::PeerServiceStatus>,
+    services: Vec<crate::admin::status::PeerServiceStatus>,
     /// When the peer's heartbeat `last_seq` arrived (its hold time goes back in our ack).
     received_at: Option<Instant>,
     /// Our heartbeats not yet acknowledged: sequence and send time (bounded).
@@ -147,7 +150,7 @@ pub struct Driver {
     /// The replicated database's status, once it is attached.
     replication: Option<watch::Receiver<ReplicationStatus>>,
     /// `[[service]]`: the supervisor's view of this node's services, once it is attached.
-    services: Option<watch::Receiver<Vec<crate::status::ServiceStatus>>>,
+    services: Option<watch::Receiver<Vec<crate::admin::status::ServiceStatus>>>,
     /// A switchover waits until the peer has acknowledged the whole log.
     catching_up: bool,
     /// `[[files]]`, once attached: `status.files`, and the files a switchover waits for.
@@ -155,7 +158,7 @@ pub struct Driver {
     /// The file sync cycle a switchover's catch-up waits for.
     files_target: Option<u64>,
     /// `[hooks]`: the role hooks' queue.
-    hooks: crate::hooks::Hooks,
+    hooks: crate::ops::hooks::Hooks,
     /// The driver's own input queue, for the `fence_peer` task's answer (weak: the driver must
     /// not keep its own queue open).
     own_inputs: mpsc::WeakSender<Input>,
@@ -190,7 +193,7 @@ impl Driver {
         let admission = Arc::new(Admission::default());
         let own_inputs = inputs_tx.downgrade();
         let recorder = own_inputs.clone();
-        let hooks = crate::hooks::Hooks::start(config.hooks.clone(), move |message| {
+        let hooks = crate::ops::hooks::Hooks::start(config.hooks.clone(), move |message| {
             if let Some(inputs) = recorder.upgrade() {
                 let record = Input::Record {
                     kind: "hook".into(),
@@ -204,7 +207,7 @@ impl Driver {
         // A crash may have left this node's virtual IP up: start as a passive would.
         hooks.role_changed(
             "passive",
-            crate::hooks::HookEnv {
+            crate::ops::hooks::HookEnv {
                 role: "passive".into(),
                 term: String::new(),
                 peer: config.peer.name.clone(),
@@ -270,7 +273,7 @@ impl Driver {
     /// Sends this node's services' health in heartbeats and shows it in `status`.
     pub fn attach_services(
         &mut self,
-        services: watch::Receiver<Vec<crate::status::ServiceStatus>>,
+        services: watch::Receiver<Vec<crate::admin::status::ServiceStatus>>,
     ) {
         self.services = Some(services);
     }
@@ -288,7 +291,7 @@ impl Driver {
         }
     }
 
-    fn own_services(&self) -> Vec<crate::status::ServiceStatus> {
+    fn own_services(&self) -> Vec<crate::admin::status::ServiceStatus> {
         self.services
             .as_ref()
             .map(|services| services.borrow().clone())
@@ -532,7 +535,7 @@ impl Driver {
         self.peer.services = heartbeat
             .services
             .iter()
-            .map(|service| crate::status::PeerServiceStatus {
+            .map(|service| crate::admin::status::PeerServiceStatus {
                 name: service.name.clone(),
                 healthy: service.healthy,
                 state: service.state.clone(),
@@ -569,7 +572,7 @@ impl Driver {
         let rtt = sent
             .elapsed()
             .saturating_sub(Duration::from_micros(ack_delay_us));
-        crate::metrics::global().keepalive_rtt.observe(rtt);
+        crate::http::metrics::global().keepalive_rtt.observe(rtt);
         self.peer.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
     }
 
@@ -639,7 +642,7 @@ impl Driver {
                     });
                 self.hooks.role_changed(
                     role.as_str(),
-                    crate::hooks::HookEnv {
+                    crate::ops::hooks::HookEnv {
                         role: role.as_str().into(),
                         term,
                         peer: self.config.peer.name.clone(),
@@ -698,7 +701,7 @@ impl Driver {
                     let command = command.to_string();
                     let timeout = self.hooks.config().timeout;
                     let inputs = self.own_inputs.clone();
-                    let env = crate::hooks::HookEnv {
+                    let env = crate::ops::hooks::HookEnv {
                         role: self.machine.role().as_str().into(),
                         term: String::new(),
                         peer: self.config.peer.name.clone(),
@@ -706,7 +709,8 @@ impl Driver {
                     };
                     tokio::spawn(async move {
                         let outcome =
-                            crate::hooks::run_hook("fence_peer", &command, &env, timeout).await;
+                            crate::ops::hooks::run_hook("fence_peer", &command, &env, timeout)
+                                .await;
                         let Some(inputs) = inputs.upgrade() else {
                             return;
                         };

@@ -20,9 +20,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::admin::AdminService;
-use crate::status::Status;
-use crate::status_page;
+use crate::admin::service::AdminService;
+use crate::admin::status::Status;
+use crate::http::status_page;
 
 pub fn router(admin: Arc<AdminService>) -> Router {
     Router::new()
@@ -170,13 +170,14 @@ pub fn metrics_text(status: &Status, (alerts_unsent, alerts_sent): (u64, u64)) -
             &plain(rtt),
         );
     }
-    let per_service = |value: &dyn Fn(&crate::status::ServiceStatus) -> f64| -> Vec<(String, f64)> {
-        status
-            .services
-            .iter()
-            .map(|service| (format!("{{service=\"{}\"}}", service.name), value(service)))
-            .collect()
-    };
+    let per_service =
+        |value: &dyn Fn(&crate::admin::status::ServiceStatus) -> f64| -> Vec<(String, f64)> {
+            status
+                .services
+                .iter()
+                .map(|service| (format!("{{service=\"{}\"}}", service.name), value(service)))
+                .collect()
+        };
     gauge(
         "tandem_service_healthy",
         "1 while a supervised service runs and passes its health check (or, on a passive, could start).",
@@ -189,7 +190,7 @@ pub fn metrics_text(status: &Status, (alerts_unsent, alerts_sent): (u64, u64)) -
     for (labels, restarts) in per_service(&|service| service.restarts as f64) {
         let _ = writeln!(out, "tandem_service_restarts_total{labels} {restarts}");
     }
-    crate::metrics::global().render(&mut out);
+    crate::http::metrics::global().render(&mut out);
     out
 }
 

@@ -4,6 +4,8 @@
 //! exits with status 2 on it. This module only reads and checks; it opens no sockets and writes
 //! no files. Relative paths are resolved against the config file's directory.
 
+pub mod duration;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::duration::parse_duration;
+use crate::config::duration::parse_duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -489,7 +491,7 @@ impl AutoFailback {
         match self {
             AutoFailback::Never => "never".into(),
             AutoFailback::WhenIdle => "when_idle".into(),
-            AutoFailback::After(after) => crate::duration::largest_whole_unit(*after),
+            AutoFailback::After(after) => crate::config::duration::largest_whole_unit(*after),
         }
     }
 }

@@ -14,11 +14,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::admin::status::{FailbackStatus, Status};
+use crate::clients::gateway::NodeGateway;
 use crate::config::AutoFailback;
 use crate::driver::DriverHandle;
-use crate::gateway::NodeGateway;
 use crate::role::AdminRequest;
-use crate::status::{FailbackStatus, Status};
 
 /// How often the conditions are looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
@@ -35,7 +35,7 @@ impl FailbackView {
         FailbackStatus {
             policy: policy.as_str(),
             time_left: match left {
-                Some(left) => crate::duration::largest_whole_unit(left),
+                Some(left) => crate::config::duration::largest_whole_unit(left),
                 None => reason,
             },
             time_left_s: left.map(|left| left.as_secs()),
@@ -98,8 +98,11 @@ pub async fn run(
         if !due {
             continue;
         }
-        let outcome =
-            crate::admin::driver_command(&handle, AdminRequest::FailoverNow { force: false }).await;
+        let outcome = crate::admin::service::driver_command(
+            &handle,
+            AdminRequest::FailoverNow { force: false },
+        )
+        .await;
         let message = match &outcome {
             Ok(answer) => format!("auto failback ({}): {answer}", policy.as_str()),
             Err(reason) => {
@@ -107,7 +110,7 @@ pub async fn run(
                 format!(
                     "auto failback ({}) refused: {reason}; trying again in {}",
                     policy.as_str(),
-                    crate::duration::largest_whole_unit(RETRY_AFTER)
+                    crate::config::duration::largest_whole_unit(RETRY_AFTER)
                 )
             }
         };

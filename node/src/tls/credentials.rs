@@ -21,7 +21,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::certs::CertSummary;
+use crate::tls::certs::CertSummary;
 use crate::tls::{self, TlsError, TlsFiles};
 
 /// What a certificate is checked for when it is loaded, so that a certificate every other end

@@ -13,8 +13,8 @@
 
 use std::fmt::Write;
 
-use crate::state_store::EventRecord;
-use crate::status::{FilesStatus, NodeStatus, PeerStatus, ServiceStatus, Status};
+use crate::admin::status::{FilesStatus, NodeStatus, PeerStatus, ServiceStatus, Status};
+use crate::state::store::EventRecord;
 use tandem_gateway::gateway::format_ms;
 
 /// Events shown on the page, newest first.
@@ -288,7 +288,7 @@ fn failover_card(status: &Status) -> String {
 /// follow.
 fn services_section(
     services: &[ServiceStatus],
-    peer: &[crate::status::PeerServiceStatus],
+    peer: &[crate::admin::status::PeerServiceStatus],
 ) -> String {
     if services.is_empty() && peer.is_empty() {
         return card("services", "<p class=\"empty\">none configured</p>");
@@ -734,7 +734,7 @@ span.kind.bad { color: var(--bad); background: var(--bad-bg); }
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{PeerServiceStatus, TermStatus};
+    use crate::admin::status::{PeerServiceStatus, TermStatus};
 
     fn event(id: i64, kind: &str, message: &str) -> EventRecord {
         EventRecord {

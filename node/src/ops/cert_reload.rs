@@ -21,10 +21,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::certs::CertSummary;
-use crate::state_store::StateStore;
+use crate::state::store::StateStore;
+use crate::tls::certs::CertSummary;
+use crate::tls::credentials::Material;
 use crate::tls::{Credentials, TlsFiles};
-use crate::tls_credentials::Material;
 
 /// A certificate that expires within this many days raises `cert_expiry`.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;

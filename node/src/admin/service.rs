@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::driver::{AdminReply, DriverHandle, Input};
 use crate::role::{AdminRequest, Monitoring};
-use crate::state_store::{EventRecord, StoreError};
+use crate::state::store::{EventRecord, StoreError};
 
 /// How long an admin command may wait for the driver's answer (a switchover can take seconds).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,13 +25,16 @@ pub struct AdminService {
     pub handle: DriverHandle,
     pub replication: crate::repl::Replication,
     /// Users, blocks and the counts in `status`.
-    pub gateway: crate::gateway::NodeGateway,
+    pub gateway: crate::clients::gateway::NodeGateway,
     /// The `switchover --when-idle` wait, if one is on.
-    pub when_idle: crate::when_idle::WhenIdle,
+    pub when_idle: crate::clients::when_idle::WhenIdle,
     /// `[alerts]`, for `tandemctl alerts test`.
-    pub mailer: Option<crate::alerts::Mailer>,
+    pub mailer: Option<crate::ops::alerts::Mailer>,
     /// `auto_failback` and what the failback task shows.
-    pub failback: (crate::config::AutoFailback, crate::failback::FailbackView),
+    pub failback: (
+        crate::config::AutoFailback,
+        crate::ops::failback::FailbackView,
+    ),
     /// `[[files]]`, for `tandemctl resync --files`.
     pub files: crate::files::FileSync,
 }
@@ -76,7 +79,7 @@ impl AdminService {
     /// status with what is exact at this instant (the admission gate, the replication state,
     /// the gateway's blocks and counts read from this node's database, a `--when-idle` wait,
     /// the failback countdown).
-    pub async fn full_status(&self) -> crate::status::Status {
+    pub async fn full_status(&self) -> crate::admin::status::Status {
         let mut status = self.handle.status.borrow().clone();
         status.node.admitting = self.handle.admission.admits();
         status.replication = self.replication.status().borrow().clone();
@@ -156,7 +159,9 @@ impl pb::admin_server::Admin for AdminService {
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
         let status = self.full_status().await;
-        Ok(Response::new(crate::status_wire::status_to_pb(&status)))
+        Ok(Response::new(crate::admin::status_wire::status_to_pb(
+            &status,
+        )))
     }
 
     async fn history(
@@ -303,7 +308,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::CommandReply>, Status> {
         let Some(mailer) = &self.mailer else {
             return Err(Status::failed_precondition(
-                crate::alerts::AlertError::NotConfigured.to_string(),
+                crate::ops::alerts::AlertError::NotConfigured.to_string(),
             ));
         };
         match mailer.send_test().await {
