@@ -26,6 +26,7 @@ pub mod files;
 pub mod http;
 pub mod ops;
 pub mod peer;
+pub mod random;
 pub mod repl;
 pub mod role;
 pub mod state;

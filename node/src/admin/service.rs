@@ -7,15 +7,12 @@ use std::time::Duration;
 
 use futures::Stream;
 use tandem_proto::admin as pb;
-use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use crate::driver::{AdminReply, DriverHandle, Input};
+use crate::driver::handle::DriverHandle;
 use crate::role::{AdminRequest, Monitoring};
 use crate::state::store::{EventRecord, StoreError};
 
-/// How long an admin command may wait for the driver's answer (a switchover can take seconds).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events listed when the caller does not say how many.
 const DEFAULT_EVENT_LIMIT: u32 = 50;
 /// Most events listed at once.
@@ -37,24 +34,6 @@ pub struct AdminService {
     ),
     /// `[[files]]`, for `tandemctl resync --files`.
     pub files: crate::files::FileSync,
-}
-
-/// Passes `request` to the driver and waits for its answer (at most `COMMAND_TIMEOUT`).
-pub async fn driver_command(
-    handle: &DriverHandle,
-    request: AdminRequest,
-) -> Result<String, String> {
-    let (reply, answer) = oneshot::channel::<AdminReply>();
-    handle
-        .inputs
-        .send(Input::Admin { request, reply })
-        .await
-        .map_err(|_| "the node is stopping".to_string())?;
-    match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err("the node stopped before answering".into()),
-        Err(_) => Err("no answer within 30 s; see `tandemctl events`".into()),
-    }
 }
 
 fn gateway_status(error: tandem_gateway::GatewayError) -> Status {
@@ -102,7 +81,7 @@ impl AdminService {
     }
 
     async fn command(&self, request: AdminRequest) -> Result<Response<pb::CommandReply>, Status> {
-        match driver_command(&self.handle, request).await {
+        match self.handle.command(request).await {
             Ok(message) => Ok(Response::new(pb::CommandReply { message })),
             Err(reason) if reason == "the node is stopping" => Err(Status::unavailable(reason)),
             Err(reason) => Err(Status::failed_precondition(reason)),

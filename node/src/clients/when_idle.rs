@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clients::gateway::NodeGateway;
-use crate::driver::DriverHandle;
+use crate::driver::handle::DriverHandle;
 use crate::role::AdminRequest;
 
 /// Between two counts of the running calls when no call end wakes the wait.
@@ -208,8 +208,7 @@ impl WhenIdle {
         let message = match end {
             End::Idle => {
                 self.clear();
-                match crate::admin::service::driver_command(driver, AdminRequest::Switchover).await
-                {
+                match driver.command(AdminRequest::Switchover).await {
                     Ok(answer) => {
                         format!("when-idle switchover: the last call ended{released}; {answer}")
                     }

@@ -20,36 +20,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use crate::config::{AlertsConfig, SmtpSecurity};
 use crate::state::store::{OutboxMail, StateStore};
 
-/// Event kinds that are mailed: what an operator must hear about without watching the log
-/// (every kind DESIGN.md §6 lists, and a few more).
-const MAILED_KINDS: &[&str] = &[
-    "role_change",
-    "peer_suspect",
-    "service_restart",
-    "service_failed",
-    "service_handover",
-    "failback",
-    "failover",
-    "failover_suppressed",
-    "split_brain",
-    "peer_failed",
-    "fence",
-    "switchover",
-    "replication_degraded",
-    "replication_halted",
-    "replication_apply_failed",
-    "replication_refusing",
-    "replication_resynced",
-    "diverged",
-    "disk_damaged",
-    "merge",
-    "clock_skew",
-    "verify_differs",
-    "calls_closed",
-    "cert_expiry",
-    "cert_reload_failed",
-];
-
 /// Mails sent per minute at most.
 const MAILS_PER_MINUTE_MAX: usize = 30;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -58,10 +28,6 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// When nothing wakes the sender, it looks at the outbox this often anyway.
 const IDLE_LOOK: Duration = Duration::from_secs(5);
-
-pub fn is_mailed(kind: &str) -> bool {
-    MAILED_KINDS.contains(&kind)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
@@ -272,15 +238,5 @@ mod tests {
         assert_eq!(retry_delay(9), RETRY_MAX);
         assert_eq!(retry_delay(1_000), RETRY_MAX);
         assert_eq!(retry_delay(-3), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn the_mailed_kinds_include_failover_and_exclude_routine_events() {
-        assert!(is_mailed("failover"));
-        assert!(is_mailed("replication_degraded"));
-        assert!(is_mailed("role_change") && is_mailed("service_restart"));
-        assert!(is_mailed("disk_damaged"));
-        assert!(!is_mailed("block"));
-        assert!(!is_mailed("hook") && !is_mailed("user"));
     }
 }

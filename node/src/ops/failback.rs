@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::admin::status::{FailbackStatus, Status};
 use crate::clients::gateway::NodeGateway;
 use crate::config::AutoFailback;
-use crate::driver::DriverHandle;
+use crate::driver::handle::DriverHandle;
 use crate::role::AdminRequest;
 
 /// How often the conditions are looked at.
@@ -98,11 +98,9 @@ pub async fn run(
         if !due {
             continue;
         }
-        let outcome = crate::admin::service::driver_command(
-            &handle,
-            AdminRequest::FailoverNow { force: false },
-        )
-        .await;
+        let outcome = handle
+            .command(AdminRequest::FailoverNow { force: false })
+            .await;
         let message = match &outcome {
             Ok(answer) => format!("auto failback ({}): {answer}", policy.as_str()),
             Err(reason) => {
@@ -117,7 +115,7 @@ pub async fn run(
         tracing::info!("{message}");
         let _ = handle
             .inputs
-            .send(crate::driver::Input::Record {
+            .send(crate::driver::handle::Input::Record {
                 kind: "failback".into(),
                 message,
             })

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::status::{ServiceStatus, Status};
 use crate::config::{HealthConfig, HealthProbe, RunOn, ServiceConfig};
-use crate::driver::{DriverHandle, Input};
+use crate::driver::handle::{DriverHandle, Input};
 use crate::role::AdminRequest;
 
 /// The back-off never grows beyond this.
@@ -501,12 +501,7 @@ impl Runner {
             let handle = self.handle.clone();
             let name = name.clone();
             tokio::spawn(async move {
-                let (kind, message) = match crate::admin::service::driver_command(
-                    &handle,
-                    AdminRequest::Switchover,
-                )
-                .await
-                {
+                let (kind, message) = match handle.command(AdminRequest::Switchover).await {
                     Ok(outcome) => (
                         "service_handover",
                         format!("hand-over for critical service {name}: {outcome}"),

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::Config;
-use crate::driver::{DriverHandle, Input};
+use crate::driver::handle::{DriverHandle, Input};
 use crate::role::DialOutcome;
 
 /// Keep-alive streams served at once; more are refused (each path of each peer needs one).

@@ -10,8 +10,8 @@ use tandem_proto::peer::peer_client::PeerClient;
 use tandem_replication::data_api::Statement;
 use tonic::Status;
 
-use super::Replication;
 use super::convert;
+use super::handle::Replication;
 
 /// A row of `tandem_conflicts`.
 struct ConflictRow {
@@ -169,7 +169,7 @@ impl Replication {
         match direction {
             "to_peer" => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
-                let input = super::ship::ShipInput::ForceSnapshot {
+                let input = super::messages::ShipInput::ForceSnapshot {
                     reason: "resync --to-peer".into(),
                     reply: Some(reply),
                 };
@@ -301,7 +301,7 @@ fn row_json(values: impl Iterator<Item = serde_json::Value>) -> String {
 
 /// A fresh request id for a statement typed by an administrator.
 fn request_id() -> String {
-    let random = crate::driver::random_u64;
+    let random = crate::random::random_u64;
     format!("sql:{:016x}{:016x}", random(), random())
 }
 

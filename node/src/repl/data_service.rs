@@ -10,9 +10,9 @@ use tandem_replication::data_api::{self, DataError, Mode};
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use super::Replication;
 use super::convert;
-use super::writer::{WriteFailure, WriteRequest};
+use super::handle::Replication;
+use super::messages::{WriteFailure, WriteRequest};
 
 /// The metadata key that names the active's client address on a refusal.
 pub const ACTIVE_ADDRESS_KEY: &str = "tandem-active-client-address";
@@ -108,7 +108,7 @@ impl Replication {
         &self,
         request_id: String,
         statements: Vec<data_api::Statement>,
-    ) -> Result<super::writer::WriteDone, Status> {
+    ) -> Result<super::messages::WriteDone, Status> {
         check_execute_request(&request_id, &statements, &self.inner.limits)?;
         if !self.inner.driver.admission.admits() {
             return Err(not_active(self));

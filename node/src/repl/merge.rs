@@ -24,9 +24,9 @@ use tandem_replication::data_api::Mode;
 use tandem_replication::log::Hlc;
 use tandem_replication::store::{LogEntry, SqlValue, decode_image};
 
-use super::Replication;
+use super::handle::Replication;
 use super::merge_plan::{Conflict, MERGE_PREFIX, OrphanPlan, Planned, RowIndex, kept_conflict};
-use super::writer::{MergeWrite, WriteFailure};
+use super::messages::{MergeWrite, WriteFailure};
 
 /// Merge writes queued for the writer at once; each waits for its acknowledgement like a
 /// client's write, so one at a time would merge at one round trip per orphan transaction.
@@ -229,10 +229,10 @@ async fn record_constraint(
     let mut records = Vec::new();
     let mut carried = Vec::new();
     for entry in entries {
-        if entry.table == super::REQUESTS_TABLE {
+        if entry.table == super::schema::REQUESTS_TABLE {
             continue;
         }
-        if entry.table == super::CONFLICTS_TABLE {
+        if entry.table == super::schema::CONFLICTS_TABLE {
             carried.extend(kept_conflict(entry)?);
             continue;
         }
@@ -249,7 +249,7 @@ async fn record_constraint(
 
 /// The write of one orphan transaction, stamped as the orphan was. `plan` decides its
 /// statements inside the write; without one, the statements given to `submit` run.
-fn merge_write(entries: &[LogEntry], plan: Option<super::writer::MergePlan>) -> MergeWrite {
+fn merge_write(entries: &[LogEntry], plan: Option<super::messages::MergePlan>) -> MergeWrite {
     let first = &entries[0];
     MergeWrite {
         plan,
@@ -275,7 +275,7 @@ async fn submit(
 pub async fn on_applied(repl: &Replication, entries: &[LogEntry]) {
     let mut merged = Vec::new();
     for entry in entries {
-        if entry.table != super::REQUESTS_TABLE {
+        if entry.table != super::schema::REQUESTS_TABLE {
             continue;
         }
         let Ok(key) = decode_image(&entry.pk) else {

@@ -21,7 +21,7 @@ use tandem_replication::store::{
     ChangeOp, LogEntry, SqlValue, StoreError, TransactionReads, decode_image,
 };
 
-use super::Replication;
+use super::handle::Replication;
 use crate::config::ConflictPolicy;
 
 /// Request ids of merge writes: `merge:<origin>:<txid>`.
@@ -101,7 +101,7 @@ impl OrphanPlan {
         rows.catch_up(reads)?;
         let mut conflicts = Vec::new();
         for entry in &self.entries {
-            if entry.table == super::REQUESTS_TABLE {
+            if entry.table == super::schema::REQUESTS_TABLE {
                 // The request ids the orphan recorded (not a merge's own: the merge write
                 // records its id itself).
                 if entry.op != ChangeOp::Delete
@@ -111,7 +111,7 @@ impl OrphanPlan {
                 }
                 continue;
             }
-            if entry.table == super::CONFLICTS_TABLE {
+            if entry.table == super::schema::CONFLICTS_TABLE {
                 statements.extend(kept_conflict(entry).map_err(corrupt)?);
                 continue;
             }
@@ -347,7 +347,7 @@ fn upsert_statement(entry: &LogEntry, keep_existing: bool) -> Result<Statement, 
 pub fn client_request_ids(entries: &[LogEntry]) -> Vec<String> {
     entries
         .iter()
-        .filter(|entry| entry.table == super::REQUESTS_TABLE)
+        .filter(|entry| entry.table == super::schema::REQUESTS_TABLE)
         .filter_map(|entry| decode_image(&entry.pk).ok())
         .flat_map(|key| key.into_iter())
         .filter_map(|(_, value)| match value {

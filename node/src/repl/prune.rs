@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tandem_replication::data_api::{Mode, Statement, Value};
 
-use super::Replication;
+use super::handle::Replication;
 use super::writer::submit;
 
 /// Rows deleted per write.

@@ -22,9 +22,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::Replication;
 use super::convert;
-use crate::driver::Input;
+use super::handle::Replication;
+use crate::driver::handle::Input;
 use crate::role::DiskState;
 
 /// Largest message on a `Replicate` stream (a batch carries whole transactions).
@@ -456,7 +456,7 @@ impl Stream {
         let installed = install(&data_dir, verified)
             .await
             .map_err(|error| format!("cannot install the snapshot: {error}"))?;
-        let store = super::open_store(&self.repl.inner.config, &installed.generation.dir)
+        let store = super::schema::open_store(&self.repl.inner.config, &installed.generation.dir)
             .await
             .map_err(|error| format!("cannot open the installed snapshot: {error}"))?;
         let old = self.repl.replace_store(store);

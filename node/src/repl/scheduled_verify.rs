@@ -6,7 +6,7 @@
 //!
 //! Not here: the comparison itself (`admin_ops::admin_verify`, shared with `tandemctl verify`).
 
-use super::Replication;
+use super::handle::Replication;
 
 pub async fn run(repl: Replication) {
     let every = repl.inner.config.replication.verify_every;

@@ -11,7 +11,7 @@ use tandem_proto::peer as pb;
 use tandem_replication::snapshot::{SnapshotReader, create_snapshot};
 use tokio::sync::mpsc;
 
-use super::Replication;
+use super::handle::Replication;
 
 /// Bytes per chunk.
 const CHUNK_BYTES: usize = 256 * 1024;

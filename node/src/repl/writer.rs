@@ -9,72 +9,17 @@
 //! transaction, so a retry (here or on the other node after a failover) finds it and is answered
 //! with the first outcome instead of running again.
 
-use tandem_replication::data_api::{DataError, Mode, Statement};
-use tandem_replication::log::Hlc;
+use tandem_replication::data_api::{Mode, Statement};
 use tandem_replication::store::{
-    CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, TransactionReads,
-    WriteGroup,
+    CaptureContext, ClientWrite, ClientWriteOutcome, LogEntry, StoreError, WriteGroup,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::Replication;
-use super::ship::ShipInput;
+use super::handle::Replication;
+use super::messages::{MergeWrite, ShipInput, WriteDone, WriteFailure, WriteRequest};
 
 /// Most client writes in one group (one commit).
 const GROUP_MAX: usize = 256;
-
-pub type WriteReply = oneshot::Sender<Result<WriteDone, WriteFailure>>;
-
-pub struct WriteRequest {
-    pub request_id: String,
-    pub statements: Vec<Statement>,
-    /// `Mode::Execute` for a client; `Mode::Node` for the node's own writes (merge-back).
-    pub mode: Mode,
-    /// Merge-back's re-application of one orphan transaction, in place of `statements`.
-    pub merge: Option<MergeWrite>,
-    pub reply: WriteReply,
-}
-
-/// The plan that decides a merge write's statements inside its own transaction.
-pub type MergePlan =
-    Box<dyn Fn(&TransactionReads<'_>) -> Result<Vec<Statement>, StoreError> + Send + Sync>;
-
-/// One orphan transaction re-applied by merge-back (see `merge`).
-pub struct MergeWrite {
-    /// Decides the statements against the rows as they are when the write runs (in place of
-    /// the request's statements, which run when there is none).
-    pub plan: Option<MergePlan>,
-    /// The orphan transaction's own id, stamp and origin: the re-applied entries keep them, so
-    /// `newest` compares a later change with when the client wrote, and a re-applied orphan is
-    /// known by its request id `merge:<origin>:<txid>`.
-    pub txid: u64,
-    pub hlc: Hlc,
-    pub origin: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WriteDone {
-    pub rows_affected: Vec<u64>,
-    pub last_insert_rowid: i64,
-    /// The write's last log entry; 0 when it changed no replicated row.
-    pub log_index: u64,
-    /// The stored outcome of an earlier request with the same id.
-    pub replayed: bool,
-}
-
-#[derive(Debug)]
-pub enum WriteFailure {
-    /// This node does not admit writes: it is not the active (or its lease lapsed).
-    NotActive,
-    /// Refused before commit; nothing was written.
-    Unavailable(String),
-    /// Committed here, but the acknowledgement it waited for never came.
-    OutcomeUnknown(String),
-    /// The client's statements: bad SQL, refused, too large, too slow. Nothing was written.
-    Invalid(DataError),
-    /// The store failed; nothing was written.
-    Store(String),
-}
 
 pub async fn run(repl: Replication, mut requests: mpsc::Receiver<WriteRequest>) {
     while let Some(first) = requests.recv().await {
@@ -382,5 +327,5 @@ fn store_failure(error: StoreError) -> WriteFailure {
 /// A transaction id: random, so ids never repeat across restarts or nodes. Kept below 2^63
 /// (SQLite integers are signed).
 fn random_txid() -> u64 {
-    (crate::driver::random_u64() >> 1).max(1)
+    (crate::random::random_u64() >> 1).max(1)
 }

@@ -266,7 +266,7 @@ impl StateStore {
             .await?
             .last_insert_rowid();
         if self.mail.load(std::sync::atomic::Ordering::SeqCst)
-            && crate::ops::alerts::is_mailed(kind)
+            && super::event_kinds::is_mailed(kind)
         {
             let unsent: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_ms IS NULL")
