@@ -350,16 +350,32 @@ fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Resul
             .and_then(|row| row.first())
             .and_then(as_int)
             .map_or(0, |ms| ms.saturating_mul(1000));
-        let conflicts = query(
-            &mut client,
-            &format!("SELECT losing_image FROM tandem_conflicts WHERE tbl = '{TABLE}'"),
-            true,
-        )
-        .await?;
-        let lost = conflicts
-            .iter()
-            .filter_map(|row| row.first().and_then(as_text).and_then(register_of))
-            .collect();
+        // In pages: a Query answers at most 10,000 rows, and a long run has more conflicts.
+        let mut lost = HashSet::new();
+        let mut after = String::new();
+        loop {
+            let page = query(
+                &mut client,
+                &format!(
+                    "SELECT id, losing_image FROM tandem_conflicts WHERE tbl = '{TABLE}' \
+                     AND id > '{}' ORDER BY id LIMIT 5000",
+                    after.replace('\'', "''")
+                ),
+                true,
+            )
+            .await?;
+            for row in &page {
+                if let Some(id) = row.first().and_then(as_text) {
+                    after = id.to_string();
+                }
+                if let Some(pair) = row.get(1).and_then(as_text).and_then(register_of) {
+                    lost.insert(pair);
+                }
+            }
+            if page.len() < 5000 {
+                break;
+            }
+        }
         anyhow::Ok(Settled {
             final_reads,
             applied,
