@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gateway.proto",
         "proto/data.proto",
         "proto/files.proto",
+        "proto/witness.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -26,3 +26,8 @@ pub mod data {
 pub mod files {
     tonic::include_proto!("tandem.files.v1");
 }
+
+/// The witness: a third vote for one or many pairs (DESIGN.md §12).
+pub mod witness {
+    tonic::include_proto!("tandem.witness.v1");
+}

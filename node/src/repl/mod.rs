@@ -1,6 +1,11 @@
 //! The replicated database inside `tandemd` (DESIGN.md §4): the drivers around
 //! `tandem-replication`.
 //!
+//! May touch: `data.db` (through the store: one writer task, a reader pool), the peer's peer
+//! port (a `Replicate` connection of its own), the driver's inputs (events, disk verdicts).
+//! Must not: write while this node does not admit, answer a write before the shipper releases
+//! it, or share a connection with the keep-alives.
+//!
 //! # Layout
 //! - `handle`: `Replication`, the handle every part shares; `start`: opening `data.db` and
 //!   starting the tasks; `schema`: the node's own tables and migrations; `messages`: what the

@@ -5,7 +5,8 @@
 //! reachability, `min_failover_interval`, dual-active resolution, the stall rule, switchover,
 //! failover-now, graceful stop, monitoring and maintenance.
 //!
-//! It deliberately does no IO: no tokio, no tonic, no sqlx, no clock. Time comes in as `now_ms`
+//! May touch: nothing outside itself. It deliberately does no IO: no tokio, no tonic, no sqlx,
+//! no clock. Time comes in as `now_ms`
 //! (milliseconds of a monotonic clock chosen by the driver); the driver runs the returned commands
 //! in order. The same `step` drives the stateright model in `node/tests/role_model.rs`.
 
