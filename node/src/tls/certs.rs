@@ -8,7 +8,8 @@
 //!
 //! This module is not a PKI: it does not revoke anything, never replaces a CA, and issues only
 //! from a CA that `init_certs` made (the issuer's name is rebuilt, not parsed). Loading
-//! certificates into TLS configurations is `tls.rs`'s job.
+//! certificates into TLS configurations is `files.rs` and `credentials.rs`'s job; the summary
+//! itself ([`CertSummary`]) is read from DER in `cert_summary.rs`.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -23,6 +24,8 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+
+pub use super::cert_summary::CertSummary;
 
 /// The common name of the CA that `init_certs` creates.
 pub const CA_COMMON_NAME: &str = "tandem cluster CA";
@@ -42,7 +45,7 @@ pub const VALIDITY_DAYS_DEFAULT: u32 = 5 * 365 + 1;
 /// `--days` at most: a hundred years is already far past any key's useful life.
 const VALIDITY_DAYS_MAX: u32 = 36_500;
 
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Longest node name: a DNS label holds at most 63 bytes.
 const NODE_NAME_LEN_MAX: usize = 63;
@@ -188,7 +191,7 @@ fn check_validity_days(days: u32) -> Result<(), CertError> {
 }
 
 /// Verifies `leaf` against the trust anchor `ca` for client use (every tandem certificate has it).
-fn check_issued_by(leaf: &[u8], ca: &CertificateDer<'_>) -> Result<(), webpki::Error> {
+pub(super) fn check_issued_by(leaf: &[u8], ca: &CertificateDer<'_>) -> Result<(), webpki::Error> {
     let anchor = webpki::anchor_from_trusted_cert(ca)?;
     let leaf = CertificateDer::from(leaf);
     let end_entity = webpki::EndEntityCert::try_from(&leaf)?;
@@ -411,33 +414,6 @@ fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError
         .map_err(write_error)
 }
 
-/// What an operator needs to know of a certificate to tell it from another and to renew it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertSummary {
-    /// The subject's common name ("a", "admin", "tandem cluster CA"); empty if it has none.
-    pub subject: String,
-    /// The serial number in lower-case hex: a re-issued certificate has a new one.
-    pub serial_hex: String,
-    /// When the certificate stops being valid.
-    pub not_after: SystemTime,
-}
-
-impl CertSummary {
-    /// Reads a DER certificate.
-    pub fn from_der(cert: &[u8]) -> Result<CertSummary, &'static str> {
-        der::summary(cert)
-    }
-
-    /// `not_after` as `2030-01-01T00:00:00Z`.
-    pub fn not_after_utc(&self) -> String {
-        let ms = match self.not_after.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
-        };
-        tandem_gateway::gateway::format_ms(ms)
-    }
-}
-
 /// The summary of the first certificate in the PEM file `pem_path`.
 pub fn read_cert_summary(pem_path: &Path) -> Result<CertSummary, CertError> {
     let pem = fs::read(pem_path).map_err(|source| CertError::Read {
@@ -462,386 +438,4 @@ pub fn read_cert_summary(pem_path: &Path) -> Result<CertSummary, CertError> {
 /// Returns the notAfter time of the first certificate in the PEM file `pem_path`.
 pub fn cert_not_after(pem_path: &Path) -> Result<SystemTime, CertError> {
     read_cert_summary(pem_path).map(|summary| summary.not_after)
-}
-
-/// Just enough DER to find a certificate's serial number, validity and subject common name (RFC
-/// 5280 §4.1). webpki checks validity but does not expose it, and a full X.509 parser would be a
-/// large dependency for three fields.
-mod der {
-    use std::time::{Duration, SystemTime};
-
-    use super::CertSummary;
-
-    const TAG_SEQUENCE: u8 = 0x30;
-    const TAG_SET: u8 = 0x31;
-    const TAG_INTEGER: u8 = 0x02;
-    const TAG_OID: u8 = 0x06;
-    const TAG_VERSION: u8 = 0xa0;
-    const TAG_UTC_TIME: u8 = 0x17;
-    const TAG_GENERALIZED_TIME: u8 = 0x18;
-    /// id-at-commonName, 2.5.4.3.
-    const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
-
-    /// Walks Certificate → TBSCertificate → serialNumber, Validity and subject.
-    pub(super) fn summary(cert: &[u8]) -> Result<CertSummary, &'static str> {
-        let (certificate, _) = expect(cert, TAG_SEQUENCE)?;
-        let (tbs, _) = expect(certificate, TAG_SEQUENCE)?;
-        let mut rest = tbs;
-        if rest.first() == Some(&TAG_VERSION) {
-            rest = element(rest)?.2;
-        }
-        let (serial, rest) = expect(rest, TAG_INTEGER)?;
-        let rest = expect(rest, TAG_SEQUENCE)?.1; // signature algorithm
-        let rest = expect(rest, TAG_SEQUENCE)?.1; // issuer
-        let (validity, rest) = expect(rest, TAG_SEQUENCE)?;
-        let (subject, _) = expect(rest, TAG_SEQUENCE)?;
-        let (_, _, after_not_before) = element(validity)?;
-        let (tag, not_after, _) = element(after_not_before)?;
-        let not_after = match tag {
-            TAG_UTC_TIME => parse_time(not_after, 2)?,
-            TAG_GENERALIZED_TIME => parse_time(not_after, 4)?,
-            _ => return Err("notAfter is not a time"),
-        };
-        // DER adds a leading zero byte to keep a positive INTEGER positive; it is not part of it.
-        let serial = match serial {
-            [0, rest @ ..] if !rest.is_empty() => rest,
-            serial => serial,
-        };
-        Ok(CertSummary {
-            subject: common_name(subject)?,
-            serial_hex: serial.iter().map(|byte| format!("{byte:02x}")).collect(),
-            not_after,
-        })
-    }
-
-    /// The first commonName of a Name (a SEQUENCE of SETs of (OID, value)), or "".
-    fn common_name(mut name: &[u8]) -> Result<String, &'static str> {
-        while !name.is_empty() {
-            let (relative_name, rest) = expect(name, TAG_SET)?;
-            name = rest;
-            let (attribute, _) = expect(relative_name, TAG_SEQUENCE)?;
-            let (oid, value) = expect(attribute, TAG_OID)?;
-            if oid == OID_COMMON_NAME {
-                // UTF8String, PrintableString and the like: the contents are the text.
-                let (_, text, _) = element(value)?;
-                return Ok(String::from_utf8_lossy(text).into_owned());
-            }
-        }
-        Ok(String::new())
-    }
-
-    /// Reads one element with tag `tag`; returns its contents and what follows it.
-    fn expect(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), &'static str> {
-        let (found, contents, rest) = element(input)?;
-        if found != tag {
-            return Err("unexpected DER tag");
-        }
-        Ok((contents, rest))
-    }
-
-    /// Reads one element: (tag, contents, rest). Only single-byte tags, which X.509 uses here.
-    fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
-        let truncated = "truncated DER";
-        let (&tag, input) = input.split_first().ok_or(truncated)?;
-        let (&first, mut input) = input.split_first().ok_or(truncated)?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 || input.len() < count {
-                return Err("unsupported DER length");
-            }
-            let (bytes, tail) = input.split_at(count);
-            input = tail;
-            bytes.iter().fold(0, |len, &b| (len << 8) | usize::from(b))
-        };
-        if input.len() < len {
-            return Err(truncated);
-        }
-        let (contents, rest) = input.split_at(len);
-        Ok((tag, contents, rest))
-    }
-
-    /// Decodes `YYMMDDHHMMSSZ` (year_digits 2, UTCTime) or `YYYYMMDDHHMMSSZ` (GeneralizedTime),
-    /// the only forms DER allows.
-    fn parse_time(text: &[u8], year_digits: usize) -> Result<SystemTime, &'static str> {
-        let bad = "malformed certificate time";
-        if text.len() != year_digits + 11 || text.last() != Some(&b'Z') {
-            return Err(bad);
-        }
-        let digits = &text[..text.len() - 1];
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return Err(bad);
-        }
-        let number = |from: usize, count: usize| {
-            digits[from..from + count]
-                .iter()
-                .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'))
-        };
-        let mut year = number(0, year_digits);
-        if year_digits == 2 {
-            // RFC 5280 §4.1.2.5.1: UTCTime years 50..99 are 19xx, 00..49 are 20xx.
-            year += if year >= 50 { 1900 } else { 2000 };
-        }
-        let at = year_digits;
-        let (month, day) = (number(at, 2), number(at + 2, 2));
-        let (hour, minute, second) = (number(at + 4, 2), number(at + 6, 2), number(at + 8, 2));
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-            return Err(bad);
-        }
-        let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60;
-        let seconds = seconds + second;
-        let offset = Duration::from_secs(seconds.unsigned_abs());
-        if seconds >= 0 {
-            Ok(SystemTime::UNIX_EPOCH + offset)
-        } else {
-            Ok(SystemTime::UNIX_EPOCH - offset)
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-        let year = if month <= 2 { year - 1 } else { year };
-        let era = year.div_euclid(400);
-        let year_of_era = year - era * 400;
-        let month_from_march = (month + 9) % 12;
-        let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        era * 146_097 + day_of_era - 719_468
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn parses_both_time_forms() {
-            let epoch = SystemTime::UNIX_EPOCH;
-            assert_eq!(parse_time(b"700101000000Z", 2), Ok(epoch));
-            let y2k = epoch + Duration::from_secs(946_684_800);
-            assert_eq!(parse_time(b"000101000000Z", 2), Ok(y2k));
-            assert_eq!(parse_time(b"20000101000000Z", 4), Ok(y2k));
-            let leap_day = epoch + Duration::from_secs(1_709_210_096);
-            assert_eq!(parse_time(b"20240229123456Z", 4), Ok(leap_day));
-            assert!(parse_time(b"20240229123456", 4).is_err());
-            assert!(parse_time(b"2024022912345Z", 4).is_err());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn init_writes_ca_nodes_and_admin_with_private_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("certs");
-        let written = init_certs(&out, &names(&["a", "b"])).unwrap();
-        let expected: Vec<PathBuf> = ["ca", "a", "b", "admin"]
-            .iter()
-            .flat_map(|n| [out.join(format!("{n}.pem")), out.join(format!("{n}.key"))])
-            .collect();
-        assert_eq!(written, expected);
-        for path in &written {
-            let mode = fs::metadata(path).unwrap().permissions();
-            let mode = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777;
-            if path.extension().unwrap() == "key" {
-                assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
-            }
-            assert!(fs::read_to_string(path).unwrap().starts_with("-----BEGIN "));
-        }
-    }
-
-    #[test]
-    fn init_refuses_to_overwrite_an_existing_ca() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs(dir.path(), &names(&["a", "b"])).unwrap();
-        let ca_pem_before = fs::read(dir.path().join("ca.pem")).unwrap();
-
-        let err = init_certs(dir.path(), &names(&["c"])).unwrap_err();
-
-        assert!(matches!(err, CertError::CaExists { .. }), "{err}");
-        assert!(err.to_string().contains("ca.key"), "{err}");
-        assert_eq!(fs::read(dir.path().join("ca.pem")).unwrap(), ca_pem_before);
-        assert!(!dir.path().join("c.pem").exists());
-    }
-
-    #[test]
-    fn init_refuses_to_overwrite_a_leftover_node_file() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("b.key"), "old").unwrap();
-
-        let err = init_certs(dir.path(), &names(&["a", "b"])).unwrap_err();
-
-        assert!(err.to_string().contains("b.key"), "{err}");
-        assert!(!dir.path().join("ca.key").exists());
-    }
-
-    #[test]
-    fn init_rejects_bad_node_names_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let cases: &[(&[&str], &str)] = &[
-            (&[], "no node names"),
-            (
-                &["a b"],
-                r#"node name "a b" is not valid: use letters, digits and '-'"#,
-            ),
-            (&[""], r#"node name "" is not valid"#),
-            (&["a/b"], "not valid"),
-            (&["-a"], "must not start or end with '-'"),
-            (&["a", "admin"], r#""admin" is not valid"#),
-            (&["ca"], r#""ca" is not valid"#),
-            (&["tandem-node"], "in every node certificate"),
-            (&["a", "A"], r#"node name "A" is given twice"#),
-        ];
-        for (nodes, message) in cases {
-            let err = init_certs(dir.path(), &names(nodes)).unwrap_err();
-            assert!(err.to_string().contains(message), "{nodes:?}: {err}");
-        }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn init_accepts_letters_digits_and_dashes() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs(dir.path(), &names(&["node-1", "Node2"])).unwrap();
-        assert!(dir.path().join("Node2.pem").exists());
-    }
-
-    #[test]
-    fn not_after_is_five_years_ahead() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs(dir.path(), &names(&["a"])).unwrap();
-        let five_years = Duration::from_secs(5 * 365 * 24 * 60 * 60);
-        let day = Duration::from_secs(24 * 60 * 60);
-        for file in ["ca.pem", "a.pem", "admin.pem"] {
-            let not_after = cert_not_after(&dir.path().join(file)).unwrap();
-            let ahead = not_after.duration_since(SystemTime::now()).unwrap();
-            assert!(
-                ahead > five_years - day && ahead < five_years + 2 * day,
-                "{ahead:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn init_valid_for_sets_every_certificate_to_that_many_days() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs_valid_for(dir.path(), &names(&["a"]), 10).unwrap();
-        for file in ["ca.pem", "a.pem", "admin.pem"] {
-            let not_after = cert_not_after(&dir.path().join(file)).unwrap();
-            let ahead = not_after.duration_since(SystemTime::now()).unwrap();
-            assert!(ahead > 9 * DAY && ahead <= 10 * DAY, "{file}: {ahead:?}");
-        }
-        let err = init_certs_valid_for(dir.path(), &names(&["b"]), 0).unwrap_err();
-        assert!(err.to_string().contains("--days 0 is not valid"), "{err}");
-    }
-
-    #[test]
-    fn summary_names_the_subject_and_serial() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs(dir.path(), &names(&["a"])).unwrap();
-        let a = read_cert_summary(&dir.path().join("a.pem")).unwrap();
-        let ca = read_cert_summary(&dir.path().join("ca.pem")).unwrap();
-        assert_eq!(a.subject, "a");
-        assert_eq!(ca.subject, CA_COMMON_NAME);
-        assert!(a.serial_hex.len() >= 16, "{}", a.serial_hex);
-        assert!(a.serial_hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(a.serial_hex, ca.serial_hex);
-    }
-
-    #[test]
-    fn issue_replaces_one_node_certificate_from_the_existing_ca() {
-        let dir = tempfile::tempdir().unwrap();
-        init_certs_valid_for(dir.path(), &names(&["a", "b"]), 5).unwrap();
-        let read = |file: &str| fs::read(dir.path().join(file)).unwrap();
-        let (ca_before, b_before, a_key_before) = (read("ca.pem"), read("b.pem"), read("a.key"));
-        let a_before = read_cert_summary(&dir.path().join("a.pem")).unwrap();
-
-        let written = issue_cert(dir.path(), "a", 400).unwrap();
-
-        assert_eq!(
-            written,
-            [dir.path().join("a.pem"), dir.path().join("a.key")]
-        );
-        let a_after = read_cert_summary(&dir.path().join("a.pem")).unwrap();
-        assert_eq!(a_after.subject, "a");
-        assert_ne!(a_after.serial_hex, a_before.serial_hex);
-        let ahead = a_after.not_after.duration_since(SystemTime::now()).unwrap();
-        assert!(ahead > 399 * DAY && ahead <= 400 * DAY, "{ahead:?}");
-        assert_ne!(read("a.key"), a_key_before);
-        assert_eq!(
-            (read("ca.pem"), read("b.pem")),
-            (ca_before.clone(), b_before)
-        );
-        let mode = fs::metadata(dir.path().join("a.key"))
-            .unwrap()
-            .permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            0o600
-        );
-        let ca = CertificateDer::pem_slice_iter(&ca_before)
-            .next()
-            .unwrap()
-            .unwrap();
-        let a = CertificateDer::from_pem_slice(&read("a.pem")).unwrap();
-        check_issued_by(&a, &ca).unwrap();
-        assert!(!dir.path().join("a.pem.new").exists());
-
-        issue_cert(dir.path(), "admin", 30).unwrap();
-        assert_eq!(
-            read_cert_summary(&dir.path().join("admin.pem"))
-                .unwrap()
-                .subject,
-            "admin"
-        );
-    }
-
-    #[test]
-    fn issue_refuses_a_ca_key_that_does_not_belong_to_the_ca_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = tempfile::tempdir().unwrap();
-        init_certs(dir.path(), &names(&["a"])).unwrap();
-        init_certs(other.path(), &names(&["a"])).unwrap();
-        fs::copy(other.path().join("ca.key"), dir.path().join("ca.key")).unwrap();
-        let a_before = fs::read(dir.path().join("a.pem")).unwrap();
-
-        let err = issue_cert(dir.path(), "a", 30).unwrap_err();
-
-        assert!(matches!(err, CertError::CaUnusable { .. }), "{err}");
-        assert!(err.to_string().contains("does not verify against"), "{err}");
-        assert_eq!(fs::read(dir.path().join("a.pem")).unwrap(), a_before);
-
-        let err = issue_cert(other.path(), "a b", 30).unwrap_err();
-        assert!(matches!(err, CertError::InvalidNodeName { .. }), "{err}");
-        let empty = tempfile::tempdir().unwrap();
-        let err = issue_cert(empty.path(), "a", 30).unwrap_err();
-        assert!(err.to_string().contains("ca.key"), "{err}");
-    }
-
-    #[test]
-    fn not_after_names_the_file_it_cannot_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.pem");
-        let err = cert_not_after(&missing).unwrap_err();
-        assert!(
-            err.to_string().starts_with("cannot read certificate file "),
-            "{err}"
-        );
-        assert!(err.to_string().contains("missing.pem"), "{err}");
-
-        let empty = dir.path().join("empty.pem");
-        fs::write(&empty, "not a certificate").unwrap();
-        let err = cert_not_after(&empty).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("no certificate found in {}", empty.display())
-        );
-    }
 }

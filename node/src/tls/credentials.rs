@@ -8,8 +8,8 @@
 //! chain to) and [`CurrentServerVerifier`] (the CA a server we dial must chain to). A connection
 //! keeps what it was established with: reloading never touches an open connection.
 //!
-//! Not here: building listener and dialer configurations (`tls.rs`), deciding when to reload or
-//! warn about expiry (`cert_reload.rs`).
+//! Not here: building listener and dialer configurations (`acceptor.rs`, `dialer.rs`), deciding
+//! when to reload or warn about expiry (`cert_reload.rs`).
 
 use std::sync::{Arc, RwLock};
 
@@ -21,8 +21,12 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::tls::certs::CertSummary;
-use crate::tls::{self, TlsError, TlsFiles};
+use super::cert_summary::CertSummary;
+use super::error::TlsError;
+use super::files::{
+    TlsFiles, certificate_key_error, check_signed_by_ca, load_certs, load_key, root_store,
+};
+use super::provider::ring_provider;
 
 /// What a certificate is checked for when it is loaded, so that a certificate every other end
 /// would refuse is refused here first, naming the file.
@@ -54,39 +58,37 @@ pub struct Material {
 impl Material {
     /// Reads and checks the three files. Every error names the file at fault.
     pub fn load(files: &TlsFiles, usage: CertUse) -> Result<Material, TlsError> {
-        let cas = tls::load_certs(&files.ca, "CA certificate")?;
-        let chain = tls::load_certs(&files.cert, "certificate")?;
-        let key = tls::load_key(&files.key)?;
+        let cas = load_certs(&files.ca, "CA certificate")?;
+        let chain = load_certs(&files.cert, "certificate")?;
+        let key = load_key(&files.key)?;
         if usage != CertUse::Client {
             let server = webpki::KeyUsage::server_auth();
-            tls::check_signed_by_ca(files, &chain, &cas, server)?;
+            check_signed_by_ca(files, &chain, &cas, server)?;
         }
         if usage != CertUse::Server {
             let client = webpki::KeyUsage::client_auth();
-            tls::check_signed_by_ca(files, &chain, &cas, client)?;
+            check_signed_by_ca(files, &chain, &cas, client)?;
         }
         let cert = summary(&files.cert, &chain[0])?;
         let ca_summaries = cas
             .iter()
             .map(|ca| summary(&files.ca, ca))
             .collect::<Result<Vec<_>, _>>()?;
-        let certified_key = CertifiedKey::from_der(chain, key, &tls::ring_provider())
-            .map_err(|source| tls::certificate_key_error(files, source))?;
-        let roots = Arc::new(tls::root_store(&files.ca, &cas)?);
+        let certified_key = CertifiedKey::from_der(chain, key, &ring_provider())
+            .map_err(|source| certificate_key_error(files, source))?;
+        let roots = Arc::new(root_store(&files.ca, &cas)?);
         let bad_ca = |reason: String| TlsError::BadCa {
             path: files.ca.clone(),
             reason,
         };
         let client_verifier =
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), tls::ring_provider())
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), ring_provider())
                 .build()
                 .map_err(|e| bad_ca(e.to_string()))?;
-        let server_verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            roots,
-            tls::ring_provider(),
-        )
-        .build()
-        .map_err(|e| bad_ca(e.to_string()))?;
+        let server_verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots, ring_provider())
+                .build()
+                .map_err(|e| bad_ca(e.to_string()))?;
         Ok(Material {
             certified_key: Arc::new(certified_key),
             client_verifier,
