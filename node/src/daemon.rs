@@ -161,7 +161,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         driver.mark_disk_inconsistent(reason).await?;
         replication.spawn_damage_recovery();
     }
-    let files = crate::files::FileSync::start(&config, &handle, dial_tls.clone()).await?;
+    let files_link = crate::files::NodeLink {
+        status: handle.status.clone(),
+        record: {
+            let inputs = handle.inputs.clone();
+            std::sync::Arc::new(move |kind, message| {
+                let inputs = inputs.clone();
+                Box::pin(async move {
+                    let _ = inputs.send(Input::Record { kind, message }).await;
+                })
+            })
+        },
+    };
+    let files = crate::files::FileSync::start(&config, files_link, dial_tls.clone()).await?;
     driver.attach_files(files.clone());
     let supervisor = crate::ops::supervisor::Supervisor::start(&config.services, &handle);
     driver.attach_services(supervisor.status());

@@ -7,6 +7,11 @@
 //! tokens and `failover` CDRs for the calls that ran on the killed node; restart, catch-up and
 //! `verify`; a switchover and the client gap; a `--when-idle` switchover that waits for the last
 //! call; blocks; SIGTERM on the active and the graceful hand-over; a timeline.
+//!
+//! May touch: a temp directory of its own, two `tandemd` child processes it starts and signals
+//! (by PID), and their ports on 127.0.0.1. Of the daemon's library it uses only the TLS dialer.
+//! It must not reach into a node's internals: it drives the pair as an operator would, through
+//! gRPC and signals.
 
 mod clients;
 mod data;

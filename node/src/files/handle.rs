@@ -1,9 +1,11 @@
 //! [`FileSync`], the running file replication, and its shared state: start-up (sweeping temp
 //! files a crash left, spawning one task per `[[files]]` entry), the status it publishes, the
 //! cycles a switchover or `tandemctl resync --files` asks for, and the events it records through
-//! the driver. The loop itself is `cycle`, the watcher `watcher`, the peer's service
-//! `peer_service`.
+//! the [`NodeLink`] the daemon hands it. The loop itself is `cycle`, the watcher `watcher`, the
+//! peer's service `peer_service`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,9 +19,21 @@ use tonic::transport::Channel;
 
 use crate::admin::status::{FilesStatus, Status};
 use crate::config::{Config, FilesConfig};
-use crate::driver::{DriverHandle, Input};
 
 use super::error::FilesError;
+
+/// Records one event (kind, message) in the node's event log; the daemon builds it around the
+/// driver's inputs.
+pub type RecordEvent =
+    Arc<dyn Fn(String, String) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// All that file replication sees of the rest of the node: the node's status (to know when it
+/// may sync) and a way to record events. It takes no commands and reaches no other part.
+#[derive(Clone)]
+pub struct NodeLink {
+    pub status: watch::Receiver<Status>,
+    pub record: RecordEvent,
+}
 
 /// The running file replication; cheap to clone.
 #[derive(Clone)]
@@ -33,7 +47,7 @@ pub(super) struct Inner {
     pub(super) entries: Vec<FilesConfig>,
     pub(super) manifest: Manifest,
     pub(super) node_status: watch::Receiver<Status>,
-    pub(super) driver: DriverHandle,
+    pub(super) record_event: RecordEvent,
     pub(super) client: FilesClient<Channel>,
     pub(super) status: watch::Sender<Vec<FilesStatus>>,
     /// Per entry: wakes its task.
@@ -51,7 +65,7 @@ pub(super) struct Inner {
 impl FileSync {
     pub async fn start(
         config: &Config,
-        handle: &DriverHandle,
+        link: NodeLink,
         peer_tls: Arc<rustls::ClientConfig>,
     ) -> Result<FileSync, FilesError> {
         let manifest = Manifest::open(&config.node.data_dir).await?;
@@ -82,8 +96,8 @@ impl FileSync {
             node: config.node.name.clone(),
             peer: config.peer.name.clone(),
             manifest,
-            node_status: handle.status.clone(),
-            driver: handle.clone(),
+            node_status: link.status,
+            record_event: link.record,
             client: FilesClient::new(channel),
             status,
             wake: entries.iter().map(|_| Notify::new()).collect(),
@@ -202,14 +216,6 @@ impl FileSync {
 
     pub(super) async fn record(&self, kind: &str, message: String) {
         tracing::warn!(kind, "{message}");
-        let _ = self
-            .inner
-            .driver
-            .inputs
-            .send(Input::Record {
-                kind: kind.into(),
-                message,
-            })
-            .await;
+        (self.inner.record_event)(kind.to_string(), message).await;
     }
 }

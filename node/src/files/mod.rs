@@ -17,7 +17,8 @@
 //!
 //! # Layout
 //! - `handle`: [`FileSync`], the running replication and its shared state: start-up, status,
-//!   the cycles a switchover or resync asks for, events recorded through the driver.
+//!   the cycles a switchover or resync asks for; [`NodeLink`], all it sees of the rest of the
+//!   node (the status and a way to record events), so it imports nothing of the driver.
 //! - `watcher`: the inotify watcher that wakes an entry's task, the settle time and debounce.
 //! - `cycle`: an entry's task and its sync cycle (scan both sides, plan, carry out, settle);
 //!   `actions`: one action of the plan carried out against the peer.
@@ -29,7 +30,7 @@
 //!
 //! May touch: the directories of the `[[files]]` entries (and only inside them), the manifest
 //! `files.db`, and the network to the peer's port on a channel of its own. Must not: decide
-//! anything about roles (it reads the node's status and only records events through the driver),
+//! anything about roles (it reads the node's status and only records events through its `NodeLink`),
 //! run a cycle unless this node is the active and the link is `ok`, take a write from the peer
 //! while this node is the active, or follow a path out of an entry's directory.
 
@@ -46,5 +47,5 @@ mod tests;
 mod watcher;
 
 pub use error::FilesError;
-pub use handle::FileSync;
+pub use handle::{FileSync, NodeLink, RecordEvent};
 pub use peer_service::FilesService;

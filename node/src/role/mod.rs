@@ -6,9 +6,9 @@
 //! failover-now, graceful stop, monitoring and maintenance.
 //!
 //! May touch: nothing outside itself. It deliberately does no IO: no tokio, no tonic, no sqlx,
-//! no clock. Time comes in as `now_ms`
-//! (milliseconds of a monotonic clock chosen by the driver); the driver runs the returned commands
-//! in order. The same `step` drives the stateright model in `node/tests/role_model.rs`.
+//! no clock. Time comes in as `now_ms` (milliseconds of a monotonic clock chosen by the driver);
+//! the driver runs the returned commands in order. It must not import any other part of the
+//! node: what it needs arrives as an `Event`, what it wants done leaves as a `Command`. The same `step` drives the stateright model in `node/tests/role_model.rs`.
 
 mod command;
 mod durable;

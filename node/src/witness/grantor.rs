@@ -211,16 +211,14 @@ impl Grantor {
     }
 
     /// Answers one request of `node` of `cluster` at `now_ms`.
-    pub fn request(
-        &mut self,
-        cluster: &str,
-        node: &str,
-        request: Request,
-        now_ms: u64,
-    ) -> Outcome {
+    pub fn request(&mut self, cluster: &str, node: &str, request: Request, now_ms: u64) -> Outcome {
         let lease_ms = self.lease_ms;
         let Some(pair) = self.pairs.get_mut(cluster) else {
-            return refuse(format!("this witness serves no pair named {cluster:?}"), None, 0);
+            return refuse(
+                format!("this witness serves no pair named {cluster:?}"),
+                None,
+                0,
+            );
         };
         if !pair.nodes.iter().any(|n| n == node) {
             return refuse(
@@ -337,12 +335,7 @@ impl Pair {
         }
         self.holder_gone = false;
         self.lease_until_ms = now_ms + lease_ms;
-        let others: BTreeSet<String> = self
-            .nodes
-            .iter()
-            .filter(|n| *n != node)
-            .cloned()
-            .collect();
+        let others: BTreeSet<String> = self.nodes.iter().filter(|n| *n != node).cloned().collect();
         let outdated = if peer_outdated {
             others
         } else {
@@ -358,13 +351,7 @@ impl Pair {
         }
     }
 
-    fn promote(
-        &mut self,
-        node: &str,
-        candidate: Candidate,
-        lease_ms: u64,
-        now_ms: u64,
-    ) -> Outcome {
+    fn promote(&mut self, node: &str, candidate: Candidate, lease_ms: u64, now_ms: u64) -> Outcome {
         let holder = self.record.holder.clone();
         let left = self.lease_left(now_ms);
         let held_by_other = holder.as_ref().is_some_and(|h| h.node != node);

@@ -103,8 +103,14 @@ fn a_proven_gone_holder_loses_its_lease_at_once_and_a_stream_back_restores_it() 
     let mut g = grantor(vec![], 0);
     g.connected("pbx", "a");
     g.request("pbx", "a", renew(1, "a"), 0);
-    assert!(g.disconnected("pbx", "a"), "the holder's stream ended: probe it");
-    assert!(!g.disconnected("pbx", "b"), "a passive's stream is not probed");
+    assert!(
+        g.disconnected("pbx", "a"),
+        "the holder's stream ended: probe it"
+    );
+    assert!(
+        !g.disconnected("pbx", "b"),
+        "a passive's stream is not probed"
+    );
     let probing = Request::Promote {
         epoch: 2,
         priority: 100,
@@ -142,7 +148,10 @@ fn only_a_consistent_up_to_date_node_is_promoted_unless_forced() {
         0,
     );
     let outdated_here = g.request("pbx", "b", promote(4, 3), 5000);
-    assert!(reason(&outdated_here).contains("reported b outdated"), "{outdated_here:?}");
+    assert!(
+        reason(&outdated_here).contains("reported b outdated"),
+        "{outdated_here:?}"
+    );
     let forced = Request::Promote {
         epoch: 4,
         priority: 100,
@@ -151,7 +160,10 @@ fn only_a_consistent_up_to_date_node_is_promoted_unless_forced() {
         fast_path: false,
         force: true,
     };
-    assert_eq!(granted(&g.request("pbx", "b", forced, 5000)), Some(term(4, "b")));
+    assert_eq!(
+        granted(&g.request("pbx", "b", forced, 5000)),
+        Some(term(4, "b"))
+    );
 
     let mut h = grantor(vec![], 0);
     h.request("pbx", "a", renew(3, "a"), 0);
@@ -167,7 +179,10 @@ fn only_a_consistent_up_to_date_node_is_promoted_unless_forced() {
     let older = h.request("pbx", "b", promote(3, 2), 5000);
     assert!(reason(&older).contains("has not seen epoch 3"), "{older:?}");
     // The granted epoch is after the recorded one, whatever the node proposed.
-    assert_eq!(granted(&h.request("pbx", "b", promote(2, 3), 5000)), Some(term(4, "b")));
+    assert_eq!(
+        granted(&h.request("pbx", "b", promote(2, 3), 5000)),
+        Some(term(4, "b"))
+    );
 }
 
 #[test]
@@ -201,7 +216,10 @@ fn after_a_restart_no_vote_is_given_before_a_recorded_lease_could_have_run_out()
     // The witness restarts at 10,000 on its clock; it may have renewed a's lease just before.
     let mut g = grantor(vec![record], 10_000);
     let margin = g.restart_margin_ms();
-    assert!(margin >= 20, "at least twice the drift of the lease: {margin}");
+    assert!(
+        margin >= 20,
+        "at least twice the drift of the lease: {margin}"
+    );
     let early = g.request("pbx", "b", promote(6, 5), 10_000 + LEASE + margin - 1);
     assert!(granted(&early).is_none(), "{early:?}");
     let late = g.request("pbx", "b", promote(6, 5), 10_000 + LEASE + margin);
