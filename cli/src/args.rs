@@ -103,6 +103,12 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// A witness (DESIGN.md §12): `witness status` lists its pairs. --config names the
+    /// witness's witness.toml; or --node ADDR --ca --cert --key (e.g. the admin certificate).
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
     /// Certificates: for a new pair, or a renewed one for a node.
     Certs {
         #[command(subcommand)]
@@ -118,13 +124,19 @@ pub enum CtlCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum CertsCommand {
-    /// Create the CA, the node certificates and the admin certificate.
+    /// Create the CA, the node certificates and the admin certificate; with --witness also the
+    /// witness's. With --witness and no --nodes: issue only the witness's certificate from the
+    /// CA already in DIR (a witness added to a running pair, or its renewal).
     Init {
         #[arg(long)]
         dir: PathBuf,
         /// Node names, comma-separated: a,b
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "witness")]
         nodes: Vec<String>,
+        /// The witness's certificate name (a node's `[witness] server_name`, by default
+        /// "tandem-witness").
+        #[arg(long)]
+        witness: Option<String>,
         /// Days every certificate (the CA's too) is valid for.
         #[arg(long, default_value_t = tandem_node::tls::certs::VALIDITY_DAYS_DEFAULT)]
         days: u32,
@@ -140,6 +152,16 @@ pub enum CertsCommand {
         /// Days the certificate is valid for.
         #[arg(long, default_value_t = tandem_node::tls::certs::VALIDITY_DAYS_DEFAULT)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WitnessCommand {
+    /// Each pair the witness serves: its active node, term, lease time left, connected nodes.
+    Status {
+        /// The name in the witness's certificate (with --node; --config reads it).
+        #[arg(long, default_value = tandem_node::tls::certs::WITNESS_NAME_DEFAULT)]
+        server_name: String,
     },
 }
 

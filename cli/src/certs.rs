@@ -6,9 +6,18 @@ use crate::failure::Failure;
 
 pub fn certs(command: &CertsCommand) -> Result<(), Failure> {
     let written = match command {
-        CertsCommand::Init { dir, nodes, days } => {
-            tandem_node::tls::certs::init_certs_valid_for(dir, nodes, *days)?
-        }
+        CertsCommand::Init {
+            dir,
+            nodes,
+            witness: Some(witness),
+            days,
+        } if nodes.is_empty() => tandem_node::tls::certs::issue_witness_cert(dir, witness, *days)?,
+        CertsCommand::Init {
+            dir,
+            nodes,
+            witness,
+            days,
+        } => tandem_node::tls::certs::init_pair_certs(dir, nodes, witness.as_deref(), *days)?,
         CertsCommand::Issue { dir, name, days } => {
             tandem_node::tls::certs::issue_cert(dir, name, *days)?
         }

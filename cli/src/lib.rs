@@ -9,7 +9,7 @@
 //! - `connect`: dialing a node's admin port and reading its status; `failure`: exit status 1.
 //! - One file per command group: `status` (status, history, events), `switchover` (switchover,
 //!   failover-now, monitoring, maintenance), `users` (users and blocks), `data` (sql, verify,
-//!   resync, conflicts), `certs`, `alerts`.
+//!   resync, conflicts), `certs`, `alerts`, `witness` (a witness's status).
 //! - `demo`: a local pair and a scripted scenario.
 //! - `status_probe` and `gap_meter`: a kept-open status connection and the switchover client gap,
 //!   shared by the demo and the benchmarks so both measure the same way; `password_prompt`.
@@ -27,6 +27,7 @@ pub mod status;
 pub mod status_probe;
 pub mod switchover;
 pub mod users;
+pub mod witness;
 
 use clap::Parser;
 use tandem_node::config::Config;
@@ -71,7 +72,11 @@ pub fn main() -> i32 {
 /// Usage errors that clap cannot see: a config file that does not load, a bad `--timeout`.
 fn check_usage(cli: &Cli) -> Result<(), String> {
     if let Some(path) = &cli.config {
-        Config::load(path).map_err(|error| error.to_string())?;
+        if matches!(cli.command, CtlCommand::Witness { .. }) {
+            tandem_node::config::WitnessConfig::load(path).map_err(|error| error.to_string())?;
+        } else {
+            Config::load(path).map_err(|error| error.to_string())?;
+        }
     }
     if let CtlCommand::Switchover {
         timeout: Some(text),
@@ -90,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         CtlCommand::Certs { command } => return certs::certs(command),
         CtlCommand::Demo { keep } => return demo::run(*keep).await.map_err(Failure),
+        CtlCommand::Witness { command } => return witness::witness(&cli, command).await,
         _ => {}
     }
     let mut client = connect::connect(&cli).await?;
@@ -134,6 +140,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         CtlCommand::Alerts {
             command: AlertsCommand::Test,
         } => alerts::test(&mut client, json).await,
-        CtlCommand::Certs { .. } | CtlCommand::Demo { .. } => Ok(()),
+        CtlCommand::Certs { .. } | CtlCommand::Demo { .. } | CtlCommand::Witness { .. } => Ok(()),
     }
 }

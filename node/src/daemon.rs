@@ -356,11 +356,64 @@ fn spawn_signal_forwarder(handle: DriverHandle) {
 }
 
 #[derive(clap::Parser, Debug)]
-#[command(name = "tandemd", version, about = "Run one node of a tandem pair")]
+#[command(
+    name = "tandemd",
+    version,
+    about = "Run one node of a tandem pair (or, with `witness`, a witness)",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct DaemonArgs {
     /// The node's config file (TOML).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<DaemonCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DaemonCommand {
+    /// Run a witness: the third vote of the pairs listed in its config (DESIGN.md §12).
+    Witness {
+        /// The witness's config file, witness.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// `tandemd witness --config witness.toml`: exit status 2 on a bad config, 1 on a failure.
+fn witness_main(path: &std::path::Path) -> u8 {
+    let config = match crate::config::WitnessConfig::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tandemd witness: {error}");
+            return 2;
+        }
+    };
+    if let Err(error) =
+        tls::server_config(&config.tls, ClientAuth::AnyOf(vec![config.name.clone()]))
+    {
+        eprintln!("tandemd witness: {error}");
+        return 2;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(MIN_RUNTIME_THREADS)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tandemd witness: cannot start the runtime: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(crate::witness::server::run(config)) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("tandemd witness: {error}");
+            1
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: each client connection holds a
@@ -396,7 +449,13 @@ pub fn main() -> u8 {
         .init();
     tls::install_crypto_provider();
     raise_open_files_limit();
-    let config = match load_config(&args.config) {
+    let path = match args.command {
+        Some(DaemonCommand::Witness { config }) => return witness_main(&config),
+        None => args
+            .config
+            .expect("clap requires --config without a subcommand"),
+    };
+    let config = match load_config(&path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("tandemd: {error}");

@@ -12,7 +12,8 @@
 //! - one file per part of the file, each with its typed form and its checks: `node.rs`
 //!   (`[node]`, `[listen]`, `[peer]`), `timers.rs`, `replication.rs`, `gateway.rs`, `alerts.rs`,
 //!   `hooks.rs`, `services.rs` (`[[service]]`), `files.rs` (`[[files]]`), `tls.rs`, and
-//!   `failback.rs` (the top-level `auto_failback`);
+//!   `failback.rs` (the top-level `auto_failback`); `witness_file.rs`: `witness.toml`, the
+//!   witness process's own file;
 //! - `error.rs` ([`ConfigError`]), and the value formats `duration.rs` and `bytes.rs`.
 //!
 //! IO: it reads the config file from disk, and looks whether the files and directories the file
@@ -39,6 +40,7 @@ mod services;
 mod timers;
 mod tls;
 mod validate;
+mod witness_file;
 
 #[cfg(test)]
 mod tests;
@@ -54,3 +56,4 @@ pub use node::{ListenConfig, NodeConfig, PeerConfig};
 pub use replication::{ConflictPolicy, ReplicationConfig, ReplicationMode};
 pub use services::{HealthConfig, HealthProbe, RunOn, ServiceConfig};
 pub use timers::Timers;
+pub use witness_file::{LEASE_MAX, LEASE_MIN, WitnessConfig, WitnessPair};

@@ -56,6 +56,9 @@ pub enum ClientAuth {
     /// A certificate from the cluster CA that is valid for this DNS name: the peer port, where
     /// only the configured peer may connect.
     Named(String),
+    /// A certificate from the cluster CA valid for one of these names: the witness's port,
+    /// where the nodes of the pairs it serves, `admin` and the witness itself may connect.
+    AnyOf(Vec<String>),
 }
 
 /// Builds a listener's configuration: this node's certificate, the client certificates `auth`
@@ -82,6 +85,8 @@ pub fn server_config_from(
         ClientAuth::Named(name) => {
             builder.with_client_cert_verifier(Arc::new(NamedClientVerifier::new(cluster(), name)?))
         }
+        ClientAuth::AnyOf(names) => builder
+            .with_client_cert_verifier(Arc::new(NamedClientVerifier::any_of(cluster(), &names)?)),
     };
     let mut config = builder.with_cert_resolver(Arc::new(CurrentCertificate(credentials.clone())));
     config.alpn_protocols = vec![ALPN_H2.to_vec()];

@@ -33,6 +33,10 @@ pub const CA_COMMON_NAME: &str = "tandem cluster CA";
 /// The name of the administrator's certificate; no node may take it.
 pub const ADMIN_NAME: &str = "admin";
 
+/// The default name of the witness's certificate (a node's `[witness] server_name`); no node
+/// may take it.
+pub const WITNESS_NAME_DEFAULT: &str = "tandem-witness";
+
 /// A DNS name every node certificate carries, so a client can dial either node by one name.
 const SHARED_NODE_DNS_NAME: &str = "tandem-node";
 
@@ -118,9 +122,36 @@ pub fn init_certs_valid_for(
     nodes: &[String],
     days: u32,
 ) -> Result<Vec<PathBuf>, CertError> {
+    init_pair_certs(dir, nodes, None, days)
+}
+
+/// [`init_certs_valid_for`], and with `witness` also a certificate for a witness of that name
+/// (`<witness>.pem`, `<witness>.key`).
+pub fn init_pair_certs(
+    dir: &Path,
+    nodes: &[String],
+    witness: Option<&str>,
+    days: u32,
+) -> Result<Vec<PathBuf>, CertError> {
     check_validity_days(days)?;
     validate_node_names(nodes)?;
-    refuse_existing_files(dir, nodes)?;
+    if let Some(witness) = witness {
+        check_witness_name(witness)?;
+        if nodes.iter().any(|node| node.eq_ignore_ascii_case(witness)) {
+            return Err(CertError::DuplicateNodeName {
+                name: witness.to_string(),
+            });
+        }
+    }
+    let mut leaves: Vec<(&str, LeafKind)> = nodes
+        .iter()
+        .map(|node| (node.as_str(), LeafKind::Node))
+        .collect();
+    leaves.push((ADMIN_NAME, LeafKind::Admin));
+    if let Some(witness) = witness {
+        leaves.push((witness, LeafKind::Witness));
+    }
+    refuse_existing_files(dir, &leaves)?;
     fs::create_dir_all(dir).map_err(|source| CertError::CreateDir {
         path: dir.to_path_buf(),
         source,
@@ -128,11 +159,28 @@ pub fn init_certs_valid_for(
     let (ca_params, ca_key) = generate_ca(dir, days)?;
     let issuer = Issuer::new(ca_params, ca_key);
     let mut written = vec![dir.join("ca.pem"), dir.join("ca.key")];
-    for name in nodes.iter().map(String::as_str).chain([ADMIN_NAME]) {
-        let leaf = generate_leaf(name, days, &issuer)?;
+    for (name, kind) in leaves {
+        let leaf = generate_leaf(name, kind, days, &issuer)?;
         written.extend(leaf.write(dir, name, WriteMode::CreateNew)?);
     }
     Ok(written)
+}
+
+/// Issues (or renews) the certificate of a witness named `name` from `dir/ca.pem` and
+/// `dir/ca.key`, as [`issue_cert`] does for a node: its name, `localhost` and 127.0.0.1, server
+/// and client use, and none of the names a node certificate carries.
+pub fn issue_witness_cert(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, CertError> {
+    check_validity_days(days)?;
+    check_witness_name(name)?;
+    issue_leaf(dir, name, LeafKind::Witness, days)
+}
+
+/// A witness may take the default witness name, or any name a node could have.
+pub fn check_witness_name(name: &str) -> Result<(), CertError> {
+    if name.eq_ignore_ascii_case(WITNESS_NAME_DEFAULT) {
+        return Ok(());
+    }
+    check_node_name(name)
 }
 
 /// Issues a fresh key and certificate for node `name` (or `admin`) from `dir/ca.pem` and
@@ -144,9 +192,23 @@ pub fn init_certs_valid_for(
 /// does not belong to `ca.pem`, or a CA that `init_certs` did not make, changes nothing.
 pub fn issue_cert(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, CertError> {
     check_validity_days(days)?;
-    if !name.eq_ignore_ascii_case(ADMIN_NAME) {
+    let kind = if name.eq_ignore_ascii_case(ADMIN_NAME) {
+        LeafKind::Admin
+    } else {
         check_node_name(name)?;
-    }
+        LeafKind::Node
+    };
+    issue_leaf(dir, name, kind, days)
+}
+
+/// Signs a `kind` certificate for `name` with the CA in `dir`, checks it against `ca.pem`, and
+/// puts it in place of `dir/<name>.pem` and `.key`.
+fn issue_leaf(
+    dir: &Path,
+    name: &str,
+    kind: LeafKind,
+    days: u32,
+) -> Result<Vec<PathBuf>, CertError> {
     let unusable = |reason: String| CertError::CaUnusable {
         dir: dir.to_path_buf(),
         reason,
@@ -171,7 +233,7 @@ pub fn issue_cert(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, Cer
         }
     };
     let issuer = Issuer::new(ca_params(), ca_key);
-    let leaf = generate_leaf(name, days, &issuer)?;
+    let leaf = generate_leaf(name, kind, days, &issuer)?;
     check_issued_by(&leaf.cert_der, &ca_der).map_err(|reason| {
         unusable(format!(
             "a certificate signed with {} does not verify against {} ({reason}): the key does \
@@ -245,6 +307,8 @@ fn node_name_problem(name: &str) -> Option<&'static str> {
         Some("it must not start or end with '-'")
     } else if lower == ADMIN_NAME || lower == "ca" {
         Some("\"admin\" and \"ca\" name other files in the directory")
+    } else if lower == WITNESS_NAME_DEFAULT {
+        Some("\"tandem-witness\" names the witness's certificate")
     } else if lower == SHARED_NODE_DNS_NAME || lower == "localhost" {
         // Every node certificate carries these names, so a peer configured with one of them
         // would accept any node's certificate.
@@ -255,13 +319,14 @@ fn node_name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Checked before anything is generated, so a refused run leaves the directory as it was.
-fn refuse_existing_files(dir: &Path, nodes: &[String]) -> Result<(), CertError> {
+fn refuse_existing_files(dir: &Path, leaves: &[(&str, LeafKind)]) -> Result<(), CertError> {
     let ca_key = dir.join("ca.key");
     if ca_key.exists() {
         return Err(CertError::CaExists { path: ca_key });
     }
-    let names = nodes.iter().map(String::as_str).chain([ADMIN_NAME]);
-    let leaf_files = names.flat_map(|n| [format!("{n}.pem"), format!("{n}.key")]);
+    let leaf_files = leaves
+        .iter()
+        .flat_map(|(n, _)| [format!("{n}.pem"), format!("{n}.key")]);
     for file in ["ca.pem".to_string()].into_iter().chain(leaf_files) {
         let path = dir.join(file);
         if path.exists() {
@@ -328,23 +393,45 @@ impl Leaf {
     }
 }
 
-/// Signs a certificate for `name`: a node's (server and client use; its name, `tandem-node`,
-/// `localhost` and 127.0.0.1) or, for `admin`, the administrator's (client use only).
-fn generate_leaf(name: &str, days: u32, issuer: &Issuer<'_, KeyPair>) -> Result<Leaf, CertError> {
+/// What a leaf certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeafKind {
+    /// Server and client use; its name, `tandem-node`, `localhost` and 127.0.0.1.
+    Node,
+    /// The administrator's: client use only, `admin`.
+    Admin,
+    /// Server and client use; its name, `localhost` and 127.0.0.1 (not `tandem-node`).
+    Witness,
+}
+
+/// Signs a `kind` certificate for `name`.
+fn generate_leaf(
+    name: &str,
+    kind: LeafKind,
+    days: u32,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<Leaf, CertError> {
     let generate = |source| CertError::Generate {
         name: name.to_string(),
         source,
     };
-    let (dns_names, usages) = if name.eq_ignore_ascii_case(ADMIN_NAME) {
-        let usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        (vec![ADMIN_NAME.to_string()], usages)
-    } else {
-        let names = [name, SHARED_NODE_DNS_NAME, "localhost", "127.0.0.1"];
-        let usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        (names.map(str::to_string).to_vec(), usages)
+    let both = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let (dns_names, usages) = match kind {
+        LeafKind::Admin => (
+            vec![ADMIN_NAME.to_string()],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        ),
+        LeafKind::Node => {
+            let names = [name, SHARED_NODE_DNS_NAME, "localhost", "127.0.0.1"];
+            (names.map(str::to_string).to_vec(), both)
+        }
+        LeafKind::Witness => {
+            let names = [name, "localhost", "127.0.0.1"];
+            (names.map(str::to_string).to_vec(), both)
+        }
     };
     // `CertificateParams::new` turns "127.0.0.1" into an IP address SAN, the rest into DNS SANs.
     let mut params = CertificateParams::new(dns_names).map_err(generate)?;

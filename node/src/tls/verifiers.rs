@@ -46,6 +46,18 @@ impl NamedClientVerifier {
         Ok(NamedClientVerifier { cluster, names })
     }
 
+    /// The witness's: any of `names` (checked as names by the witness's config).
+    pub(super) fn any_of(
+        cluster: Arc<dyn ClientCertVerifier>,
+        names: &[String],
+    ) -> Result<Self, TlsError> {
+        let names = names
+            .iter()
+            .map(|name| Ok(ServerName::DnsName(dns_name(name)?)))
+            .collect::<Result<Vec<_>, TlsError>>()?;
+        Ok(NamedClientVerifier { cluster, names })
+    }
+
     /// The admin port's: `admin`, this node or its peer.
     pub(super) fn admin(
         cluster: Arc<dyn ClientCertVerifier>,

@@ -472,13 +472,14 @@ fn split_windows(
     }
     splits.sort();
     let mut result = Vec::new();
-    for (position, (start, end)) in splits.iter().enumerate() {
+    for (start, end) in &splits {
         // The merge that ends the split: the first complete merge-back after the loser's
-        // rewind, if the loser rewound anything before the next split.
-        let next_start = splits.get(position + 1).map_or(i64::MAX, |next| next.0);
+        // first rewind since the split began. That rewind may come after the next split has
+        // begun (a second cut before the loser rejoined): until then the active serves without
+        // the loser's orphans, as pair mode allows, and one merge-back ends both splits.
         let merged = rewinds
             .iter()
-            .find(|at| **at >= *start && **at < next_start)
+            .find(|at| **at >= *start)
             .and_then(|rewind| merges.iter().find(|at| **at >= *rewind))
             .map_or(*end, |at| (*at).max(*end));
         // Milliseconds to microseconds, widened each way: events are stamped in whole
