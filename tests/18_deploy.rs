@@ -56,6 +56,42 @@ fn example_configs(dir: &Path) -> anyhow::Result<[tandem_node::config::Config; 2
     Ok([load("a.toml")?, load("b.toml")?])
 }
 
+/// `deploy/witness.toml` loads beside certificates from `certs init --witness`, serves the
+/// example pair, and the unit starts it with the same file and keeps its data where it says.
+#[test]
+fn the_example_witness_config_and_unit_agree() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let output = Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(dir.path().join("certs"))
+        .args(["--nodes", "a,b", "--witness", "tandem-witness"])
+        .output()?;
+    assert!(output.status.success(), "certs init: {output:?}");
+    let path = dir.path().join("witness.toml");
+    std::fs::copy(deploy_file("witness.toml"), &path)?;
+    let witness = tandem_node::config::WitnessConfig::load(&path)?;
+    let configs_dir = tempfile::tempdir()?;
+    let [a, _] = example_configs(configs_dir.path())?;
+    assert_eq!(witness.pairs.len(), 1);
+    assert_eq!(witness.pairs[0].cluster, a.cluster);
+    assert!(witness.pairs[0].nodes.contains(&a.node.name));
+    let unit = read_deploy_file("tandem-witness.service")?;
+    assert_eq!(
+        unit_words(&unit, "ExecStart"),
+        [
+            "/usr/local/bin/tandemd",
+            "witness",
+            "--config",
+            "/etc/tandem/witness.toml"
+        ]
+    );
+    assert_eq!(
+        witness.data_dir,
+        Path::new("/var/lib").join(unit_words(&unit, "StateDirectory").join(""))
+    );
+    Ok(())
+}
+
 #[test]
 fn the_example_configs_are_accepted_by_the_config_loader_and_make_a_pair() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -27,10 +27,10 @@ struct Witness {
 }
 
 impl Witness {
-    fn start(dir: &Path) -> anyhow::Result<Witness> {
+    fn start(dir: &Path, lease: &str) -> anyhow::Result<Witness> {
         let address = format!("127.0.0.1:{}", tandem_harness::ports::free_port()?);
         let config = format!(
-            "data_dir = \"data\"\nlease = \"1s\"\n[listen]\nwitness = \"{address}\"\n\
+            "data_dir = \"data\"\nlease = \"{lease}\"\n[listen]\nwitness = \"{address}\"\n\
              [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/tandem-witness.pem\"\n\
              key = \"certs/tandem-witness.key\"\n\
              [[pair]]\ncluster = \"pbx\"\nnodes = [\"a\", \"b\"]\n\
@@ -119,6 +119,7 @@ fn certs_init(dir: &Path, nodes: &str, witness: Option<&str>) -> anyhow::Result<
 /// A node's end of a Vote stream.
 struct Voter {
     requests: mpsc::Sender<pb::VoteRequest>,
+    // Ends the stream when dropped, as a node's process does when it dies.
     replies: Streaming<pb::VoteReply>,
     seq: u64,
 }
@@ -130,6 +131,19 @@ impl Voter {
         cert_name: &str,
         cluster: &str,
         node: &str,
+    ) -> anyhow::Result<Voter> {
+        Voter::open_with(address, certs, cert_name, cluster, node, 1000, (9, 9)).await
+    }
+
+    /// A stream whose Hello names `lease_ms` and the node's (peer, client) ports on 127.0.0.1.
+    async fn open_with(
+        address: &str,
+        certs: &Path,
+        cert_name: &str,
+        cluster: &str,
+        node: &str,
+        lease_ms: u64,
+        ports: (u16, u16),
     ) -> anyhow::Result<Voter> {
         let files = TlsFiles {
             ca: certs.join("ca.pem"),
@@ -147,9 +161,9 @@ impl Voter {
                 body: Some(pb::vote_request::Body::Hello(pb::Hello {
                     cluster: cluster.into(),
                     node: node.into(),
-                    peer_port: 9,
-                    client_port: 9,
-                    lease_ms: 1000,
+                    peer_port: u32::from(ports.0),
+                    client_port: u32::from(ports.1),
+                    lease_ms,
                 })),
             })
             .await?;
@@ -241,7 +255,7 @@ async fn witness_grants_one_holder_and_never_twice_across_a_restart() -> anyhow:
     let dir = tempfile::tempdir()?;
     let certs = dir.path().join("certs");
     certs_init(&certs, "a,b,x", Some("tandem-witness"))?;
-    let mut witness = Witness::start(dir.path())?;
+    let mut witness = Witness::start(dir.path(), "1s")?;
 
     // The first holder the witness hears of is recorded.
     let mut a = open_when_up(&witness.address, &certs, "a").await?;
@@ -379,6 +393,77 @@ fn witness_config_errors_name_the_key() -> anyhow::Result<()> {
             stderr.contains(expected),
             "expected {expected:?} in {stderr}"
         );
+    }
+    Ok(())
+}
+
+/// With a 30 s lease, b can be promoted within the test's wait only through the prover: a's
+/// stream ended and both of a's ports refuse. While a's ports still answer (its process may be
+/// alive behind a cut), b is refused and told how long a's lease runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_grants_at_once_when_the_holders_process_is_gone() -> anyhow::Result<()> {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir()?;
+    let certs = dir.path().join("certs");
+    certs_init(&certs, "a,b", Some("tandem-witness"))?;
+    let witness = Witness::start(dir.path(), "30s")?;
+    let lease_ms = 30_000;
+    open_when_up(&witness.address, &certs, "b").await.ok();
+
+    // a's ports answer: its stream ends, but its process is not proven gone.
+    let peer = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let ports = (peer.local_addr()?.port(), client.local_addr()?.port());
+    let mut a =
+        Voter::open_with(&witness.address, &certs, "a", "pbx", "a", lease_ms, ports).await?;
+    assert_eq!(granted(&a.renew(1, "a").await?), Some((1, "a".into())));
+    drop(a);
+    let mut b =
+        Voter::open_with(&witness.address, &certs, "b", "pbx", "b", lease_ms, (9, 9)).await?;
+    wait_for_log(&witness, "its process may be alive").await?;
+    let reply = b.promote(2, 1).await?;
+    let pb::vote_reply::Body::Refused(refused) = &reply else {
+        bail!("b was promoted while a's ports still answered: {reply:?}");
+    };
+    assert!(
+        refused.reason.contains("a is active and its lease runs"),
+        "{}",
+        refused.reason
+    );
+
+    // Now a's ports refuse (nothing listens there any more): it comes back once and goes.
+    drop((peer, client));
+    let mut a =
+        Voter::open_with(&witness.address, &certs, "a", "pbx", "a", lease_ms, ports).await?;
+    assert_eq!(granted(&a.renew(1, "a").await?), Some((1, "a".into())));
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let term = loop {
+        if let Some(term) = granted(&b.promote(2, 1).await?) {
+            break term;
+        }
+        if Instant::now() > deadline {
+            bail!("b was not promoted within 15 s of a's process going (lease 30 s)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(term, (2, "b".into()));
+    assert!(
+        witness.log().contains("its process is gone"),
+        "{}",
+        witness.log()
+    );
+    Ok(())
+}
+
+/// Waits until the witness's log holds `text`.
+async fn wait_for_log(witness: &Witness, text: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !witness.log().contains(text) {
+        if Instant::now() > deadline {
+            bail!("the witness never logged {text:?}:\n{}", witness.log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

@@ -278,15 +278,15 @@ impl WitnessService {
         }
         let now_ms = self.shared.now_ms();
         let outcome = grantor.request(&voter.cluster, &voter.node, request, now_ms);
-        if let Some(record) = &outcome.persist {
-            if let Err(error) = self.shared.store.save(record).await {
-                tracing::error!(cluster = %voter.cluster,
-                    "cannot record a vote, refusing every request until restarted: {error}");
-                self.shared.poisoned.store(true, Ordering::SeqCst);
-                return Err(Status::unavailable(format!(
-                    "the witness cannot record the vote ({error}); it refuses until restarted"
-                )));
-            }
+        if let Some(record) = &outcome.persist
+            && let Err(error) = self.shared.store.save(record).await
+        {
+            tracing::error!(cluster = %voter.cluster,
+                "cannot record a vote, refusing every request until restarted: {error}");
+            self.shared.poisoned.store(true, Ordering::SeqCst);
+            return Err(Status::unavailable(format!(
+                "the witness cannot record the vote ({error}); it refuses until restarted"
+            )));
         }
         drop(grantor);
         Ok(match outcome.answer {
@@ -339,6 +339,9 @@ impl WitnessService {
                 .lock()
                 .await
                 .holder_gone(&voter.cluster, &voter.node);
+        } else {
+            tracing::info!(cluster = %voter.cluster, node = %voter.node,
+                "the holder's ports do not both refuse: its process may be alive, its lease runs on");
         }
     }
 }
