@@ -207,6 +207,7 @@ impl Voter {
                 priority: 0,
             }),
             peer_outdated: false,
+            disk: pb::DiskState::Consistent as i32,
         }))
         .await
     }

@@ -146,6 +146,13 @@ pub fn render_status(status: &Status) -> String {
             text.push_str(&format!("            error: {}\n", files.error));
         }
     }
+    let witness = &status.witness;
+    if witness.kind != "none" {
+        text.push_str(&format!(
+            "witness     {} {}  votes for {} ms  last answer: {}\n",
+            witness.address, witness.state, witness.lease_left_ms, witness.vote
+        ));
+    }
     if peer.version_mismatch || peer.config_mismatch {
         text.push_str("warning     the peer's version or shared settings differ (see events)\n");
     }

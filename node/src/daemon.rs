@@ -161,6 +161,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         driver.mark_disk_inconsistent(reason).await?;
         replication.spawn_damage_recovery();
     }
+    driver.attach_witness(dial_tls.clone());
     let files_link = crate::files::NodeLink {
         status: handle.status.clone(),
         record: {

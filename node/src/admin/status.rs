@@ -30,6 +30,36 @@ pub struct Status {
     /// `[[files]]`: the replicated directories (DESIGN.md §7).
     #[serde(default)]
     pub files: Vec<FilesStatus>,
+    /// `[witness]` (DESIGN.md §12).
+    #[serde(default)]
+    pub witness: WitnessStatus,
+}
+
+/// The witness as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessStatus {
+    /// "witness", or "none" in pair mode.
+    pub kind: String,
+    pub address: String,
+    /// "ok" | "lost" | "none"
+    pub state: String,
+    /// How long this node still holds a second vote (its peer's or the witness's); 0 when
+    /// it holds none.
+    pub lease_left_ms: u64,
+    /// The witness's last answer: "granted in term (3, a)", "refused: ...".
+    pub vote: String,
+}
+
+impl Default for WitnessStatus {
+    fn default() -> Self {
+        WitnessStatus {
+            kind: "none".into(),
+            address: String::new(),
+            state: "none".into(),
+            lease_left_ms: 0,
+            vote: String::new(),
+        }
+    }
 }
 
 /// One supervised service (`[[service]]`, DESIGN.md §6).

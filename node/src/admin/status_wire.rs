@@ -71,6 +71,13 @@ pub fn status_to_pb(status: &Status) -> pb::StatusReply {
         replication: Some(replication_to_pb(&status.replication)),
         services: status.services.iter().map(service_to_pb).collect(),
         files: status.files.iter().map(files_to_pb).collect(),
+        witness: Some(pb::WitnessStatus {
+            kind: status.witness.kind.clone(),
+            address: status.witness.address.clone(),
+            state: status.witness.state.clone(),
+            lease_left_ms: status.witness.lease_left_ms,
+            vote: status.witness.vote.clone(),
+        }),
     }
 }
 
@@ -221,5 +228,15 @@ pub fn status_from_pb(reply: pb::StatusReply) -> Status {
         sessions: reply.sessions,
         services: reply.services.into_iter().map(service_from_pb).collect(),
         files: reply.files.into_iter().map(files_from_pb).collect(),
+        witness: reply
+            .witness
+            .map(|witness| crate::admin::status::WitnessStatus {
+                kind: witness.kind,
+                address: witness.address,
+                state: witness.state,
+                lease_left_ms: witness.lease_left_ms,
+                vote: witness.vote,
+            })
+            .unwrap_or_default(),
     }
 }

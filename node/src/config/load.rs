@@ -46,6 +46,8 @@ pub struct Config {
     /// `[[files]]`: the directories replicated to the peer.
     pub files: Vec<FilesConfig>,
     pub tls: crate::tls::TlsFiles,
+    /// `[witness]`: the third vote (DESIGN.md §12); `None` is pair mode.
+    pub witness: Option<super::WitnessSettings>,
 }
 
 impl Config {
@@ -88,6 +90,11 @@ impl Config {
             self.replication.tables.join(","),
         ]
         .join("|");
+        // Both nodes must agree on witness mode and its lease; pair mode's digest is unchanged.
+        let shared = match &self.witness {
+            Some(witness) => format!("{shared}|witness:{}", millis(witness.lease)),
+            None => shared,
+        };
         let digest = ring::digest::digest(&ring::digest::SHA256, shared.as_bytes());
         digest.as_ref()[..8]
             .iter()
@@ -117,6 +124,7 @@ impl Validator<'_> {
             services: self.services(raw.service)?,
             files: self.files(raw.files)?,
             tls: self.tls(&raw.tls)?,
+            witness: raw.witness.map(|raw| self.witness(raw)).transpose()?,
             node,
             peer,
         };

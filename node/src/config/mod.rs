@@ -12,7 +12,7 @@
 //! - one file per part of the file, each with its typed form and its checks: `node.rs`
 //!   (`[node]`, `[listen]`, `[peer]`), `timers.rs`, `replication.rs`, `gateway.rs`, `alerts.rs`,
 //!   `hooks.rs`, `services.rs` (`[[service]]`), `files.rs` (`[[files]]`), `tls.rs`, and
-//!   `failback.rs` (the top-level `auto_failback`); `witness_file.rs`: `witness.toml`, the
+//!   `failback.rs` (the top-level `auto_failback`); `witness.rs` (`[witness]`), `witness_file.rs`: `witness.toml`, the
 //!   witness process's own file;
 //! - `error.rs` ([`ConfigError`]), and the value formats `duration.rs` and `bytes.rs`.
 //!
@@ -40,6 +40,7 @@ mod services;
 mod timers;
 mod tls;
 mod validate;
+mod witness;
 mod witness_file;
 
 #[cfg(test)]
@@ -56,4 +57,5 @@ pub use node::{ListenConfig, NodeConfig, PeerConfig};
 pub use replication::{ConflictPolicy, ReplicationConfig, ReplicationMode};
 pub use services::{HealthConfig, HealthProbe, RunOn, ServiceConfig};
 pub use timers::Timers;
+pub use witness::WitnessSettings;
 pub use witness_file::{LEASE_MAX, LEASE_MIN, WitnessConfig, WitnessPair};

@@ -36,6 +36,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) files: Vec<RawFiles>,
     pub(super) tls: RawTls,
+    pub(super) witness: Option<super::witness::RawWitness>,
 }
 
 /// One `[[files]]` entry (DESIGN.md §7).

@@ -54,7 +54,9 @@ impl Driver {
                     self.peer.sent.pop_front();
                 }
                 self.peer.sent.push_back((seq, Instant::now()));
-                self.send(pb::peer_message::Body::Heartbeat(self.heartbeat(seq)))
+                let mut heartbeat = self.heartbeat(seq);
+                heartbeat.promise = self.promise();
+                self.send(pb::peer_message::Body::Heartbeat(heartbeat))
             }
             Command::SendHandover { new_term } => {
                 self.send(pb::peer_message::Body::Handover(pb::HandoverRequest {
@@ -91,41 +93,15 @@ impl Driver {
                     _ => self.catching_up = true,
                 }
             }
-            Command::FencePeer => match self.hooks.config().command("fence_peer") {
-                Some(command) => {
-                    let command = command.to_string();
-                    let timeout = self.hooks.config().timeout;
-                    let inputs = self.own_inputs.clone();
-                    let env = crate::ops::hooks::HookEnv {
-                        role: self.machine.role().as_str().into(),
-                        term: String::new(),
-                        peer: self.config.peer.name.clone(),
-                        reason: "fence the peer before taking over".into(),
-                    };
-                    tokio::spawn(async move {
-                        let outcome =
-                            crate::ops::hooks::run_hook("fence_peer", &command, &env, timeout)
-                                .await;
-                        let Some(inputs) = inputs.upgrade() else {
-                            return;
-                        };
-                        let message = match &outcome {
-                            Ok(line) | Err(line) => line.clone(),
-                        };
-                        let _ = inputs
-                            .send(Input::Record {
-                                kind: "fence".into(),
-                                message,
-                            })
-                            .await;
-                        let _ = inputs.send(Input::FenceResult(outcome.is_ok())).await;
-                    });
-                }
-                None => {
+            Command::FencePeer if self.quorum.is_some() => self.seek_promotion().await?,
+            Command::FencePeer => {
+                if self.hooks.config().command("fence_peer").is_none() {
                     tracing::error!("fence_peer requested but no fence hook is configured");
-                    self.feedback.push_back(Event::FenceResult { ok: false });
                 }
-            },
+                if let Some(result) = self.after_vote() {
+                    self.feedback.push_back(result);
+                }
+            }
             Command::Record { kind, message } => self.record(kind.as_str(), &message).await?,
             Command::Reply { id, result } => {
                 if let Some(reply) = self.pending_admin.remove(&id) {
@@ -141,5 +117,44 @@ impl Driver {
     pub(super) fn send(&self, body: pb::peer_message::Body) {
         // No dialer connected is normal while the peer is down.
         let _ = self.outbound.send(pb::PeerMessage { body: Some(body) });
+    }
+}
+
+impl Driver {
+    /// Runs the `fence_peer` hook on a task of its own (its outcome comes back as
+    /// `Input::FenceResult`). Without one, returns the fence step's result for the machine:
+    /// witness mode's vote is the whole fence step, and in pair mode the machine asked for a
+    /// hook that is not there, so the takeover fails.
+    pub(super) fn after_vote(&mut self) -> Option<Event> {
+        let Some(command) = self.hooks.config().command("fence_peer") else {
+            let ok = self.quorum.is_some();
+            return Some(Event::FenceResult { ok });
+        };
+        let command = command.to_string();
+        let timeout = self.hooks.config().timeout;
+        let inputs = self.own_inputs.clone();
+        let env = crate::ops::hooks::HookEnv {
+            role: self.machine.role().as_str().into(),
+            term: String::new(),
+            peer: self.config.peer.name.clone(),
+            reason: "fence the peer before taking over".into(),
+        };
+        tokio::spawn(async move {
+            let outcome = crate::ops::hooks::run_hook("fence_peer", &command, &env, timeout).await;
+            let Some(inputs) = inputs.upgrade() else {
+                return;
+            };
+            let message = match &outcome {
+                Ok(line) | Err(line) => line.clone(),
+            };
+            let _ = inputs
+                .send(Input::Record {
+                    kind: "fence".into(),
+                    message,
+                })
+                .await;
+            let _ = inputs.send(Input::FenceResult(outcome.is_ok())).await;
+        });
+        None
     }
 }

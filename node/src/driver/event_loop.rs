@@ -72,6 +72,8 @@ pub struct Driver {
     /// The driver's own input queue, for the `fence_peer` task's answer (weak: the driver must
     /// not keep its own queue open).
     pub(super) own_inputs: mpsc::WeakSender<Input>,
+    /// `[witness]`: the votes of witness mode, once attached.
+    pub(super) quorum: Option<super::quorum::Quorum>,
     pub(super) exit: bool,
 }
 
@@ -157,6 +159,7 @@ impl Driver {
             catching_up: false,
             hooks,
             own_inputs,
+            quorum: None,
             exit: false,
         };
         driver.publish_status();
@@ -300,6 +303,7 @@ impl Driver {
                 self.run_command(command).await?;
             }
         }
+        self.update_votes();
         self.publish_status();
         Ok(())
     }
@@ -323,6 +327,9 @@ impl Driver {
                 if peer_port == DialOutcome::Connected || client_port == DialOutcome::Connected {
                     self.fast_path_wanted.store(false, Ordering::SeqCst);
                 }
+                self.peer_proven_gone(
+                    peer_port == DialOutcome::Refused && client_port == DialOutcome::Refused,
+                );
                 self.step(Event::FastPathDial {
                     peer_port,
                     client_port,
@@ -352,6 +359,7 @@ impl Driver {
             }
             Input::Shutdown => self.step(Event::Shutdown).await,
             Input::FenceResult(ok) => self.step(Event::FenceResult { ok }).await,
+            Input::Witness(report) => self.on_witness(report).await,
             Input::Record { kind, message } => self.record(&kind, &message).await,
             Input::SetDisk {
                 disk,
@@ -380,7 +388,8 @@ pub fn role_config(config: &Config) -> RoleConfig {
         failover_after_misses: config.timers.failover_after_misses,
         startup_failover_after_misses: config.timers.startup_failover_after_misses,
         min_failover_interval_ms: millis(config.timers.min_failover_interval),
-        fence_peer: config.hooks.command("fence_peer").is_some(),
+        // In witness mode every takeover waits for the witness's vote in the fence step.
+        fence_peer: config.hooks.command("fence_peer").is_some() || config.witness.is_some(),
         switchover_timeout_ms: millis(SWITCHOVER_TIMEOUT),
         shutdown_timeout_ms: millis(SHUTDOWN_TIMEOUT),
     }

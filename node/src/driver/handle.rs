@@ -56,6 +56,8 @@ pub enum Input {
     Shutdown,
     /// The `fence_peer` hook finished: whether it succeeded.
     FenceResult(bool),
+    /// The witness client's report (witness mode).
+    Witness(crate::witness::client::WitnessReport),
 }
 
 /// What the servers and tasks around the driver share with it.

@@ -24,6 +24,7 @@ pub mod handle;
 mod peer_extras;
 mod peer_messages;
 mod publish;
+mod quorum;
 
 pub use event_loop::{Driver, DriverError, role_config};
 pub use handle::{AdminReply, DriverHandle, INPUT_QUEUE_BOUND, Input, OUTBOUND_BOUND};

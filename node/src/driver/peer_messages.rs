@@ -91,6 +91,11 @@ impl Driver {
         self.peer.last_seq = heartbeat.seq;
         self.peer.received_at = Some(Instant::now());
         if domain.ack_seq != 0 {
+            if heartbeat.promise
+                && let Some(sent) = self.sent_at(heartbeat.ack_seq)
+            {
+                self.peer_promised(sent);
+            }
             self.measure_round_trip(heartbeat.ack_seq, heartbeat.ack_delay_us);
         }
         self.peer.services = heartbeat
@@ -118,6 +123,15 @@ impl Driver {
             .await?;
         }
         Ok(())
+    }
+
+    /// When our heartbeat `seq` was sent, if it is still remembered.
+    pub(super) fn sent_at(&self, seq: u64) -> Option<Instant> {
+        self.peer
+            .sent
+            .iter()
+            .find(|(sent, _)| *sent == seq)
+            .map(|(_, at)| *at)
     }
 
     /// A heartbeat of ours came back acknowledged: its round trip, less the peer's hold time.
@@ -225,6 +239,7 @@ impl Driver {
                     let status = status.borrow();
                     status.degraded && status.mode != "async"
                 }),
+            promise: false,
         }
     }
 }

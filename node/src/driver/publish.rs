@@ -85,7 +85,21 @@ impl Driver {
                 .as_ref()
                 .map(crate::files::FileSync::current)
                 .unwrap_or_default(),
+            witness: self.witness_status(),
             ..Status::default()
+        }
+    }
+
+    fn witness_status(&self) -> crate::admin::status::WitnessStatus {
+        let Some(quorum) = &self.quorum else {
+            return crate::admin::status::WitnessStatus::default();
+        };
+        crate::admin::status::WitnessStatus {
+            kind: "witness".into(),
+            address: quorum.settings.address.clone(),
+            state: if quorum.link_down.is_some() { "lost" } else { "ok" }.into(),
+            lease_left_ms: self.admission.votes_left_ms().unwrap_or(0),
+            vote: quorum.vote.clone(),
         }
     }
 }

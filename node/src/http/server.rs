@@ -107,6 +107,18 @@ pub fn metrics_text(status: &Status, (alerts_unsent, alerts_sent): (u64, u64)) -
             &plain(seen as f64),
         );
     }
+    if status.witness.kind != "none" {
+        gauge(
+            "tandem_witness_state",
+            "The witness link as this node sees it (1 for the current state).",
+            &one_hot("state", &["ok", "lost"], &status.witness.state),
+        );
+        gauge(
+            "tandem_witness_votes_left_ms",
+            "Milliseconds this node still holds a second vote (its peer's or the witness's).",
+            &plain(status.witness.lease_left_ms as f64),
+        );
+    }
     let replication = &status.replication;
     gauge(
         "tandem_replication_last_index",

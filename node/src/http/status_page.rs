@@ -23,6 +23,7 @@ use crate::state::store::EventRecord;
 use super::status_page_assets::{ICON, SCRIPT, STYLE};
 use super::status_page_cards::{
     clients_card, events_section, failover_card, files_section, node_card, peer_card,
+    witness_section,
     replication_card, services_section,
 };
 use super::status_page_format::{role_badge, time_text};
@@ -54,6 +55,7 @@ pub fn page_html(status: &Status, events: &[EventRecord], now_ms: i64) -> String
         clients_card(status),
         failover_card(status)
     );
+    body.push_str(&witness_section(status));
     body.push_str(&services_section(&status.services, &status.peer.services));
     body.push_str(&files_section(&status.files));
     body.push_str(&events_section(events));

@@ -181,6 +181,25 @@ pub(super) fn clients_card(status: &Status) -> String {
     card("calls and sessions", &fields)
 }
 
+/// The witness (DESIGN.md §12); nothing in pair mode.
+pub(super) fn witness_section(status: &Status) -> String {
+    let witness = &status.witness;
+    if witness.kind == "none" {
+        return String::new();
+    }
+    let state = match witness.state.as_str() {
+        "ok" => tone("good", "ok"),
+        other => tone("bad", other),
+    };
+    let fields = Fields::new()
+        .text("address", &witness.address)
+        .html("link", &state)
+        .text("votes for", &format!("{} ms", witness.lease_left_ms))
+        .text("last answer", &witness.vote)
+        .finish();
+    format!("<div class=\"grid\">{}</div>", card("witness", &fields))
+}
+
 pub(super) fn failover_card(status: &Status) -> String {
     let failback = &status.failback;
     let policy = if failback.policy.is_empty() {

@@ -30,6 +30,8 @@ pub const MAILED_KINDS: &[&str] = &[
     "calls_closed",
     "cert_expiry",
     "cert_reload_failed",
+    "witness_lost",
+    "witness_refused",
 ];
 
 /// Whether events of `kind` are mailed.

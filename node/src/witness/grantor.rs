@@ -3,9 +3,12 @@
 //! For each pair it serves the witness knows which node holds the pair's term (durable: it is
 //! written to `witness.db` before a grant that changes it is answered) and until when that
 //! node's lease runs on the witness's clock (volatile). Rules:
-//! - **Renew.** The holder renews in its term; a newer term from a node of the pair replaces
-//!   the holder (terms are made only with two votes: a hand-over, a start-up election, or this
-//!   witness's grant). An older term is refused as superseded, so its node stops acting active.
+//! - **Renew.** The holder renews in its term (or its own newer one). The other node's newer
+//!   term replaces the holder only once the holder's lease has run out (or its process is
+//!   proven gone), and only if that node is `consistent` and was not reported outdated: after a
+//!   hand-over the new active admits on its peer's vote until then, and a term a node made
+//!   alone (a start-up without its peer) gets no vote while the other may still admit. An older
+//!   term is refused as superseded, so its node stops acting active.
 //! - **Promote.** A passive gets the vote only if the holder's lease has run out on the
 //!   witness's clock, or the holder's process is proven gone (its stream ended and both its
 //!   ports refuse); if its disk is `consistent`; if the active did not report it outdated; and
@@ -52,6 +55,7 @@ pub enum Request {
     Renew {
         term: WitnessTerm,
         peer_outdated: bool,
+        disk: Disk,
     },
     Promote {
         epoch: u64,
@@ -231,7 +235,8 @@ impl Grantor {
             Request::Renew {
                 term,
                 peer_outdated,
-            } => pair.renew(node, term, peer_outdated, lease_ms, now_ms),
+                disk,
+            } => pair.renew(node, term, peer_outdated, disk, lease_ms, now_ms),
             Request::Promote {
                 epoch,
                 priority,
@@ -299,6 +304,7 @@ impl Pair {
         node: &str,
         term: WitnessTerm,
         peer_outdated: bool,
+        disk: Disk,
         lease_ms: u64,
         now_ms: u64,
     ) -> Outcome {
@@ -326,8 +332,28 @@ impl Pair {
                 return refusal;
             }
             Some(holder) if term.epoch == holder.epoch && holder.node == node => {}
-            // A newer term (a hand-over or a start-up election made it with two votes), or
-            // the first holder this witness hears of.
+            // The other node's newer term (a hand-over, or a term it made alone): not while
+            // the holder may still admit on this witness's lease.
+            Some(holder) if holder.node != node => {
+                let left = self.lease_left(now_ms);
+                if left > 0 {
+                    return refuse(
+                        format!(
+                            "{} holds the pair's vote for {left} ms more; term ({}, {node}) gets \
+                             it once that has run out",
+                            holder.node, term.epoch
+                        ),
+                        Some(holder.clone()),
+                        left,
+                    );
+                }
+                if let Some(refusal) = self.unfit(node, disk, Some(holder.clone()), left) {
+                    return refusal;
+                }
+                self.record.holder = Some(term.clone());
+                changed = true;
+            }
+            // Its own newer term, or the first holder this witness hears of.
             _ => {
                 self.record.holder = Some(term.clone());
                 changed = true;
@@ -351,6 +377,40 @@ impl Pair {
         }
     }
 
+    /// Why `node` may not take the pair's vote from another: its disk is not `consistent`, or
+    /// the active reported it outdated.
+    fn unfit(
+        &self,
+        node: &str,
+        disk: Disk,
+        holder: Option<WitnessTerm>,
+        left: u64,
+    ) -> Option<Outcome> {
+        if disk != Disk::Consistent {
+            let disk = match disk {
+                Disk::Outdated => "outdated",
+                Disk::Inconsistent => "inconsistent",
+                Disk::Consistent => "consistent",
+            };
+            return Some(refuse(
+                format!("{node}'s disk is {disk}; only a consistent node is promoted"),
+                holder,
+                left,
+            ));
+        }
+        if self.record.outdated.contains(node) {
+            return Some(refuse(
+                format!(
+                    "the active reported {node} outdated (it lacks acknowledged writes); only \
+                     failover-now --force promotes it"
+                ),
+                holder,
+                left,
+            ));
+        }
+        None
+    }
+
     fn promote(&mut self, node: &str, candidate: Candidate, lease_ms: u64, now_ms: u64) -> Outcome {
         let holder = self.record.holder.clone();
         let left = self.lease_left(now_ms);
@@ -368,27 +428,8 @@ impl Pair {
             return refuse(reason, holder, left);
         }
         if !candidate.force {
-            if candidate.disk != Disk::Consistent {
-                let disk = match candidate.disk {
-                    Disk::Outdated => "outdated",
-                    Disk::Inconsistent => "inconsistent",
-                    Disk::Consistent => "consistent",
-                };
-                return refuse(
-                    format!("{node}'s disk is {disk}; only a consistent node is promoted"),
-                    holder,
-                    left,
-                );
-            }
-            if self.record.outdated.contains(node) {
-                return refuse(
-                    format!(
-                        "the active reported {node} outdated (it lacks acknowledged writes); \
-                         only failover-now --force promotes it"
-                    ),
-                    holder,
-                    left,
-                );
+            if let Some(refusal) = self.unfit(node, candidate.disk, holder.clone(), left) {
+                return refusal;
             }
             if let Some(holder) = &holder
                 && candidate.max_epoch_seen < holder.epoch

@@ -375,6 +375,15 @@ fn term_from_wire(term: Option<pb::Term>) -> Result<WitnessTerm, String> {
     })
 }
 
+fn disk_from_wire(disk: i32) -> Result<Disk, String> {
+    match pb::DiskState::try_from(disk) {
+        Ok(pb::DiskState::Consistent) => Ok(Disk::Consistent),
+        Ok(pb::DiskState::Outdated) => Ok(Disk::Outdated),
+        Ok(pb::DiskState::Inconsistent) => Ok(Disk::Inconsistent),
+        _ => Err(format!("unknown disk state {disk}")),
+    }
+}
+
 fn request_from_wire(body: pb::vote_request::Body) -> Result<GrantRequest, String> {
     use pb::vote_request::Body;
     match body {
@@ -382,16 +391,12 @@ fn request_from_wire(body: pb::vote_request::Body) -> Result<GrantRequest, Strin
         Body::Renew(renew) => Ok(GrantRequest::Renew {
             term: term_from_wire(renew.term)?,
             peer_outdated: renew.peer_outdated,
+            disk: disk_from_wire(renew.disk)?,
         }),
         Body::Promote(promote) => Ok(GrantRequest::Promote {
             epoch: promote.epoch,
             priority: promote.priority,
-            disk: match pb::DiskState::try_from(promote.disk) {
-                Ok(pb::DiskState::Consistent) => Disk::Consistent,
-                Ok(pb::DiskState::Outdated) => Disk::Outdated,
-                Ok(pb::DiskState::Inconsistent) => Disk::Inconsistent,
-                _ => return Err(format!("Promote with disk state {}", promote.disk)),
-            },
+            disk: disk_from_wire(promote.disk)?,
             max_epoch_seen: promote.max_epoch_seen,
             fast_path: promote.fast_path,
             force: promote.force,

@@ -24,6 +24,7 @@ fn renew(epoch: u64, node: &str) -> Request {
     Request::Renew {
         term: term(epoch, node),
         peer_outdated: false,
+        disk: Disk::Consistent,
     }
 }
 
@@ -144,6 +145,7 @@ fn only_a_consistent_up_to_date_node_is_promoted_unless_forced() {
         Request::Renew {
             term: term(3, "a"),
             peer_outdated: true,
+            disk: Disk::Consistent,
         },
         0,
     );
@@ -195,6 +197,7 @@ fn the_outdated_mark_follows_the_active_and_is_durable() {
         Request::Renew {
             term: term(1, "a"),
             peer_outdated: true,
+            disk: Disk::Consistent,
         },
         10,
     );
@@ -238,11 +241,34 @@ fn strangers_and_wrong_terms_are_refused() {
 }
 
 #[test]
-fn a_newer_term_from_a_hand_over_replaces_the_holder_at_once() {
+fn the_other_nodes_newer_term_waits_for_the_holders_lease() {
     let mut g = grantor(vec![], 0);
     g.request("pbx", "a", renew(1, "a"), 0);
-    // a handed over to b (a demoted first): b's first renewal in term 2 is granted, durably.
-    let handed = g.request("pbx", "b", renew(2, "b"), 100);
-    assert_eq!(granted(&handed), Some(term(2, "b")));
-    assert!(handed.persist.is_some());
+    // a handed over to b (or b made a term alone): not while a's lease runs, and not superseding
+    // anyone.
+    let early = g.request("pbx", "b", renew(2, "b"), 100);
+    assert_eq!(granted(&early), None);
+    assert!(reason(&early).contains("a holds the pair's vote for 900 ms more"), "{early:?}");
+    assert!(early.persist.is_none());
+    // An inconsistent b is refused even then.
+    let unfit = g.request(
+        "pbx",
+        "b",
+        Request::Renew {
+            term: term(2, "b"),
+            peer_outdated: false,
+            disk: Disk::Inconsistent,
+        },
+        LEASE + 1,
+    );
+    assert!(reason(&unfit).contains("disk is inconsistent"), "{unfit:?}");
+    // Once a's lease has run out, b's term replaces a's, durably, and a is superseded.
+    let later = g.request("pbx", "b", renew(2, "b"), LEASE + 1);
+    assert_eq!(granted(&later), Some(term(2, "b")));
+    assert!(later.persist.is_some());
+    let old = g.request("pbx", "a", renew(1, "a"), LEASE + 2);
+    assert!(matches!(old.answer, Answer::Refused { superseded: true, .. }));
+    // The holder's own newer term is granted at once.
+    let own = g.request("pbx", "b", renew(3, "b"), LEASE + 3);
+    assert_eq!(granted(&own), Some(term(3, "b")));
 }
