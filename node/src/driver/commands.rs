@@ -46,6 +46,9 @@ impl Driver {
                 );
             }
             Command::SetAdmission(admit) => {
+                if admit {
+                    self.gate_opening();
+                }
                 self.admission.set(admit, self.admission_lease());
                 tracing::info!(admit, "admission changed");
             }

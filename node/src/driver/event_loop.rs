@@ -286,6 +286,7 @@ impl Driver {
         if self.machine.admitting() {
             self.admission.renew(self.admission_lease());
         }
+        self.note_admission().await?;
         // Callers that gave up waiting leave a closed channel behind.
         self.pending_admin.retain(|_, reply| !reply.is_closed());
         Ok(())
@@ -304,6 +305,7 @@ impl Driver {
             }
         }
         self.update_votes();
+        self.note_admission().await?;
         self.publish_status();
         Ok(())
     }

@@ -97,7 +97,12 @@ impl Driver {
         crate::admin::status::WitnessStatus {
             kind: "witness".into(),
             address: quorum.settings.address.clone(),
-            state: if quorum.link_down.is_some() { "lost" } else { "ok" }.into(),
+            state: if quorum.link_down.is_some() {
+                "lost"
+            } else {
+                "ok"
+            }
+            .into(),
             lease_left_ms: self.admission.votes_left_ms().unwrap_or(0),
             vote: quorum.vote.clone(),
         }

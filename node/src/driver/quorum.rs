@@ -53,6 +53,11 @@ pub(super) struct Quorum {
     /// The fast path proved the peer's process gone (both ports refused) since the last stream
     /// end: the promise to it no longer binds.
     pub(super) peer_gone: bool,
+    /// Whether the gate admitted when last looked at, for the `admission` events.
+    pub(super) admitted: bool,
+    /// When (Unix ms) the role machine last opened the gate: an `admission` event names the
+    /// earliest instant the gate may have admitted.
+    pub(super) opened_wall: Option<i64>,
 }
 
 impl Quorum {
@@ -91,6 +96,8 @@ impl Quorum {
             last_refusal: None,
             vote: "none yet".into(),
             peer_gone: false,
+            admitted: false,
+            opened_wall: None,
         })
     }
 
@@ -208,9 +215,9 @@ impl Driver {
         let wait = if fast_path {
             Duration::ZERO
         } else {
-            quorum
-                .promise_until
-                .map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now()))
+            quorum.promise_until.map_or(Duration::ZERO, |until| {
+                until.saturating_duration_since(Instant::now())
+            })
         };
         let client = quorum.client.clone();
         tokio::spawn(async move {
@@ -237,11 +244,15 @@ impl Driver {
             WitnessReport::Link(None) => {
                 let was_down = quorum.link_down.take();
                 if was_down.is_some_and(|why| why != "not connected yet") {
-                    self.record("witness_ok", "the witness answers again").await?;
+                    self.record("witness_ok", "the witness answers again")
+                        .await?;
                 }
             }
             WitnessReport::Link(Some(why)) => {
-                let first = quorum.link_down.is_none();
+                let first = quorum
+                    .link_down
+                    .as_ref()
+                    .is_none_or(|down| down == "not connected yet");
                 quorum.link_down = Some(why.clone());
                 if first {
                     let message = format!(
@@ -266,11 +277,13 @@ impl Driver {
                     // A new active's renewals wait out the old one's lease after a hand-over,
                     // admitting on its peer's vote meanwhile: only a refusal that costs this
                     // node its admission is worth an event.
-                    let peer_vote = quorum.peer_until.is_some_and(|until| until > Instant::now());
-                    if (superseded || !peer_vote) && quorum.last_refusal.as_ref() != Some(&reason)
-                    {
+                    let peer_vote = quorum
+                        .peer_until
+                        .is_some_and(|until| until > Instant::now());
+                    if (superseded || !peer_vote) && quorum.last_refusal.as_ref() != Some(&reason) {
                         quorum.last_refusal = Some(reason.clone());
-                        let message = format!("the witness refused to renew this node's vote: {reason}");
+                        let message =
+                            format!("the witness refused to renew this node's vote: {reason}");
                         self.record("witness_refused", &message).await?;
                     }
                 }
@@ -320,12 +333,57 @@ impl Driver {
                     quorum.vote = format!("refused: {reason}");
                     let message = format!("the witness refused to promote this node: {reason}");
                     self.record("witness_refused", &message).await?;
-                    self.step(crate::role::Event::FenceResult { ok: false }).await?;
+                    self.step(crate::role::Event::FenceResult { ok: false })
+                        .await?;
                 }
             },
         }
+        self.note_admission().await?;
         self.publish_status();
         Ok(())
+    }
+
+    /// Witness mode: records each change of the gate as an `admission` event that names the
+    /// instant (Unix ms) it changed: when the votes lapsed, for a gate that closed because
+    /// they did, so the two nodes' timelines can be laid side by side.
+    pub(super) async fn note_admission(&mut self) -> Result<(), super::event_loop::DriverError> {
+        let admits = self.admission.admits();
+        let role_admits = self.machine.admitting();
+        let Some(quorum) = self.quorum.as_mut() else {
+            return Ok(());
+        };
+        if admits == quorum.admitted {
+            return Ok(());
+        }
+        quorum.admitted = admits;
+        let now = Instant::now();
+        let wall = crate::state::store::wall_clock_ms();
+        let lapsed = quorum.votes_until().filter(|until| *until <= now);
+        let message = match (admits, lapsed) {
+            (true, _) => format!(
+                "admitting from {}",
+                quorum
+                    .opened_wall
+                    .take()
+                    .map_or(wall, |opened| opened.min(wall))
+            ),
+            (false, Some(until)) if role_admits => {
+                let ago = i64::try_from(now.duration_since(until).as_millis()).unwrap_or(0);
+                format!(
+                    "not admitting from {}: neither the peer's nor the witness's vote holds",
+                    wall - ago
+                )
+            }
+            (false, _) => format!("not admitting from {wall}"),
+        };
+        self.record("admission", &message).await
+    }
+
+    /// The role machine opens the gate now (called before it opens).
+    pub(super) fn gate_opening(&mut self) {
+        if let Some(quorum) = self.quorum.as_mut() {
+            quorum.opened_wall = Some(crate::state::store::wall_clock_ms());
+        }
     }
 
     /// A fast-path round: both of the peer's ports refused, so its process is gone.

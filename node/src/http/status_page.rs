@@ -23,8 +23,7 @@ use crate::state::store::EventRecord;
 use super::status_page_assets::{ICON, SCRIPT, STYLE};
 use super::status_page_cards::{
     clients_card, events_section, failover_card, files_section, node_card, peer_card,
-    witness_section,
-    replication_card, services_section,
+    replication_card, services_section, witness_section,
 };
 use super::status_page_format::{role_badge, time_text};
 

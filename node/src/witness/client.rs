@@ -126,7 +126,9 @@ async fn run(
         reported_down = None;
         tracing::info!(address = %target.address, "witness link up");
         report(WitnessReport::Link(None));
-        let why = stream.serve(&target, &mut renew, &mut promote, &report).await;
+        let why = stream
+            .serve(&target, &mut renew, &mut promote, &report)
+            .await;
         link_down(&target, why, &mut reported_down, &report);
         tokio::time::sleep(REDIAL_PAUSE).await;
     }

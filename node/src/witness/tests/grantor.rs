@@ -248,7 +248,10 @@ fn the_other_nodes_newer_term_waits_for_the_holders_lease() {
     // anyone.
     let early = g.request("pbx", "b", renew(2, "b"), 100);
     assert_eq!(granted(&early), None);
-    assert!(reason(&early).contains("a holds the pair's vote for 900 ms more"), "{early:?}");
+    assert!(
+        reason(&early).contains("a holds the pair's vote for 900 ms more"),
+        "{early:?}"
+    );
     assert!(early.persist.is_none());
     // An inconsistent b is refused even then.
     let unfit = g.request(
@@ -267,7 +270,13 @@ fn the_other_nodes_newer_term_waits_for_the_holders_lease() {
     assert_eq!(granted(&later), Some(term(2, "b")));
     assert!(later.persist.is_some());
     let old = g.request("pbx", "a", renew(1, "a"), LEASE + 2);
-    assert!(matches!(old.answer, Answer::Refused { superseded: true, .. }));
+    assert!(matches!(
+        old.answer,
+        Answer::Refused {
+            superseded: true,
+            ..
+        }
+    ));
     // The holder's own newer term is granted at once.
     let own = g.request("pbx", "b", renew(3, "b"), LEASE + 3);
     assert_eq!(granted(&own), Some(term(3, "b")));

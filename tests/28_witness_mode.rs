@@ -1,0 +1,300 @@
+//! A pair in witness mode (DESIGN.md §12), real processes: two `tandemd` nodes and a `tandemd
+//! witness`, each node's link to its peer and to the witness through a fault proxy.
+//! - Cutting the peer link while both see the witness leaves the active active and the passive
+//!   passive, and the passive never admits a client.
+//! - Cutting the active off from both: it stops admitting before the other node starts, by
+//!   both nodes' own `admission` events, and the other node takes over.
+//! - Killing the witness: the pair keeps serving, `witness_lost` is mailed, and a failover
+//!   does not happen while it is down; status and events say why.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, anyhow, bail};
+use common::*;
+use tandem_harness::{Cluster, ClusterSpec, FaultProxy, Mode, SmtpSink};
+
+struct Witness {
+    child: Option<Child>,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Witness {
+    fn start(dir: &Path, address: std::net::SocketAddr, cluster: &str) -> anyhow::Result<Witness> {
+        let config = dir.join("witness.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"witness-data\"\n[listen]\nwitness = \"{address}\"\n[tls]\n\
+                 ca = \"certs/ca.pem\"\ncert = \"certs/tandem-witness.pem\"\n\
+                 key = \"certs/tandem-witness.key\"\n[[pair]]\ncluster = \"{cluster}\"\n\
+                 nodes = [\"a\", \"b\"]\n"
+            ),
+        )?;
+        let log = dir.join("witness.log");
+        let mut witness = Witness {
+            child: None,
+            config,
+            log,
+        };
+        witness.spawn()?;
+        Ok(witness)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        self.child = Some(
+            Command::new(bins().tandemd)
+                .args(["witness", "--config"])
+                .arg(&self.config)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("start tandemd witness")?,
+        );
+        Ok(())
+    }
+
+    fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// A pair whose nodes reach the witness through their own proxies, and the witness.
+struct WitnessPair {
+    cluster: Cluster,
+    witness: Witness,
+    /// Node a's and node b's way to the witness.
+    to_witness: [FaultProxy; 2],
+    _sink: Option<SmtpSink>,
+}
+
+fn start_pair(sink: Option<SmtpSink>) -> anyhow::Result<WitnessPair> {
+    let witness_address = tandem_harness::ports::free_addr()?;
+    let to_witness = [
+        FaultProxy::start(witness_address)?,
+        FaultProxy::start(witness_address)?,
+    ];
+    let mut spec = ClusterSpec::new().with_proxies(true);
+    for (node, proxy) in ["a", "b"].iter().zip(&to_witness) {
+        spec = spec.extra_toml(
+            node,
+            &format!("[witness]\naddress = \"{}\"\n", proxy.listen_addr()),
+        );
+        if let Some(sink) = &sink {
+            spec = spec.extra_toml(
+                node,
+                &format!(
+                    "[alerts]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsecurity = \"none\"\n\
+                     from = \"tandem@example.com\"\nto = [\"ops@example.com\"]\n",
+                    sink.address().port()
+                ),
+            );
+        }
+    }
+    let mut cluster = Cluster::prepare(spec, &bins())?;
+    let output = Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(cluster.certs_dir())
+        .args(["--witness", "tandem-witness"])
+        .output()?;
+    if !output.status.success() {
+        bail!("certs init --witness: {output:?}");
+    }
+    let witness = Witness::start(cluster.dir(), witness_address, "test")?;
+    cluster.start_node("a")?;
+    cluster.start_node("b")?;
+    Ok(WitnessPair {
+        cluster,
+        witness,
+        to_witness,
+        _sink: sink,
+    })
+}
+
+/// `name`'s `admission` events: (admitting, from Unix ms).
+fn admissions(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<(bool, i64)>> {
+    events(cluster, name)?
+        .into_iter()
+        .filter(|(kind, _)| kind == "admission")
+        .map(|(_, message)| {
+            let admitting = message.starts_with("admitting from ");
+            let from = message
+                .split_whitespace()
+                .nth(if admitting { 2 } else { 3 })
+                .and_then(|word| word.trim_end_matches(':').parse::<i64>().ok())
+                .ok_or_else(|| anyhow!("an admission event without a time: {message}"))?;
+            Ok((admitting, from))
+        })
+        .collect()
+}
+
+fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
+    cluster.wait_until(WAIT, &format!("{name} to see the witness"), |c| {
+        let status = c.status(name)?;
+        if status["witness"]["state"] == "ok" {
+            Ok(Some(()))
+        } else {
+            Err(anyhow!("witness: {}", status["witness"]))
+        }
+    })
+}
+
+#[test]
+fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let pair = start_pair(None)?;
+    let cluster = &pair.cluster;
+    wait_steady(cluster, "a")?;
+    wait_witness_ok(cluster, "a")?;
+    wait_witness_ok(cluster, "b")?;
+
+    phase("cut the peer link both ways; both nodes still see the witness");
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    // b misses a's keep-alives, asks the witness, and is refused while a renews.
+    let refusal = wait_event(cluster, "b", "witness_refused", "a is active")?;
+    // It asks again after each refusal; a second one shows it kept trying and kept failing.
+    cluster.wait_until(WAIT, "b's second refusal", |c| {
+        let refused = events(c, "b")?
+            .iter()
+            .filter(|(kind, _)| kind == "witness_refused")
+            .count();
+        Ok((refused >= 2 && role(&c.status("b")?) == "passive").then_some(()))
+    })?;
+    let a = cluster.status("a")?;
+    assert_eq!(role(&a), "active", "{refusal}");
+    assert_eq!(a["node"]["admitting"], true, "a: {}", brief(&a));
+    let b = cluster.status("b")?;
+    assert_eq!(role(&b), "passive", "b: {}", brief(&b));
+    assert!(
+        admissions(cluster, "b")?
+            .iter()
+            .all(|(admitting, _)| !admitting),
+        "b admitted: {:?}",
+        admissions(cluster, "b")?
+    );
+
+    phase("heal: still a active, b passive, no split brain");
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_steady(cluster, "a")?;
+    assert!(
+        !events(cluster, "a")?
+            .iter()
+            .chain(events(cluster, "b")?.iter())
+            .any(|(kind, _)| kind == "split_brain"),
+        "a split brain with the witness"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_starts()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let pair = start_pair(None)?;
+    let cluster = &pair.cluster;
+    wait_steady(cluster, "a")?;
+    wait_witness_ok(cluster, "a")?;
+    wait_witness_ok(cluster, "b")?;
+
+    phase("cut a off from b and from the witness");
+    pair.to_witness[0].set_mode(Mode::Blackhole)?;
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    wait_serving(cluster, "b")?;
+    let a_stopped = cluster.wait_until(WAIT, "a's admission to end", |c| {
+        let last = admissions(c, "a")?.last().copied();
+        Ok(last.and_then(|(admitting, at)| (!admitting).then_some(at)))
+    })?;
+    let b_started = admissions(cluster, "b")?
+        .into_iter()
+        .find(|(admitting, _)| *admitting)
+        .map(|(_, at)| at)
+        .ok_or_else(|| anyhow!("b serves but recorded no admission"))?;
+    assert!(
+        a_stopped < b_started,
+        "a admitted until {a_stopped}, b from {b_started}: the timelines overlap"
+    );
+    let a = cluster.status("a")?;
+    assert_eq!(a["node"]["admitting"], false, "a: {}", brief(&a));
+
+    phase("heal: a follows b's newer term");
+    pair.to_witness[0].set_mode(Mode::Pass)?;
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_steady(cluster, "b")?;
+    Ok(())
+}
+
+#[test]
+fn without_the_witness_the_pair_serves_and_no_failover_happens() -> anyhow::Result<()> {
+    let _serial = serial();
+    let sink = SmtpSink::start()?;
+    let mails = sink.store();
+    let mut pair = start_pair(Some(sink))?;
+    wait_steady(&pair.cluster, "a")?;
+    wait_witness_ok(&pair.cluster, "a")?;
+
+    phase("kill the witness: the pair keeps serving, and the loss is mailed");
+    pair.witness.kill()?;
+    wait_event(&pair.cluster, "a", "witness_lost", "no automatic failover")?;
+    wait_steady(&pair.cluster, "a")?;
+    pair.cluster
+        .wait_until(WAIT, "the witness_lost mail", |_| {
+            let mails = mails.lock().map_err(|_| anyhow!("poisoned"))?;
+            Ok(mails
+                .iter()
+                .any(|mail| {
+                    mail.header("Subject")
+                        .is_some_and(|subject| subject.ends_with("a: witness lost"))
+                })
+                .then_some(()))
+        })?;
+    let status = pair.cluster.status("a")?;
+    assert_eq!(status["witness"]["state"], "lost", "{}", status["witness"]);
+
+    phase("the active's host vanishes: b does not take over, and says why");
+    pair.cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    pair.cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    wait_event(
+        &pair.cluster,
+        "b",
+        "witness_refused",
+        "the witness is unreachable",
+    )?;
+    let b = pair.cluster.status("b")?;
+    assert_eq!(role(&b), "passive", "b: {}", brief(&b));
+    assert_eq!(b["witness"]["state"], "lost");
+    assert!(
+        b["witness"]["vote"]
+            .as_str()
+            .is_some_and(|vote| vote.contains("unreachable")),
+        "{}",
+        b["witness"]
+    );
+    // a, alone and without the witness, stops admitting once its peer's vote lapses.
+    pair.cluster.wait_until(WAIT, "a to stop admitting", |c| {
+        let a = c.status("a")?;
+        Ok((a["node"]["admitting"] == false).then_some(()))
+    })?;
+    Ok(())
+}
