@@ -9,95 +9,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use anyhow::{Context, anyhow, bail};
+use anyhow::anyhow;
 use common::*;
-use tandem_harness::{Cluster, ClusterSpec, FaultProxy, Mode, SmtpSink};
+use tandem_harness::{Cluster, ClusterSpec, Mode, SmtpSink};
 
-struct Witness {
-    child: Option<Child>,
-    config: std::path::PathBuf,
-    log: std::path::PathBuf,
-}
-
-impl Witness {
-    fn start(dir: &Path, address: std::net::SocketAddr, cluster: &str) -> anyhow::Result<Witness> {
-        let config = dir.join("witness.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = \"witness-data\"\n[listen]\nwitness = \"{address}\"\n[tls]\n\
-                 ca = \"certs/ca.pem\"\ncert = \"certs/tandem-witness.pem\"\n\
-                 key = \"certs/tandem-witness.key\"\n[[pair]]\ncluster = \"{cluster}\"\n\
-                 nodes = [\"a\", \"b\"]\n"
-            ),
-        )?;
-        let log = dir.join("witness.log");
-        let mut witness = Witness {
-            child: None,
-            config,
-            log,
-        };
-        witness.spawn()?;
-        Ok(witness)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        self.child = Some(
-            Command::new(bins().tandemd)
-                .args(["witness", "--config"])
-                .arg(&self.config)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("start tandemd witness")?,
-        );
-        Ok(())
-    }
-
-    fn kill(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.kill();
-    }
-}
-
-/// A pair whose nodes reach the witness through their own proxies, and the witness.
-struct WitnessPair {
-    cluster: Cluster,
-    witness: Witness,
-    /// Node a's and node b's way to the witness.
-    to_witness: [FaultProxy; 2],
-    _sink: Option<SmtpSink>,
-}
-
-fn start_pair(sink: Option<SmtpSink>) -> anyhow::Result<WitnessPair> {
-    let witness_address = tandem_harness::ports::free_addr()?;
-    let to_witness = [
-        FaultProxy::start(witness_address)?,
-        FaultProxy::start(witness_address)?,
-    ];
-    let mut spec = ClusterSpec::new().with_proxies(true);
-    for (node, proxy) in ["a", "b"].iter().zip(&to_witness) {
-        spec = spec.extra_toml(
-            node,
-            &format!("[witness]\naddress = \"{}\"\n", proxy.listen_addr()),
-        );
-        if let Some(sink) = &sink {
+fn start_pair(sink: Option<&SmtpSink>) -> anyhow::Result<Cluster> {
+    let mut spec = ClusterSpec::new().with_proxies(true).with_witness(true);
+    if let Some(sink) = sink {
+        for node in ["a", "b"] {
             spec = spec.extra_toml(
                 node,
                 &format!(
@@ -108,24 +27,7 @@ fn start_pair(sink: Option<SmtpSink>) -> anyhow::Result<WitnessPair> {
             );
         }
     }
-    let mut cluster = Cluster::prepare(spec, &bins())?;
-    let output = Command::new(bins().tandemctl)
-        .args(["certs", "init", "--dir"])
-        .arg(cluster.certs_dir())
-        .args(["--witness", "tandem-witness"])
-        .output()?;
-    if !output.status.success() {
-        bail!("certs init --witness: {output:?}");
-    }
-    let witness = Witness::start(cluster.dir(), witness_address, "test")?;
-    cluster.start_node("a")?;
-    cluster.start_node("b")?;
-    Ok(WitnessPair {
-        cluster,
-        witness,
-        to_witness,
-        _sink: sink,
-    })
+    Cluster::start(spec, &bins())
 }
 
 /// `name`'s `admission` events: (admitting, from Unix ms).
@@ -160,8 +62,7 @@ fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
 fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 -> anyhow::Result<()> {
     let _serial = serial();
-    let pair = start_pair(None)?;
-    let cluster = &pair.cluster;
+    let cluster = &start_pair(None)?;
     wait_steady(cluster, "a")?;
     wait_witness_ok(cluster, "a")?;
     wait_witness_ok(cluster, "b")?;
@@ -210,14 +111,13 @@ fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_starts()
 -> anyhow::Result<()> {
     let _serial = serial();
-    let pair = start_pair(None)?;
-    let cluster = &pair.cluster;
+    let cluster = &start_pair(None)?;
     wait_steady(cluster, "a")?;
     wait_witness_ok(cluster, "a")?;
     wait_witness_ok(cluster, "b")?;
 
     phase("cut a off from b and from the witness");
-    pair.to_witness[0].set_mode(Mode::Blackhole)?;
+    cluster.witness_proxy("a").set_mode(Mode::Blackhole)?;
     cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
     cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
     wait_serving(cluster, "b")?;
@@ -238,7 +138,7 @@ fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_star
     assert_eq!(a["node"]["admitting"], false, "a: {}", brief(&a));
 
     phase("heal: a follows b's newer term");
-    pair.to_witness[0].set_mode(Mode::Pass)?;
+    cluster.witness_proxy("a").set_mode(Mode::Pass)?;
     cluster.proxy("a", "b").set_mode(Mode::Pass)?;
     cluster.proxy("b", "a").set_mode(Mode::Pass)?;
     wait_steady(cluster, "b")?;
@@ -250,38 +150,37 @@ fn without_the_witness_the_pair_serves_and_no_failover_happens() -> anyhow::Resu
     let _serial = serial();
     let sink = SmtpSink::start()?;
     let mails = sink.store();
-    let mut pair = start_pair(Some(sink))?;
-    wait_steady(&pair.cluster, "a")?;
-    wait_witness_ok(&pair.cluster, "a")?;
+    let mut cluster = start_pair(Some(&sink))?;
+    wait_steady(&cluster, "a")?;
+    wait_witness_ok(&cluster, "a")?;
 
     phase("kill the witness: the pair keeps serving, and the loss is mailed");
-    pair.witness.kill()?;
-    wait_event(&pair.cluster, "a", "witness_lost", "no automatic failover")?;
-    wait_steady(&pair.cluster, "a")?;
-    pair.cluster
-        .wait_until(WAIT, "the witness_lost mail", |_| {
-            let mails = mails.lock().map_err(|_| anyhow!("poisoned"))?;
-            Ok(mails
-                .iter()
-                .any(|mail| {
-                    mail.header("Subject")
-                        .is_some_and(|subject| subject.ends_with("a: witness lost"))
-                })
-                .then_some(()))
-        })?;
-    let status = pair.cluster.status("a")?;
+    cluster.witness().kill()?;
+    wait_event(&cluster, "a", "witness_lost", "no automatic failover")?;
+    wait_steady(&cluster, "a")?;
+    cluster.wait_until(WAIT, "the witness_lost mail", |_| {
+        let mails = mails.lock().map_err(|_| anyhow!("poisoned"))?;
+        Ok(mails
+            .iter()
+            .any(|mail| {
+                mail.header("Subject")
+                    .is_some_and(|subject| subject.ends_with("a: witness lost"))
+            })
+            .then_some(()))
+    })?;
+    let status = cluster.status("a")?;
     assert_eq!(status["witness"]["state"], "lost", "{}", status["witness"]);
 
     phase("the active's host vanishes: b does not take over, and says why");
-    pair.cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
-    pair.cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
     wait_event(
-        &pair.cluster,
+        &cluster,
         "b",
         "witness_refused",
         "the witness is unreachable",
     )?;
-    let b = pair.cluster.status("b")?;
+    let b = cluster.status("b")?;
     assert_eq!(role(&b), "passive", "b: {}", brief(&b));
     assert_eq!(b["witness"]["state"], "lost");
     assert!(
@@ -292,9 +191,44 @@ fn without_the_witness_the_pair_serves_and_no_failover_happens() -> anyhow::Resu
         b["witness"]
     );
     // a, alone and without the witness, stops admitting once its peer's vote lapses.
-    pair.cluster.wait_until(WAIT, "a to stop admitting", |c| {
+    cluster.wait_until(WAIT, "a to stop admitting", |c| {
         let a = c.status("a")?;
         Ok((a["node"]["admitting"] == false).then_some(()))
     })?;
+    Ok(())
+}
+
+#[test]
+fn a_crashed_active_is_replaced_through_the_fast_path_and_a_switchover_still_works()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = start_pair(None)?;
+    wait_steady(&cluster, "a")?;
+    wait_witness_ok(&cluster, "b")?;
+
+    phase("switchover a -> b: b admits on a's promise, then holds the witness's vote too");
+    cluster.ctl_ok("a", &["switchover"])?;
+    wait_steady(&cluster, "b")?;
+    cluster.wait_until(WAIT, "the witness to record b", |c| {
+        let text = String::from_utf8(
+            std::process::Command::new(bins().tandemctl)
+                .arg("--config")
+                .arg(c.witness_config_path())
+                .args(["witness", "status"])
+                .output()?
+                .stdout,
+        )?;
+        Ok(text.contains("active b").then_some(()))
+    })?;
+
+    phase("SIGKILL of b: both its ports refuse, and a is given the vote without waiting");
+    cluster.node_mut("b").kill()?;
+    wait_serving(&cluster, "a")?;
+    let witness_log = std::fs::read_to_string(cluster.witness().log_path())?;
+    assert!(
+        witness_log.contains("its process is gone"),
+        "the witness never proved b gone:\n{witness_log}"
+    );
+    wait_event(&cluster, "a", "witness", "gave this node the vote")?;
     Ok(())
 }

@@ -49,6 +49,9 @@ pub struct Cluster {
     pub(crate) nodes: Vec<ClusterNode>,
     /// Fault proxies by (dialing node, dialed node); empty unless the spec asked for them.
     proxies: HashMap<(String, String), FaultProxy>,
+    /// Witness mode: the witness process, and each node's proxy to it.
+    witness: Option<NodeProcess>,
+    witness_proxies: HashMap<String, FaultProxy>,
     /// How long one `tandemctl` call may run before it is killed.
     pub(crate) ctl_timeout: Duration,
     /// Certificates, configs, data and logs of both nodes.
@@ -57,6 +60,9 @@ pub struct Cluster {
     /// drop keeps the directory even when the test returns an `Err` instead of panicking.
     pub(crate) failed: AtomicBool,
 }
+
+/// The witness's certificate name in witness mode (the nodes' default `server_name`).
+const WITNESS_NAME: &str = "tandem-witness";
 
 impl Cluster {
     /// Prepares the pair and starts both nodes, in the spec's order.
@@ -79,12 +85,18 @@ impl Cluster {
             bins: bins.clone(),
             nodes: Vec::new(),
             proxies: HashMap::new(),
+            witness: None,
+            witness_proxies: HashMap::new(),
             ctl_timeout: spec.ctl_timeout,
             dir,
             failed: AtomicBool::new(false),
         };
         let prepared = cluster.build(&spec);
         cluster.record(prepared)?;
+        if spec.witness {
+            let started = cluster.start_witness();
+            cluster.record(started)?;
+        }
         Ok(cluster)
     }
 
@@ -119,6 +131,9 @@ impl Cluster {
         if spec.proxies {
             self.start_proxies(&names, &addrs)?;
         }
+        if spec.witness {
+            self.prepare_witness(&spec.cluster_name, &names)?;
+        }
         for (index, node) in spec.nodes.iter().enumerate() {
             let peer = 1 - index;
             let dir = self.dir.path().join(&node.name);
@@ -136,7 +151,13 @@ impl Cluster {
                 peer_client_address: addrs[peer].client,
                 timers: &spec.timers,
             };
-            let config = NodeConfig::generate(&inputs);
+            let mut config = NodeConfig::generate(&inputs);
+            if let Some(proxy) = self.witness_proxies.get(&node.name) {
+                config.append_toml(&format!(
+                    "[witness]\naddress = \"{}\"\n",
+                    proxy.listen_addr()
+                ));
+            }
             let cluster_node = ClusterNode {
                 name: node.name.clone(),
                 addrs: addrs[index],
@@ -176,6 +197,85 @@ impl Cluster {
                 .insert((names[from].to_owned(), names[to].to_owned()), proxy);
         }
         Ok(())
+    }
+
+    /// Witness mode: its certificate, `witness.toml` beside the nodes' dirs, a proxy per node.
+    fn prepare_witness(&mut self, cluster_name: &str, names: &[&str]) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.bins.tandemctl);
+        command
+            .args(["certs", "init", "--dir"])
+            .arg(self.certs_dir())
+            .args(["--witness", WITNESS_NAME]);
+        let output = output_with_timeout(command, CERTS_TIMEOUT)?;
+        if !output.status.success() {
+            bail!(
+                "tandemctl certs init --witness failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let address = crate::ports::free_addr()?;
+        let nodes: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
+        let dir = self.dir.path().join("witness");
+        std::fs::create_dir_all(&dir)?;
+        let certs = self.certs_dir();
+        std::fs::write(
+            dir.join("witness.toml"),
+            format!(
+                "data_dir = \"data\"\n[listen]\nwitness = \"{address}\"\n[tls]\n\
+                 ca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+                 [[pair]]\ncluster = \"{cluster_name}\"\nnodes = [{nodes}]\n",
+                ca = certs.join("ca.pem").display(),
+                cert = certs.join(format!("{WITNESS_NAME}.pem")).display(),
+                key = certs.join(format!("{WITNESS_NAME}.key")).display(),
+                nodes = nodes.join(", "),
+            ),
+        )?;
+        for name in names {
+            let proxy = FaultProxy::start(address).context("start a witness proxy")?;
+            self.witness_proxies.insert((*name).to_owned(), proxy);
+        }
+        Ok(())
+    }
+
+    fn start_witness(&mut self) -> anyhow::Result<()> {
+        let dir = self.dir.path().join("witness");
+        let args = [
+            PathBuf::from("witness"),
+            PathBuf::from("--config"),
+            dir.join("witness.toml"),
+        ];
+        self.witness = Some(NodeProcess::start(
+            "witness",
+            self.bins.tandemd.clone(),
+            args,
+            dir.join("witness.log"),
+        )?);
+        Ok(())
+    }
+
+    /// Witness mode: the witness process (to kill, stop or restart).
+    ///
+    /// # Panics
+    /// If the cluster has no witness (`ClusterSpec::with_witness`).
+    pub fn witness(&mut self) -> &mut NodeProcess {
+        self.witness
+            .as_mut()
+            .expect("no witness; use ClusterSpec::with_witness(true)")
+    }
+
+    /// Witness mode: the proxy `node` reaches the witness through.
+    ///
+    /// # Panics
+    /// If the cluster has no witness.
+    pub fn witness_proxy(&self, node: &str) -> &FaultProxy {
+        self.witness_proxies
+            .get(node)
+            .unwrap_or_else(|| panic!("no witness proxy for {node}; use with_witness(true)"))
+    }
+
+    /// Witness mode: `witness.toml`.
+    pub fn witness_config_path(&self) -> PathBuf {
+        self.dir.path().join("witness").join("witness.toml")
     }
 
     /// Where `from` dials `to`: the proxy between them if there is one.
@@ -324,7 +424,9 @@ impl Drop for Cluster {
         for node in &mut self.nodes {
             node.process = None;
         }
+        self.witness = None;
         self.proxies.clear();
+        self.witness_proxies.clear();
         if failed {
             self.keep_or_explain();
         }

@@ -17,6 +17,9 @@ pub struct ClusterSpec {
     pub(crate) nodes: Vec<NodeSpec>,
     /// Whether each node dials its peer through a fault proxy.
     pub(crate) proxies: bool,
+    /// Whether the pair runs in witness mode: a `tandemd witness` of its own, which each node
+    /// reaches through a fault proxy of its own.
+    pub(crate) witness: bool,
     /// `[timers]` for both nodes.
     pub(crate) timers: Timers,
     /// `max_clock_offset` for both nodes.
@@ -59,6 +62,7 @@ impl Default for ClusterSpec {
             cluster_name: "test".to_owned(),
             nodes: vec![NodeSpec::new("a", 100), NodeSpec::new("b", 50)],
             proxies: false,
+            witness: false,
             timers: Timers::default(),
             max_clock_offset: Duration::from_millis(500),
             ctl_timeout: Duration::from_secs(3),
@@ -74,6 +78,13 @@ impl ClusterSpec {
     /// Puts a fault proxy on each node's dial to its peer (`Cluster::proxy`).
     pub fn with_proxies(mut self, proxies: bool) -> ClusterSpec {
         self.proxies = proxies;
+        self
+    }
+
+    /// Witness mode (DESIGN.md §12): the cluster starts a `tandemd witness` before the nodes,
+    /// and each node dials it through its own proxy (`Cluster::witness_proxy`).
+    pub fn with_witness(mut self, witness: bool) -> ClusterSpec {
+        self.witness = witness;
         self
     }
 
