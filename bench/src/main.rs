@@ -39,6 +39,10 @@ struct Args {
     /// cuts, and a linearizability check of the history.
     #[arg(long)]
     linearizability: bool,
+    /// failover-crash, failover-freeze: also run the pair in witness mode (DESIGN.md §12), and
+    /// print both, the pair mode's first, from the same invocation.
+    #[arg(long)]
+    witness: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -105,12 +109,18 @@ fn main() -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let result = match args.scenario {
-        Scenario::FailoverCrash => {
-            runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGKILL))?
-        }
-        Scenario::FailoverFreeze => {
-            runtime.block_on(scenarios::failover(&bins, args.runs, libc::SIGSTOP))?
-        }
+        Scenario::FailoverCrash => runtime.block_on(scenarios::failover_modes(
+            &bins,
+            args.runs,
+            libc::SIGKILL,
+            args.witness,
+        ))?,
+        Scenario::FailoverFreeze => runtime.block_on(scenarios::failover_modes(
+            &bins,
+            args.runs,
+            libc::SIGSTOP,
+            args.witness,
+        ))?,
         Scenario::Switchover => runtime.block_on(scenarios::switchover(&bins, args.runs))?,
         Scenario::FalseFailovers => {
             runtime.block_on(scenarios::false_failovers(&bins, duration))?

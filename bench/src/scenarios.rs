@@ -112,6 +112,14 @@ impl Pair {
                         && s.peer.disk == "consistent"
                         && !s.replication.degraded
                 };
+                // In witness mode both must see the witness, or the passive cannot take over.
+                let witnessed = |s: &tandem_node::admin::status::Status| {
+                    s.witness.kind == "none" || s.witness.state == "ok"
+                };
+                if !(witnessed(&a) && witnessed(&b)) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
                 if serving(&a) && following(&b) && replicating(&a) {
                     return Ok("a");
                 }
@@ -163,8 +171,13 @@ fn samples_json(scenario: &str, samples: &[Duration], extra: Value) -> Value {
 /// failover-crash (SIGKILL) and failover-freeze (SIGSTOP): signal the active, then time until a
 /// client's session resume succeeds on the other node (over a connection it already holds), and
 /// until that node serves by its status; then restart or resume the victim and let it rejoin.
-pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyhow::Result<Value> {
-    let mut pair = Pair::start(bins)?;
+pub async fn failover(
+    bins: &Binaries,
+    runs: usize,
+    signal: libc::c_int,
+    witness: bool,
+) -> anyhow::Result<Value> {
+    let mut pair = Pair::start_with(bins, ClusterSpec::new().with_witness(witness))?;
     let active = pair.steady().await?;
     crate::clients::add_user(&pair.cluster, active, "phone")?;
     let mut first = crate::clients::connect(&pair.cluster, active).await?;
@@ -217,6 +230,31 @@ pub async fn failover(bins: &Binaries, runs: usize, signal: libc::c_int) -> anyh
             "timers": "defaults (100ms, warn 3, failover 8)",
         }),
     ))
+}
+
+/// [`failover`] in pair mode and, with `witness`, then in witness mode: the witness mode's
+/// figures with the pair mode's beside them (`pair_p50_ms`, ...), from the same invocation.
+pub async fn failover_modes(
+    bins: &Binaries,
+    runs: usize,
+    signal: libc::c_int,
+    witness: bool,
+) -> anyhow::Result<Value> {
+    let pair_mode = failover(bins, runs, signal, false).await?;
+    if !witness {
+        return Ok(pair_mode);
+    }
+    eprintln!("witness mode:");
+    let mut result = failover(bins, runs, signal, true).await?;
+    if let (Value::Object(map), Value::Object(pair)) = (&mut result, pair_mode) {
+        map.insert("mode".into(), json!("witness (lease 1s)"));
+        for key in ["p50_ms", "p95_ms", "max_ms", "served_p50_ms"] {
+            if let Some(value) = pair.get(key) {
+                map.insert(format!("pair_{key}"), value.clone());
+            }
+        }
+    }
+    Ok(result)
 }
 
 /// switchover: planned switchovers back and forth; each run's longest client gap.
