@@ -96,7 +96,7 @@ impl Driver {
                     _ => self.catching_up = true,
                 }
             }
-            Command::FencePeer if self.quorum.is_some() => self.seek_promotion().await?,
+            Command::FencePeer if self.quorum.is_some() => self.begin_promotion().await?,
             Command::FencePeer => {
                 if self.hooks.config().command("fence_peer").is_none() {
                     tracing::error!("fence_peer requested but no fence hook is configured");

@@ -55,6 +55,9 @@ pub(super) struct Quorum {
     pub(super) peer_gone: bool,
     /// Whether the gate admitted when last looked at, for the `admission` events.
     pub(super) admitted: bool,
+    /// This takeover already asked again once its refusal's lease had run out: a holder that
+    /// renewed meanwhile is alive, and the takeover fails.
+    pub(super) retried: bool,
     /// When (Unix ms) the role machine last opened the gate: an `admission` event names the
     /// earliest instant the gate may have admitted.
     pub(super) opened_wall: Option<i64>,
@@ -97,6 +100,7 @@ impl Quorum {
             vote: "none yet".into(),
             peer_gone: false,
             admitted: false,
+            retried: false,
             opened_wall: None,
         })
     }
@@ -179,10 +183,18 @@ impl Driver {
         quorum.client.set_renewal(renewal);
     }
 
-    /// `Command::FencePeer` in witness mode: ask for the vote once the promise has run out.
+    /// `Command::FencePeer` in witness mode: a takeover's first request.
+    pub(super) async fn begin_promotion(&mut self) -> Result<(), super::event_loop::DriverError> {
+        if let Some(quorum) = self.quorum.as_mut() {
+            quorum.retried = false;
+        }
+        self.seek_again().await
+    }
+
+    /// Asks the witness for the vote once the promise has run out.
     /// Without a link to the witness there is no vote to ask for: the takeover fails at once,
     /// and the event says why.
-    pub(super) async fn seek_promotion(&mut self) -> Result<(), super::event_loop::DriverError> {
+    pub(super) async fn seek_again(&mut self) -> Result<(), super::event_loop::DriverError> {
         let durable = self.machine.durable();
         let request = PromoteRequest {
             epoch: durable.max_epoch_seen + 1,
@@ -288,6 +300,15 @@ impl Driver {
                     }
                 }
             },
+            WitnessReport::RetryPromotion => {
+                if self.machine.role() == Role::Promoting && quorum.seeking {
+                    self.seek_again().await?;
+                    let events = std::mem::take(&mut self.feedback);
+                    for event in events {
+                        self.step(event).await?;
+                    }
+                }
+            }
             WitnessReport::Promoted { sent_at, answer } => match answer {
                 Answer::Granted { term, .. } => {
                     quorum.seeking = false;
@@ -307,7 +328,11 @@ impl Driver {
                         self.step(result).await?;
                     }
                 }
-                Answer::Refused { reason, .. } => {
+                Answer::Refused {
+                    reason,
+                    holder_lease_left_ms,
+                    ..
+                } => {
                     if quorum.peer_gone
                         && reason.contains("not proven gone yet")
                         && sent_at.elapsed() < quorum.settings.lease
@@ -327,6 +352,29 @@ impl Driver {
                             tokio::time::sleep(FAST_PATH_RETRY).await;
                             client.promote(request);
                         });
+                        return Ok(());
+                    }
+                    let lease_ms = quorum.settings.lease.as_millis() as u64;
+                    if self.machine.role() == Role::Promoting
+                        && !quorum.retried
+                        && holder_lease_left_ms > 0
+                        && holder_lease_left_ms <= 2 * lease_ms
+                    {
+                        // Refused only for the holder's lease: ask again the moment it has run
+                        // out, instead of failing the takeover and waiting a whole round.
+                        quorum.vote = format!("refused: {reason}");
+                        quorum.retried = true;
+                        let inputs = self.own_inputs.clone();
+                        let wait = Duration::from_millis(holder_lease_left_ms) + FAST_PATH_RETRY;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            if let Some(inputs) = inputs.upgrade() {
+                                let _ = inputs
+                                    .send(Input::Witness(WitnessReport::RetryPromotion))
+                                    .await;
+                            }
+                        });
+                        self.publish_status();
                         return Ok(());
                     }
                     quorum.seeking = false;

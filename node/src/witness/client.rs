@@ -29,6 +29,8 @@ pub enum WitnessReport {
     Renewed { sent_at: Instant, answer: Answer },
     /// The answer to a promotion request sent at `sent_at`.
     Promoted { sent_at: Instant, answer: Answer },
+    /// The driver's own reminder: the holder's lease it was refused for has run out, ask again.
+    RetryPromotion,
 }
 
 /// The term to renew, with what the witness checks of it.
