@@ -32,6 +32,8 @@ use crate::{Binaries, Cluster, ClusterSpec};
 const REGISTERS: usize = 5;
 /// How far a role change may be from its event's stamp.
 const EVENT_SLACK_MS: i64 = 20;
+/// How far before a rewind the divergence it ends may have begun.
+const DIVERGENCE_LOOKBACK_MS: i64 = 30_000;
 /// How long the pair gets to settle once the faults stop: merging thousands of orphan
 /// transactions of a release build's clients can take minutes.
 const SETTLE: Duration = Duration::from_secs(600);
@@ -430,7 +432,9 @@ fn register_of(image: &str) -> Option<(usize, i64)> {
 /// The intervals in which both nodes were active because of a cut, from both nodes'
 /// `role_change` events, each with the time its merge-back was recorded. An episode belongs to
 /// the last fault that began before it; those of other faults (a stopped active still counts
-/// itself active) are not relaxed: their histories must linearize.
+/// itself active) are not relaxed. Also each divergence that no cut explains: a rewind of a
+/// degraded active's suffix after a kill or a stop, from the fault that began it to its
+/// merge-back. Everything else must linearize.
 fn split_windows(
     cluster: &Cluster,
     timeline: &[(Fault, i64)],
@@ -469,6 +473,34 @@ fn split_windows(
                 splits.push((start, end));
             }
         }
+    }
+    // A divergence without two actives (the active degraded and acknowledged writes alone, then
+    // was killed or stopped, and the other node took over) also ends in a rewind and a
+    // merge-back: until that merge the new active serves without the orphans. Each rewind that
+    // no cut explains gets a window from the first fault since the previous merge (at most
+    // DIVERGENCE_LOOKBACK_MS before it) to the rewind.
+    let mut covered_until = i64::MIN;
+    for rewind in &rewinds {
+        if splits
+            .iter()
+            .any(|(start, end)| *start <= *rewind && *rewind <= end + DIVERGENCE_LOOKBACK_MS)
+        {
+            continue;
+        }
+        let floor = (*rewind - DIVERGENCE_LOOKBACK_MS).max(covered_until);
+        let start = timeline
+            .iter()
+            .map(|(_, at)| *at)
+            .filter(|at| *at >= floor && *at <= *rewind)
+            .min();
+        if let Some(start) = start {
+            splits.push((start, *rewind));
+        }
+        covered_until = merges
+            .iter()
+            .find(|at| **at >= *rewind)
+            .copied()
+            .unwrap_or(*rewind);
     }
     splits.sort();
     let mut result = Vec::new();

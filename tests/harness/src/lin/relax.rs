@@ -1,8 +1,11 @@
 //! The pair-mode rule for a peer-link cut (issue 26).
 //!
 //! Without a witness a cut makes two nodes active, and merge-back reconciles them after the
-//! heal (DESIGN.md §3, §4). Linearizability cannot hold while that lasts, so the check relaxes
-//! exactly this much, and no more:
+//! heal (DESIGN.md §3, §4). The same holds for an active that degraded (acknowledged writes
+//! alone) and was then killed or stopped while the other took over: its suffix is rewound into
+//! orphans and merged back. Linearizability cannot hold while either lasts (a window: from the
+//! split, or the fault that began the divergence, to the merge), so the check relaxes exactly
+//! this much, and no more:
 //! - a read that overlaps a split, from its start until the merge that ends it is done, may see
 //!   either side: it constrains nothing;
 //! - a write that overlaps the split itself keeps its place in real time, but if its value is

@@ -225,9 +225,21 @@ async fn run_client(
             }
         }
         let op = match answer {
-            Some((kind, complete_us, node)) => {
+            Some((mut kind, complete_us, node)) => {
                 if let OpKind::Read { value: Some(seen) } = kind {
                     last_seen[key] = seen;
+                }
+                // A failed compare-and-set answered after an attempt that may have run: the
+                // request id dedupes a retry only where the first attempt's record is. On the
+                // other side of a divergence the retry runs again and finds its own earlier
+                // write, so "failed" does not say the first attempt did nothing.
+                if maybe_ran
+                    && let OpKind::Cas {
+                        succeeded: succeeded @ Some(false),
+                        ..
+                    } = &mut kind
+                {
+                    *succeeded = None;
                 }
                 Op {
                     client,
