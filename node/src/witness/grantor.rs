@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A term: (epoch, node), with the node's priority (which ranks it, as everywhere).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WitnessTerm {
     pub epoch: u64,
     pub node: String,
@@ -32,7 +32,7 @@ pub struct WitnessTerm {
 }
 
 /// What `witness.db` keeps of one pair.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PairRecord {
     pub cluster: String,
     /// The node that holds the pair's term, and the term.
@@ -42,7 +42,7 @@ pub struct PairRecord {
 }
 
 /// A node's disk state as it reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Disk {
     Consistent,
     Outdated,
@@ -50,7 +50,7 @@ pub enum Disk {
 }
 
 /// What a node asks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Request {
     Renew {
         term: WitnessTerm,
@@ -68,7 +68,7 @@ pub enum Request {
 }
 
 /// The answer to a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Answer {
     Granted {
         term: WitnessTerm,
@@ -84,14 +84,14 @@ pub enum Answer {
 }
 
 /// What to do with a request: persist `persist` (fsync'd) first, then send `answer`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Outcome {
     pub persist: Option<PairRecord>,
     pub answer: Answer,
 }
 
 /// One pair as the witness sees it now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PairView {
     pub cluster: String,
     pub nodes: Vec<String>,
@@ -101,7 +101,7 @@ pub struct PairView {
     pub outdated: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Pair {
     nodes: Vec<String>,
     record: PairRecord,
@@ -115,7 +115,7 @@ struct Pair {
 }
 
 /// The witness's decisions for every pair it serves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Grantor {
     lease_ms: u64,
     /// The margin a restart adds to every recorded lease, for the clocks' drift.
