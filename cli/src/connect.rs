@@ -29,8 +29,13 @@ fn target(cli: &Cli) -> Result<(String, TlsFiles), Failure> {
         }
         return Ok((admin.to_string(), config.tls));
     }
+    flag_target(cli).ok_or_else(|| Failure(NO_TARGET.into()))
+}
+
+/// The address and files of `--node ADDR --ca F --cert F --key F`, if all were given.
+pub fn flag_target(cli: &Cli) -> Option<(String, TlsFiles)> {
     match (&cli.node, &cli.ca, &cli.cert, &cli.key) {
-        (Some(node), Some(ca), Some(cert), Some(key)) => Ok((
+        (Some(node), Some(ca), Some(cert), Some(key)) => Some((
             node.clone(),
             TlsFiles {
                 ca: ca.clone(),
@@ -38,7 +43,7 @@ fn target(cli: &Cli) -> Result<(String, TlsFiles), Failure> {
                 key: key.clone(),
             },
         )),
-        _ => Err(Failure(NO_TARGET.into())),
+        _ => None,
     }
 }
 

@@ -53,21 +53,13 @@ fn target(cli: &Cli, server_name: &str) -> Result<(String, TlsFiles, String), Fa
         }
         return Ok((address.to_string(), config.tls, config.name));
     }
-    match (&cli.node, &cli.ca, &cli.cert, &cli.key) {
-        (Some(node), Some(ca), Some(cert), Some(key)) => Ok((
-            node.clone(),
-            TlsFiles {
-                ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            server_name.to_string(),
-        )),
-        _ => Err(Failure(
+    let (address, files) = crate::connect::flag_target(cli).ok_or_else(|| {
+        Failure(
             "say which witness: --config witness.toml, or --node ADDR --ca F --cert F --key F"
                 .into(),
-        )),
-    }
+        )
+    })?;
+    Ok((address, files, server_name.to_string()))
 }
 
 fn pair_line(pair: &pb::PairStatus) -> String {

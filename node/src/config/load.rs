@@ -53,24 +53,16 @@ pub struct Config {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
+        super::validate::load_file(path, None, |validator, raw: RawConfig| {
+            validator.validate(raw)
+        })
     }
 
     /// Validates `text` as if read from `path` (used for relative paths and messages).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: error.to_string().trim_end().replace('\n', "\n  "),
-        })?;
-        Validator {
-            path,
-            base: path.parent().unwrap_or(Path::new(".")),
-        }
-        .validate(raw)
+        super::validate::load_file(path, Some(text), |validator, raw: RawConfig| {
+            validator.validate(raw)
+        })
     }
 
     /// Digest of the settings both nodes must share; a mismatch raises an event.

@@ -19,6 +19,35 @@ pub(super) struct Validator<'a> {
     pub(super) base: &'a Path,
 }
 
+/// Reads `path` and parses it as TOML into `T`, then hands it to `validate` with a `Validator`
+/// for that file: the steps every config file shares.
+pub(super) fn load_file<T: serde::de::DeserializeOwned, C>(
+    path: &Path,
+    text: Option<&str>,
+    validate: impl FnOnce(&Validator<'_>, T) -> Result<C, ConfigError>,
+) -> Result<C, ConfigError> {
+    let read;
+    let text = match text {
+        Some(text) => text,
+        None => {
+            read = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            &read
+        }
+    };
+    let raw: T = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string().trim_end().replace('\n', "\n  "),
+    })?;
+    let validator = Validator {
+        path,
+        base: path.parent().unwrap_or(Path::new(".")),
+    };
+    validate(&validator, raw)
+}
+
 impl Validator<'_> {
     pub(super) fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {

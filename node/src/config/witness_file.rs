@@ -103,19 +103,9 @@ pub const LEASE_MAX: Duration = Duration::from_secs(60);
 impl WitnessConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<WitnessConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let raw: RawWitnessConfig = toml::from_str(&text).map_err(|error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: error.to_string().trim_end().replace('\n', "\n  "),
-        })?;
-        Validator {
-            path,
-            base: path.parent().unwrap_or(Path::new(".")),
-        }
-        .witness_file(raw)
+        super::validate::load_file(path, None, |validator, raw: RawWitnessConfig| {
+            validator.witness_file(raw)
+        })
     }
 }
 

@@ -195,16 +195,7 @@ impl Driver {
     /// Without a link to the witness there is no vote to ask for: the takeover fails at once,
     /// and the event says why.
     pub(super) async fn seek_again(&mut self) -> Result<(), super::event_loop::DriverError> {
-        let durable = self.machine.durable();
-        let request = PromoteRequest {
-            epoch: durable.max_epoch_seen + 1,
-            priority: self.config.node.priority,
-            disk: disk(durable.disk),
-            max_epoch_seen: durable.max_epoch_seen,
-            fast_path: false,
-            force: false,
-            asked_at: Instant::now(),
-        };
+        let request = self.promote_request(false);
         let Some(quorum) = self.quorum.as_mut() else {
             return Ok(());
         };
@@ -339,15 +330,7 @@ impl Driver {
                     {
                         // The witness's own proof is still on its way: ask again shortly.
                         let client = quorum.client.clone();
-                        let request = PromoteRequest {
-                            epoch: self.machine.durable().max_epoch_seen + 1,
-                            priority: self.config.node.priority,
-                            disk: disk(self.machine.durable().disk),
-                            max_epoch_seen: self.machine.durable().max_epoch_seen,
-                            fast_path: true,
-                            force: false,
-                            asked_at: Instant::now(),
-                        };
+                        let request = self.promote_request(true);
                         tokio::spawn(async move {
                             tokio::time::sleep(FAST_PATH_RETRY).await;
                             client.promote(request);
@@ -431,6 +414,20 @@ impl Driver {
     pub(super) fn gate_opening(&mut self) {
         if let Some(quorum) = self.quorum.as_mut() {
             quorum.opened_wall = Some(crate::state::store::wall_clock_ms());
+        }
+    }
+
+    /// A promotion request for this node as it is now.
+    fn promote_request(&self, fast_path: bool) -> PromoteRequest {
+        let durable = self.machine.durable();
+        PromoteRequest {
+            epoch: durable.max_epoch_seen + 1,
+            priority: self.config.node.priority,
+            disk: disk(durable.disk),
+            max_epoch_seen: durable.max_epoch_seen,
+            fast_path,
+            force: false,
+            asked_at: Instant::now(),
         }
     }
 
