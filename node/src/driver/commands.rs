@@ -22,8 +22,21 @@ impl Driver {
             Command::Persist(durable) => self.store.save_durable(&durable).await?,
             Command::RecordTerm { term, reason } => self.store.record_term(&term, &reason).await?,
             Command::SetRole { role, reason } => {
+                // In witness mode a passive cut off from its peer asks the witness every few
+                // intervals and is refused while the active renews: those attempts are not role
+                // changes worth a mail each (the refusal is one `witness_refused`).
+                let attempt = self.quorum.is_some()
+                    && self.hooks.config().command("fence_peer").is_none()
+                    && (role == crate::role::Role::Promoting || reason == "fence_peer failed");
+                let (kind, reason) = if attempt && role == crate::role::Role::Passive {
+                    ("promotion", "the witness did not give its vote".to_string())
+                } else if attempt {
+                    ("promotion", reason)
+                } else {
+                    ("role_change", reason)
+                };
                 self.record(
-                    "role_change",
+                    kind,
                     &format!("{} is {}: {reason}", self.config.node.name, role.as_str()),
                 )
                 .await?;
@@ -105,6 +118,12 @@ impl Driver {
                     self.feedback.push_back(result);
                 }
             }
+            // Witness mode without a hook: the witness's refusal is the fence step's outcome,
+            // recorded as `witness_refused`.
+            Command::Record {
+                kind: crate::role::EventKind::Fence,
+                ..
+            } if self.quorum.is_some() && self.hooks.config().command("fence_peer").is_none() => {}
             Command::Record { kind, message } => self.record(kind.as_str(), &message).await?,
             Command::Reply { id, result } => {
                 if let Some(reply) = self.pending_admin.remove(&id) {

@@ -283,8 +283,9 @@ impl Driver {
                     let peer_vote = quorum
                         .peer_until
                         .is_some_and(|until| until > Instant::now());
-                    if (superseded || !peer_vote) && quorum.last_refusal.as_ref() != Some(&reason) {
-                        quorum.last_refusal = Some(reason.clone());
+                    let key: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+                    if (superseded || !peer_vote) && quorum.last_refusal.as_ref() != Some(&key) {
+                        quorum.last_refusal = Some(key);
                         let message =
                             format!("the witness refused to renew this node's vote: {reason}");
                         self.record("witness_refused", &message).await?;
@@ -362,8 +363,13 @@ impl Driver {
                     }
                     quorum.seeking = false;
                     quorum.vote = format!("refused: {reason}");
-                    let message = format!("the witness refused to promote this node: {reason}");
-                    self.record("witness_refused", &message).await?;
+                    // The same refusal again (its lease times aside) is not recorded again.
+                    let key: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+                    if quorum.last_refusal.as_ref() != Some(&key) {
+                        quorum.last_refusal = Some(key);
+                        let message = format!("the witness refused to promote this node: {reason}");
+                        self.record("witness_refused", &message).await?;
+                    }
                     self.step(crate::role::Event::FenceResult { ok: false })
                         .await?;
                 }
