@@ -64,7 +64,17 @@ pub fn effects_for_splits(
                     },
                     _,
                 ) if before_merged => Effect::Nothing,
-                (OpKind::Cas { to, .. }, None) if before_merged => Effect::MaybeWrite(*to),
+                // Unanswered, or answered "failed" after an attempt that may have run: it may
+                // have written, or not.
+                (OpKind::Cas { to, .. }, None)
+                | (
+                    OpKind::Cas {
+                        to,
+                        succeeded: None,
+                        ..
+                    },
+                    _,
+                ) if before_merged => Effect::MaybeWrite(*to),
                 (OpKind::Cas { to, .. }, Some(_)) if before_merged => {
                     if in_split && lost(*to) {
                         Effect::MaybeWrite(*to)
@@ -202,6 +212,26 @@ mod tests {
         let mut fixed = history.clone();
         fixed[3] = read(2, 2_000_364, (3_500, 3_600), "b");
         assert!(check(&fixed, &[(0, 4_000_339)]));
+    }
+
+    #[test]
+    fn a_compare_and_set_of_unknown_outcome_in_a_split_may_or_may_not_have_written() {
+        // Answered, but after an attempt that may have run elsewhere: its outcome is unknown.
+        let unknown = op(
+            3,
+            OpKind::Cas {
+                from: 0,
+                to: 5,
+                succeeded: None,
+            },
+            1_300,
+            1_400,
+            "a",
+        );
+        let not_written = vec![unknown.clone(), read(2, 0, (4_100, 4_200), "a")];
+        assert!(check(&not_written, &[]));
+        let written = vec![unknown, read(2, 5, (4_100, 4_200), "a")];
+        assert!(check(&written, &[]));
     }
 
     #[test]
