@@ -58,14 +58,20 @@ fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
     })
 }
 
+/// A witness-mode pair with a active, b passive, and both seeing the witness.
+fn start_steady_pair() -> anyhow::Result<Cluster> {
+    let cluster = start_pair(None)?;
+    wait_steady(&cluster, "a")?;
+    wait_witness_ok(&cluster, "a")?;
+    wait_witness_ok(&cluster, "b")?;
+    Ok(cluster)
+}
+
 #[test]
 fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 -> anyhow::Result<()> {
     let _serial = serial();
-    let cluster = &start_pair(None)?;
-    wait_steady(cluster, "a")?;
-    wait_witness_ok(cluster, "a")?;
-    wait_witness_ok(cluster, "b")?;
+    let cluster = &start_steady_pair()?;
 
     phase("cut the peer link both ways; both nodes still see the witness");
     cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
@@ -126,10 +132,7 @@ fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_starts()
 -> anyhow::Result<()> {
     let _serial = serial();
-    let cluster = &start_pair(None)?;
-    wait_steady(cluster, "a")?;
-    wait_witness_ok(cluster, "a")?;
-    wait_witness_ok(cluster, "b")?;
+    let cluster = &start_steady_pair()?;
 
     phase("cut a off from b and from the witness");
     cluster.witness_proxy("a").set_mode(Mode::Blackhole)?;
