@@ -23,6 +23,7 @@ fn a_short_chaos_run_keeps_every_promise() -> anyhow::Result<()> {
         writers: 2,
         callers: 2,
         linearizability: false,
+        witness: false,
     };
     let report = chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");

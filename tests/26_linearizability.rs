@@ -215,6 +215,7 @@ fn a_chaos_run_in_linearizability_mode_is_linearizable_but_for_the_splits() -> a
         writers: 6,
         callers: 0,
         linearizability: true,
+        witness: false,
     };
     let report = chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");

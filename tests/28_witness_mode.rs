@@ -32,19 +32,7 @@ fn start_pair(sink: Option<&SmtpSink>) -> anyhow::Result<Cluster> {
 
 /// `name`'s `admission` events: (admitting, from Unix ms).
 fn admissions(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<(bool, i64)>> {
-    events(cluster, name)?
-        .into_iter()
-        .filter(|(kind, _)| kind == "admission")
-        .map(|(_, message)| {
-            let admitting = message.starts_with("admitting from ");
-            let from = message
-                .split_whitespace()
-                .nth(if admitting { 2 } else { 3 })
-                .and_then(|word| word.trim_end_matches(':').parse::<i64>().ok())
-                .ok_or_else(|| anyhow!("an admission event without a time: {message}"))?;
-            Ok((admitting, from))
-        })
-        .collect()
+    tandem_harness::chaos::admission::admissions(cluster, name)
 }
 
 fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
@@ -248,5 +236,43 @@ fn a_crashed_active_is_replaced_through_the_fast_path_and_a_switchover_still_wor
         "the witness never proved b gone:\n{witness_log}"
     );
     wait_event(&cluster, "a", "witness", "gave this node the vote")?;
+    Ok(())
+}
+
+/// The seed of the witness-mode chaos run in the test suite.
+const CHAOS_SEED: u64 = 20261208;
+
+/// A short chaos run in witness mode: kills, stops and cuts of either node and of the witness,
+/// switchovers; register clients throughout. Every operation must linearize (no split is
+/// relaxed), and at no instant did both nodes admit clients.
+#[test]
+fn a_chaos_run_with_the_witness_never_admits_on_both_nodes_and_is_linearizable()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let spec = tandem_harness::chaos::ChaosSpec {
+        seed: CHAOS_SEED,
+        duration: std::time::Duration::from_secs(75),
+        writers: 6,
+        callers: 0,
+        linearizability: true,
+        witness: true,
+    };
+    let report = tandem_harness::chaos::run(&spec, &bins())?;
+    eprintln!("{report:#?}");
+    assert!(
+        report.violations.is_empty(),
+        "seed {}: {} violations; the first: {}",
+        report.seed,
+        report.violations.len(),
+        report.violations[0]
+    );
+    assert!(report.faults_total() >= 8, "{:?}", report.faults);
+    for kind in ["read_acked", "write_acked"] {
+        assert!(
+            report.operations.get(kind).copied().unwrap_or(0) > 100,
+            "the clients did work: {:?}",
+            report.operations
+        );
+    }
     Ok(())
 }

@@ -40,7 +40,9 @@ struct Args {
     #[arg(long)]
     linearizability: bool,
     /// failover-crash, failover-freeze: also run the pair in witness mode (DESIGN.md §12), and
-    /// print both, the pair mode's first, from the same invocation.
+    /// print both, the pair mode's first, from the same invocation. chaos (with
+    /// --linearizability): run the pair with a witness, add the witness's faults, relax nothing
+    /// for splits, and check that no instant had both nodes admitting.
     #[arg(long)]
     witness: bool,
 }
@@ -66,7 +68,11 @@ fn chaos(
     seed: u64,
     duration: Duration,
     linearizability: bool,
+    witness: bool,
 ) -> anyhow::Result<serde_json::Value> {
+    if witness && !linearizability {
+        anyhow::bail!("chaos --witness runs in linearizability mode: add --linearizability");
+    }
     let spec = tandem_harness::chaos::ChaosSpec {
         seed,
         duration,
@@ -74,6 +80,7 @@ fn chaos(
         writers: if linearizability { 6 } else { 2 },
         callers: 2,
         linearizability,
+        witness,
     };
     let report = tandem_harness::chaos::run(&spec, bins)?;
     for violation in &report.violations {
@@ -83,6 +90,7 @@ fn chaos(
         "scenario": "chaos",
         "runs": 1,
         "linearizability": linearizability,
+        "witness": witness,
         "seed": report.seed,
         "duration_s": report.duration.as_secs(),
         "faults_total": report.faults_total(),
@@ -129,7 +137,13 @@ fn main() -> anyhow::Result<()> {
         Scenario::PassiveCrash => runtime.block_on(replication::passive_crash(&bins, args.runs))?,
         Scenario::LoginStorm => runtime.block_on(scenarios::login_storm(&bins, args.runs))?,
         Scenario::Files => runtime.block_on(files::files(&bins, args.runs))?,
-        Scenario::Chaos => chaos(&bins, args.seed, duration, args.linearizability)?,
+        Scenario::Chaos => chaos(
+            &bins,
+            args.seed,
+            duration,
+            args.linearizability,
+            args.witness,
+        )?,
     };
     println!("{}", stats::table(&result));
     if let Some(path) = args.json {

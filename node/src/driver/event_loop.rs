@@ -72,6 +72,8 @@ pub struct Driver {
     /// The driver's own input queue, for the `fence_peer` task's answer (weak: the driver must
     /// not keep its own queue open).
     pub(super) own_inputs: mpsc::WeakSender<Input>,
+    /// Witness mode: see `DriverHandle::outdated_confirmed`.
+    pub(super) outdated_confirmed: watch::Sender<Option<Instant>>,
     /// `[witness]`: the votes of witness mode, once attached.
     pub(super) quorum: Option<super::quorum::Quorum>,
     pub(super) exit: bool,
@@ -126,6 +128,7 @@ impl Driver {
                 reason: "start-up".into(),
             },
         );
+        let (outdated_confirmed, outdated_confirmed_rx) = watch::channel(None);
         let handle = DriverHandle {
             inputs: inputs_tx,
             status: status_rx,
@@ -134,6 +137,7 @@ impl Driver {
             fast_path_wanted: fast_path_wanted.clone(),
             fast_path_generation: fast_path_generation.clone(),
             admission: admission.clone(),
+            outdated_confirmed: outdated_confirmed_rx,
         };
         let driver = Driver {
             machine,
@@ -160,6 +164,7 @@ impl Driver {
             hooks,
             own_inputs,
             quorum: None,
+            outdated_confirmed,
             exit: false,
         };
         driver.publish_status();

@@ -74,6 +74,11 @@ pub struct DriverHandle {
     pub fast_path_generation: Arc<AtomicU64>,
     /// Whether this node admits clients now; the gateway and the admin status read it.
     pub admission: Arc<Admission>,
+    /// Witness mode: when the newest renewal the witness granted *with the peer recorded
+    /// outdated* was sent; `None` after a granted renewal that said the peer is not outdated,
+    /// and always in pair mode. The shipper holds the acknowledgement of a write it commits
+    /// alone until this is later than the moment it degraded (DESIGN.md §12, fencing).
+    pub outdated_confirmed: watch::Receiver<Option<std::time::Instant>>,
 }
 
 impl DriverHandle {

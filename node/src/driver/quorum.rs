@@ -266,9 +266,23 @@ impl Driver {
                     self.record("witness_lost", &message).await?;
                 }
             }
-            WitnessReport::Renewed { sent_at, answer } => match answer {
+            WitnessReport::Renewed {
+                sent_at,
+                peer_outdated,
+                answer,
+            } => match answer {
                 Answer::Granted { term, .. } => {
                     quorum.witness_until = Some(sent_at + holder_lease);
+                    // The witness recorded (durably, before it answered) whether the peer is
+                    // outdated: the shipper may acknowledge what it committed alone once the
+                    // witness knows.
+                    self.outdated_confirmed
+                        .send_if_modified(|confirmed| {
+                            let now = peer_outdated.then_some(sent_at);
+                            let changed = *confirmed != now;
+                            *confirmed = now;
+                            changed
+                        });
                     quorum.vote = format!("granted in term ({}, {})", term.epoch, term.node);
                     quorum.last_refusal = None;
                     self.update_votes();

@@ -26,7 +26,12 @@ pub enum WitnessReport {
     /// The stream is open (`None`) or lost, and why.
     Link(Option<String>),
     /// The answer to a renewal sent at `sent_at`.
-    Renewed { sent_at: Instant, answer: Answer },
+    Renewed {
+        sent_at: Instant,
+        /// The renewal told the witness the peer is outdated.
+        peer_outdated: bool,
+        answer: Answer,
+    },
     /// The answer to a promotion request sent at `sent_at`.
     Promoted { sent_at: Instant, answer: Answer },
     /// The driver's own reminder: the holder's lease it was refused for has run out, ask again.
@@ -216,7 +221,11 @@ impl Stream {
                         disk: disk_to_wire(term.disk) as i32,
                     });
                     match self.ask(body, target.lease).await {
-                        Ok((sent_at, answer)) => report(WitnessReport::Renewed { sent_at, answer }),
+                        Ok((sent_at, answer)) => report(WitnessReport::Renewed {
+                            sent_at,
+                            peer_outdated: term.peer_outdated,
+                            answer,
+                        }),
                         Err(why) => return why,
                     }
                 }

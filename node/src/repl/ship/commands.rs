@@ -19,6 +19,9 @@ impl Session {
                 to_index,
             } => self.send_batch(from_index, to_index).await,
             ShipperCommand::AckWrites { write_ids } => {
+                if self.hold(&write_ids) {
+                    return;
+                }
                 for id in write_ids {
                     if let Some((done, reply)) = self.waiting.remove(&id) {
                         let _ = reply.send(Ok(done));
@@ -39,10 +42,12 @@ impl Session {
                 let why = unavailable_text(reason);
                 let message =
                     format!("replication degraded to async ({why}); the peer is now outdated");
+                self.note_degraded(true);
                 self.verdict(pb::DiskState::Outdated, &message).await;
                 self.repl.record("replication_degraded", &message).await;
             }
             ShipperCommand::Resync => {
+                self.note_degraded(false);
                 let message = "the peer caught up; replication is synchronous again";
                 self.verdict(pb::DiskState::Consistent, message).await;
                 self.repl.record("replication_resynced", message).await;

@@ -21,7 +21,9 @@ use tandem_proto::data::data_client::DataClient;
 use tandem_proto::data::{self as pb, value::Kind};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use super::{ChaosReport, ChaosSpec, Fault, FaultWindow, Faulted, Kill, LIN_FAULTS};
+use super::{
+    ChaosReport, ChaosSpec, Fault, FaultWindow, Faulted, Kill, LIN_FAULTS, WITNESS_FAULTS,
+};
 use crate::lin::check::check_effects;
 use crate::lin::relax::{SplitWindow, effects_for_splits, vanished_writes};
 use crate::lin::workload::{self, RegisterHistory, RegisterWorkload, TABLE};
@@ -45,11 +47,15 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     std::fs::write(migrations.join("001_registers.sql"), workload::MIGRATION)?;
     let cluster_spec = ClusterSpec::new()
         .with_proxies(true)
+        .with_witness(spec.witness)
         .ctl_timeout(Duration::from_secs(40))
         .set_all("replication.migrations", migrations.display().to_string())
         .set_all("replication.tables", toml::Value::Array(vec![TABLE.into()]));
     let mut cluster = Cluster::start(cluster_spec, bins)?;
     super::wait_healthy(&cluster).context("the pair to start")?;
+    if spec.witness {
+        super::wait_witness_seen(&cluster).context("the pair to see its witness")?;
+    }
     let active = cluster
         .active_nodes()
         .first()
@@ -69,7 +75,12 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     };
     let origin_us = super::wall_us();
     let clients = RegisterWorkload::start(targets.clone(), spec.writers, spec.seed);
-    let faulted = super::run_faults(&mut cluster, spec, &LIN_FAULTS)?;
+    let mix: &[Fault] = if spec.witness {
+        &WITNESS_FAULTS
+    } else {
+        &LIN_FAULTS
+    };
+    let faulted = super::run_faults(&mut cluster, spec, mix)?;
     let mut history = clients.stop();
     eprintln!(
         "chaos seed {} (linearizability): faults done; {} operations; checking",
@@ -95,6 +106,7 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
                 timeline: &timeline,
             },
             origin_us,
+            spec.witness,
         ));
     }
     let report = ChaosReport {
@@ -151,6 +163,7 @@ fn check(
     history: &mut RegisterHistory,
     faults: Faults<'_>,
     origin_us: i64,
+    witness: bool,
 ) -> Vec<String> {
     let mut violations: Vec<String> = history
         .errors
@@ -171,7 +184,9 @@ fn check(
         }
     };
     history.ops.extend(settled.final_reads.iter().cloned());
+    // With a witness there is never a split to relax: every operation must linearize.
     let splits = match split_windows(cluster, faults.timeline, faults.kills) {
+        Ok(_) if witness => Vec::new(),
         Ok(splits) => splits,
         Err(error) => {
             violations.push(format!("cannot read the events: {error:#}"));
@@ -240,7 +255,21 @@ fn check(
         origin_us,
     ));
     super::check::check_verify(cluster, &mut violations);
-    super::check::check_roles(cluster, faults.windows, faults.kills, &mut violations);
+    if witness {
+        match super::admission::check(cluster, faults.kills) {
+            Ok((intervals, found)) => {
+                eprintln!(
+                    "  admission: {intervals} admitting intervals on the two nodes; {} instants \
+                     both admitted",
+                    found.len()
+                );
+                violations.extend(found);
+            }
+            Err(error) => violations.push(format!("cannot read the admission events: {error:#}")),
+        }
+    } else {
+        super::check::check_roles(cluster, faults.windows, faults.kills, &mut violations);
+    }
     violations
 }
 

@@ -8,6 +8,7 @@
 //! - [`workload`]: Data API writers, gateway callers and a file writer, with every outcome.
 //! - [`check`]: the history checker.
 
+pub mod admission;
 pub mod check;
 pub mod linearizability;
 pub mod workload;
@@ -34,6 +35,14 @@ pub enum Fault {
     SwitchoverWhenIdle,
     SuspendMonitoring,
     RestartBoth,
+    /// Witness mode: the target cut off from both its peer and the witness.
+    Isolate,
+    /// Witness mode: the witness killed, then restarted.
+    WitnessKillRestart,
+    /// Witness mode: the witness stopped (SIGSTOP), then continued.
+    WitnessStopCont,
+    /// Witness mode: the witness cut off from both nodes.
+    WitnessCut,
 }
 
 const FAULTS: [Fault; 9] = [
@@ -54,6 +63,19 @@ pub const LIN_FAULTS: [Fault; 4] = [
     Fault::Switchover,
     Fault::StopCont,
     Fault::Partition,
+];
+
+/// The faults of witness mode (issue 16): those of linearizability mode, plus a node cut off
+/// from everything, and the witness killed, stopped or cut off.
+pub const WITNESS_FAULTS: [Fault; 8] = [
+    Fault::KillRestart,
+    Fault::Switchover,
+    Fault::StopCont,
+    Fault::Partition,
+    Fault::Isolate,
+    Fault::WitnessKillRestart,
+    Fault::WitnessStopCont,
+    Fault::WitnessCut,
 ];
 
 /// A fault that may leave two nodes active until it heals, and when.
@@ -82,6 +104,10 @@ pub struct ChaosSpec {
     /// faults of [`LIN_FAULTS`], and a linearizability check of the history (see
     /// [`linearizability`]).
     pub linearizability: bool,
+    /// Witness mode (issue 16, with `linearizability`): a `tandemd witness` beside the pair,
+    /// the faults of [`WITNESS_FAULTS`], no relaxation of the linearizability check for any
+    /// split, and no instant at which both nodes admit clients (by their `admission` events).
+    pub witness: bool,
 }
 
 /// What a run did and found.
@@ -321,7 +347,12 @@ pub(crate) fn run_faults(
         let end_ms = wall_ms() + i64::try_from(HEAL_GRACE.as_millis()).unwrap_or(0);
         if matches!(
             fault,
-            Fault::StopCont | Fault::Partition | Fault::OneWayCut | Fault::Delay
+            Fault::StopCont
+                | Fault::Partition
+                | Fault::OneWayCut
+                | Fault::Delay
+                | Fault::Isolate
+                | Fault::WitnessCut
         ) {
             windows.push(FaultWindow {
                 fault,
@@ -330,7 +361,13 @@ pub(crate) fn run_faults(
             });
         }
         *faults.entry(format!("{fault:?}")).or_insert(0) += 1;
-        if let Err(error) = wait_healthy(cluster) {
+        if let Err(error) = wait_healthy(cluster).and_then(|()| {
+            if spec.witness {
+                wait_witness_seen(cluster)
+            } else {
+                Ok(())
+            }
+        }) {
             violations.push(format!(
                 "seed {}: after fault {number} ({fault:?} on {target}) the pair did not heal: {error:#}",
                 spec.seed
@@ -427,6 +464,39 @@ fn apply(
                 Ok(c.ctl_ok(target, &["monitoring", "resume"]).ok().map(drop))
             })?;
         }
+        Fault::Isolate => {
+            let cuts = [
+                cluster.proxy(target, other),
+                cluster.proxy(other, target),
+                cluster.witness_proxy(target),
+            ];
+            for proxy in cuts {
+                proxy.set_mode(Mode::Blackhole)?;
+            }
+            std::thread::sleep(hold);
+            for proxy in cuts {
+                proxy.set_mode(Mode::Pass)?;
+            }
+        }
+        Fault::WitnessKillRestart => {
+            cluster.witness().kill()?;
+            std::thread::sleep(hold);
+            cluster.witness().restart()?;
+        }
+        Fault::WitnessStopCont => {
+            cluster.witness().signal(libc::SIGSTOP)?;
+            std::thread::sleep(hold);
+            cluster.witness().signal(libc::SIGCONT)?;
+        }
+        Fault::WitnessCut => {
+            for node in ["a", "b"] {
+                cluster.witness_proxy(node).set_mode(Mode::Blackhole)?;
+            }
+            std::thread::sleep(hold);
+            for node in ["a", "b"] {
+                cluster.witness_proxy(node).set_mode(Mode::Pass)?;
+            }
+        }
         Fault::RestartBoth => {
             let now = wall_ms();
             for node in ["a", "b"] {
@@ -457,6 +527,18 @@ pub fn wait_healthy(cluster: &Cluster) -> anyhow::Result<()> {
             && roles.contains(&Some("passive"));
         let link = a["peer"]["state"] == "ok" && b["peer"]["state"] == "ok";
         Ok((one_active && link).then_some(()))
+    })
+}
+
+/// Witness mode: waits until both nodes see the witness again, so the next fault starts from a
+/// pair that holds all three votes.
+pub fn wait_witness_seen(cluster: &Cluster) -> anyhow::Result<()> {
+    cluster.wait_until(HEAL_DEADLINE, "both nodes to see the witness", |c| {
+        let (a, b) = (c.status("a"), c.status("b"));
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return Ok(None);
+        };
+        Ok((a["witness"]["state"] == "ok" && b["witness"]["state"] == "ok").then_some(()))
     })
 }
 
