@@ -418,12 +418,17 @@ impl Driver {
                     .take()
                     .map_or(wall, |opened| opened.min(wall))
             ),
-            (false, Some(until)) if role_admits => {
+            // The gate (checked on every request against the votes) closed when they lapsed,
+            // even if this node noticed only now: after a stop, say, when the role machine
+            // also stops admitting as it notices the stall.
+            (false, Some(until)) => {
                 let ago = i64::try_from(now.duration_since(until).as_millis()).unwrap_or(0);
-                format!(
-                    "not admitting from {}: neither the peer's nor the witness's vote holds",
-                    wall - ago
-                )
+                let why = if role_admits {
+                    "neither the peer's nor the witness's vote holds"
+                } else {
+                    "the votes had lapsed"
+                };
+                format!("not admitting from {}: {why}", wall - ago)
             }
             (false, _) => format!("not admitting from {wall}"),
         };
