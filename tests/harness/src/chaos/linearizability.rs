@@ -36,6 +36,9 @@ const REGISTERS: usize = 5;
 const EVENT_SLACK_MS: i64 = 20;
 /// How far before a rewind the divergence it ends may have begun.
 const DIVERGENCE_LOOKBACK_MS: i64 = 30_000;
+/// How long before a kill or a stop the active may have committed (and shown to readers) a
+/// write the peer had not acknowledged yet: a few round trips under load.
+const DIVERGENCE_LEAD_MS: i64 = 250;
 /// How long the pair gets to settle once the faults stop: merging thousands of orphan
 /// transactions of a release build's clients can take minutes.
 const SETTLE: Duration = Duration::from_secs(600);
@@ -301,7 +304,8 @@ struct Settled {
     applied: HashSet<(usize, i64)>,
     /// (register, value) of every losing image in `tandem_conflicts`.
     lost: HashSet<(usize, i64)>,
-    /// The oldest stamp in the retained log, in wall-clock microseconds.
+    /// Where the retained log begins (the stamp of its first client write), in wall-clock
+    /// microseconds: a write that began earlier may have been pruned.
     log_from_us: i64,
 }
 
@@ -375,7 +379,18 @@ fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Resul
                 break;
             }
         }
-        let oldest = query(&mut client, "SELECT min(hlc_ms) FROM _tandem_log", true).await?;
+        // Where the retained log begins: the stamp of its first entry that a client's write
+        // made, which is (within a clock tick) when it was appended. Not the smallest stamp: a
+        // re-applied orphan keeps the stamp of the write it merges, long after the write, so
+        // entries older than that stamp may have been pruned before it was appended.
+        let oldest = query(
+            &mut client,
+            "SELECT hlc_ms FROM _tandem_log WHERE txid NOT IN (SELECT txid FROM _tandem_log \
+             WHERE tbl = 'tandem_requests' AND pk LIKE '{\"request_id\":\"merge:%') \
+             ORDER BY idx LIMIT 1",
+            true,
+        )
+        .await?;
         let log_from_us = oldest
             .first()
             .and_then(|row| row.first())
@@ -489,7 +504,8 @@ fn split_windows(
     // The loser's rewind of its suffix, and a merge-back that ran to its end.
     let rewinds = of_kind("rewound");
     let merges = of_kind("merge-back");
-    let mut splits: Vec<(i64, i64)> = Vec::new();
+    // (start, end, the rewind whose merge-back ends it, if any yet).
+    let mut splits: Vec<(i64, i64, Option<i64>)> = Vec::new();
     for (a_start, a_end) in &a {
         for (b_start, b_end) in &b {
             let (start, end) = ((*a_start).max(*b_start), (*a_end).min(*b_end));
@@ -499,49 +515,51 @@ fn split_windows(
                 .find(|(_, at)| *at <= start)
                 .map(|(fault, _)| *fault);
             if start < end && cause == Some(Fault::Partition) {
-                splits.push((start, end));
+                // The loser's rewind: the first at or after the split began. It may come after
+                // the next split has begun (a second cut before the loser rejoined): until then
+                // the active serves without the loser's orphans, as pair mode allows, and one
+                // merge-back ends both splits.
+                let rewind = rewinds.iter().find(|at| **at >= start).copied();
+                splits.push((start, end, rewind));
             }
         }
     }
-    // A divergence without two actives (the active degraded and acknowledged writes alone, then
-    // was killed or stopped, and the other node took over) also ends in a rewind and a
-    // merge-back: until that merge the new active serves without the orphans. Each rewind that
-    // no cut explains gets a window from the first fault since the previous merge (at most
-    // DIVERGENCE_LOOKBACK_MS before it) to the rewind.
-    let mut covered_until = i64::MIN;
+    // A divergence without two actives (the active was killed or stopped with writes the other
+    // node did not have: committed and shown to readers but not yet acknowledged by the peer,
+    // or acknowledged alone while degraded, and the other node took over) also ends in a rewind
+    // and a merge-back: until that merge the new active serves without the orphans. Each cut's
+    // split claims its loser's rewind, the first at or after the split began; every other
+    // rewind gets a window from the kill or stop that began its divergence (the earliest since
+    // the previous rewind, at most DIVERGENCE_LOOKBACK_MS before it; DIVERGENCE_LEAD_MS earlier,
+    // for what was committed just before the fault) to the rewind. Failing a kill or a stop,
+    // from the first fault of any kind since the previous rewind.
+    let claimed: HashSet<i64> = splits.iter().filter_map(|(_, _, rewind)| *rewind).collect();
+    let mut previous_rewind = i64::MIN;
     for rewind in &rewinds {
-        if splits
-            .iter()
-            .any(|(start, end)| *start <= *rewind && *rewind <= end + DIVERGENCE_LOOKBACK_MS)
-        {
-            continue;
+        if !claimed.contains(rewind) {
+            let floor = (*rewind - DIVERGENCE_LOOKBACK_MS).max(previous_rewind);
+            let since_floor = || {
+                timeline
+                    .iter()
+                    .filter(move |(_, at)| *at >= floor && *at <= *rewind)
+            };
+            let kill_or_stop = since_floor()
+                .filter(|(fault, _)| matches!(fault, Fault::KillRestart | Fault::StopCont))
+                .map(|(_, at)| *at - DIVERGENCE_LEAD_MS)
+                .min();
+            let any = since_floor().map(|(_, at)| *at).min();
+            if let Some(start) = kill_or_stop.or(any) {
+                splits.push((start, *rewind, Some(*rewind)));
+            }
         }
-        let floor = (*rewind - DIVERGENCE_LOOKBACK_MS).max(covered_until);
-        let start = timeline
-            .iter()
-            .map(|(_, at)| *at)
-            .filter(|at| *at >= floor && *at <= *rewind)
-            .min();
-        if let Some(start) = start {
-            splits.push((start, *rewind));
-        }
-        covered_until = merges
-            .iter()
-            .find(|at| **at >= *rewind)
-            .copied()
-            .unwrap_or(*rewind);
+        previous_rewind = *rewind;
     }
     splits.sort();
     let mut result = Vec::new();
-    for (start, end) in &splits {
-        // The merge that ends the split: the first complete merge-back after the loser's
-        // first rewind since the split began. That rewind may come after the next split has
-        // begun (a second cut before the loser rejoined): until then the active serves without
-        // the loser's orphans, as pair mode allows, and one merge-back ends both splits.
-        let merged = rewinds
-            .iter()
-            .find(|at| **at >= *start)
-            .and_then(|rewind| merges.iter().find(|at| **at >= *rewind))
+    for (start, end, rewind) in &splits {
+        // The merge that ends the window: the first complete merge-back after its rewind.
+        let merged = rewind
+            .and_then(|rewind| merges.iter().find(|at| **at >= rewind))
             .map_or(*end, |at| (*at).max(*end));
         // Milliseconds to microseconds, widened each way: events are stamped in whole
         // milliseconds, just after the role changed.

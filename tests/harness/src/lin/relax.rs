@@ -93,8 +93,8 @@ pub fn effects_for_splits(
 
 /// Writes acknowledged during a split that neither took effect nor lost a merge into
 /// `tandem_conflicts`. `applied` holds the (register, value) pairs of the surviving node's log;
-/// an operation that completed before `log_from_us` (where the retained log begins) is not
-/// judged.
+/// an operation that began before `log_from_us` (where the retained log begins) is not judged:
+/// it may have been appended before the oldest retained entry.
 pub fn vanished_writes(
     ops: &[Op],
     windows: &[SplitWindow],
@@ -105,7 +105,7 @@ pub fn vanished_writes(
 ) -> Vec<String> {
     ops.iter()
         .filter(|op| op.acknowledged_write())
-        .filter(|op| op.complete_us.unwrap_or(i64::MAX) >= log_from_us)
+        .filter(|op| op.invoke_us >= log_from_us)
         .filter(|op| {
             windows
                 .iter()
