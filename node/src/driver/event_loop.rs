@@ -245,10 +245,28 @@ impl Driver {
         // next tick. Changes come before inputs, so an event the supervisor records after a
         // change never shows before the change does.
         let mut services = self.services.clone();
+        // Witness mode: the witness learns at once that replication degraded or caught up
+        // (the renewal's `peer_outdated`), not at the next tick. A passive left marked outdated
+        // for a tick after it caught up could not be promoted if the active froze meanwhile;
+        // the shipper holds degraded writes' acknowledgements until the witness knows.
+        let mut replication = self
+            .quorum
+            .is_some()
+            .then(|| self.replication.clone())
+            .flatten();
         while !self.exit {
             tokio::select! {
                 biased;
                 _ = ticker.tick() => self.on_tick().await?,
+                changed = async {
+                    match replication.as_mut() {
+                        Some(replication) => replication.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => match changed {
+                    Ok(()) => self.update_votes(),
+                    Err(_) => replication = None,
+                },
                 changed = async {
                     match services.as_mut() {
                         Some(services) => services.changed().await,
