@@ -150,9 +150,47 @@ impl Replication {
             .acquire()
             .await
             .map_err(|error| Status::unavailable(format!("data.db: {error}")))?;
-        data_api::query(&mut connection, &statement, &self.inner.limits)
+        let result = data_api::query(&mut connection, &statement, &self.inner.limits)
             .await
-            .map_err(data_error_status)
+            .map_err(data_error_status)?;
+        if !allow_stale {
+            // Everything the read could have seen is at or before the log's end read after it.
+            let index: Option<i64> = sqlx::query_scalar("SELECT max(idx) FROM _tandem_log")
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(|error| Status::unavailable(format!("data.db: {error}")))?;
+            drop(connection);
+            self.read_barrier(u64::try_from(index.unwrap_or(0)).unwrap_or(0))
+                .await?;
+        }
+        Ok(result)
+    }
+
+    /// A strict read returns only once what it saw is released as a write would be (sync: on
+    /// the peer): otherwise it could show a write the active committed but the peer never
+    /// received, and a failover would take that value back after a client had read it.
+    async fn read_barrier(&self, index: u64) -> Result<(), Status> {
+        if index == 0 {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .ship
+            .send(super::messages::ShipInput::ReadBarrier { index, reply })
+            .await
+            .map_err(|_| Status::unavailable("the node is stopping"))?;
+        match answer.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(WriteFailure::NotActive)) => Err(not_active(self)),
+            Ok(Err(failure)) => Err(Status::unavailable(format!(
+                "the read saw writes the peer has not acknowledged, and they may not survive a \
+                 failover; retry: {}",
+                failure_status(self, failure).message()
+            ))),
+            Err(_) => Err(Status::unavailable(
+                "the node stopped before the read was confirmed; retry",
+            )),
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub(super) struct Session {
     pub(super) recent: RecentEntries,
     /// Witness mode with `mode = "sync"`: the acknowledgements held back while degraded.
     pub(super) ack_gate: Option<AckGate>,
+    /// Read barriers for an index not yet reported `Appended` (the read saw a commit whose
+    /// report is still on its way), in index order.
+    pub(super) pending_reads: Vec<(u64, WriteReply)>,
 }
 
 /// Witness mode's fence on acknowledgements (DESIGN.md §12): a write this node committed alone
@@ -144,6 +147,7 @@ impl Session {
             snapshot_reported: false,
             recent: RecentEntries::default(),
             ack_gate: AckGate::new(repl),
+            pending_reads: Vec::new(),
         })
     }
 
@@ -179,6 +183,17 @@ impl Session {
                 _ = ticker.tick() => self.on_tick().await,
             }
         }
+    }
+
+    /// Hands the shipper a wait for `index` (a write's, or a read barrier's).
+    async fn wait_for(&mut self, index: u64, done: WriteDone, reply: WriteReply) {
+        let index = index.max(self.last_wait_index);
+        self.last_wait_index = index;
+        let write_id = self.next_write_id;
+        self.next_write_id += 1;
+        self.waiting.insert(write_id, (done, reply));
+        self.step(ShipperEvent::WriteWaiting { write_id, index })
+            .await;
     }
 
     /// The shipper degraded (or caught up again): the gate starts (or stops) holding.
@@ -235,6 +250,9 @@ impl Session {
         for (_, (_, reply)) in self.waiting.drain() {
             let _ = reply.send(Err(WriteFailure::OutcomeUnknown(reason.into())));
         }
+        for (_, reply) in self.pending_reads.drain(..) {
+            let _ = reply.send(Err(WriteFailure::OutcomeUnknown(reason.into())));
+        }
         self.repl.update_status(|status| {
             status.peer_acked_index = 0;
             status.lag_entries = 0;
@@ -274,6 +292,20 @@ impl Session {
                     self.step(ShipperEvent::Appended { last_index, bytes })
                         .await;
                 }
+                let appended = self.shipper.last_index();
+                let ready = self.pending_reads.partition_point(|(index, _)| *index <= appended);
+                let reads: Vec<_> = self.pending_reads.drain(..ready).collect();
+                for (index, reply) in reads {
+                    self.wait_for(index, read_done(), reply).await;
+                }
+            }
+            ShipInput::ReadBarrier { index, reply } => {
+                if index > self.shipper.last_index() {
+                    let at = self.pending_reads.partition_point(|(queued, _)| *queued <= index);
+                    self.pending_reads.insert(at, (index, reply));
+                } else {
+                    self.wait_for(index, read_done(), reply).await;
+                }
             }
             ShipInput::Wait { index, done, reply } => {
                 if index > self.shipper.last_index() {
@@ -282,13 +314,7 @@ impl Session {
                     )));
                     return;
                 }
-                let index = index.max(self.last_wait_index);
-                self.last_wait_index = index;
-                let write_id = self.next_write_id;
-                self.next_write_id += 1;
-                self.waiting.insert(write_id, (done, reply));
-                self.step(ShipperEvent::WriteWaiting { write_id, index })
-                    .await;
+                self.wait_for(index, done, reply).await;
             }
             ShipInput::StreamUp { generation, sender } => {
                 self.generation = generation;
@@ -508,6 +534,16 @@ impl Session {
             self.verdict(pb::DiskState::Consistent, "caught up with the active's log")
                 .await;
         }
+    }
+}
+
+/// What a read barrier is answered with: it wrote nothing.
+fn read_done() -> WriteDone {
+    WriteDone {
+        rows_affected: Vec::new(),
+        last_insert_rowid: 0,
+        log_index: 0,
+        replayed: false,
     }
 }
 

@@ -43,7 +43,7 @@ async fn wait_until_active(
         tokio::select! {
             changed = status.changed() => changed.ok()?,
             input = inputs.recv() => match input? {
-                ShipInput::Wait { reply, .. } => {
+                ShipInput::Wait { reply, .. } | ShipInput::ReadBarrier { reply, .. } => {
                     let _ = reply.send(Err(WriteFailure::OutcomeUnknown(
                         "this node stopped being the active before the peer acknowledged the write"
                             .into(),
