@@ -276,13 +276,12 @@ impl Driver {
                     // The witness recorded (durably, before it answered) whether the peer is
                     // outdated: the shipper may acknowledge what it committed alone once the
                     // witness knows.
-                    self.outdated_confirmed
-                        .send_if_modified(|confirmed| {
-                            let now = peer_outdated.then_some(sent_at);
-                            let changed = *confirmed != now;
-                            *confirmed = now;
-                            changed
-                        });
+                    self.outdated_confirmed.send_if_modified(|confirmed| {
+                        let now = peer_outdated.then_some(sent_at);
+                        let changed = *confirmed != now;
+                        *confirmed = now;
+                        changed
+                    });
                     quorum.vote = format!("granted in term ({}, {})", term.epoch, term.node);
                     quorum.last_refusal = None;
                     self.update_votes();

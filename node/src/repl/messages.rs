@@ -78,7 +78,10 @@ pub enum ShipInput {
     /// A strict read saw the log up to `index`: answer once that is released as a write would
     /// be (sync: acknowledged by the peer), so a read never returns what a failover could take
     /// back. Unlike `Wait`, an index not yet reported `Appended` waits for it.
-    ReadBarrier { index: u64, reply: WriteReply },
+    ReadBarrier {
+        index: u64,
+        reply: WriteReply,
+    },
     StreamUp {
         generation: u64,
         sender: mpsc::Sender<pb::ShipMessage>,

@@ -293,7 +293,9 @@ impl Session {
                         .await;
                 }
                 let appended = self.shipper.last_index();
-                let ready = self.pending_reads.partition_point(|(index, _)| *index <= appended);
+                let ready = self
+                    .pending_reads
+                    .partition_point(|(index, _)| *index <= appended);
                 let reads: Vec<_> = self.pending_reads.drain(..ready).collect();
                 for (index, reply) in reads {
                     self.wait_for(index, read_done(), reply).await;
@@ -301,7 +303,9 @@ impl Session {
             }
             ShipInput::ReadBarrier { index, reply } => {
                 if index > self.shipper.last_index() {
-                    let at = self.pending_reads.partition_point(|(queued, _)| *queued <= index);
+                    let at = self
+                        .pending_reads
+                        .partition_point(|(queued, _)| *queued <= index);
                     self.pending_reads.insert(at, (index, reply));
                 } else {
                     self.wait_for(index, read_done(), reply).await;
@@ -556,7 +560,6 @@ async fn confirmed_changed(confirmed: &mut Option<watch::Receiver<Option<Instant
         return;
     }
     std::future::pending().await
-
 }
 
 pub(super) fn active_term(status: &Status) -> Option<LogTerm> {

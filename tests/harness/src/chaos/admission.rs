@@ -34,7 +34,12 @@ pub fn parse(message: &str) -> anyhow::Result<(bool, i64)> {
 
 /// The intervals in which one node admitted, from its gate changes and its kills; one still
 /// open ends at `until`.
-pub fn intervals(changes: &[(bool, i64)], node: &str, kills: &[Kill], until: i64) -> Vec<(i64, i64)> {
+pub fn intervals(
+    changes: &[(bool, i64)],
+    node: &str,
+    kills: &[Kill],
+    until: i64,
+) -> Vec<(i64, i64)> {
     let mut all: Vec<(i64, bool)> = changes.iter().map(|(admits, at)| (*at, *admits)).collect();
     all.extend(
         kills
