@@ -16,8 +16,10 @@
 //! - `task`: the task, idle until the node is active; `session`: one term's shipping, its
 //!   inputs and the peer's replies; `commands`: the shipper's commands; `divergence`: the search
 //!   for the last common index and the rewind; `stream`: the `Replicate` connection;
-//!   `recent`: the newest entries kept for shipping without reading them back.
+//!   `recent`: the newest entries kept for shipping without reading them back; `ack_gate`:
+//!   witness mode's hold on the acknowledgements of writes committed alone.
 
+mod ack_gate;
 mod commands;
 mod divergence;
 mod recent;

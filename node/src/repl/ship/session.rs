@@ -10,10 +10,10 @@ use tandem_replication::log::{LogTerm, Shipper, ShipperEvent};
 use tandem_replication::merge::DivergenceSearch;
 use tokio::sync::{mpsc, watch};
 
+use super::ack_gate::{AckGate, confirmed_changed};
 use super::recent::RecentEntries;
 use super::stream::{connect_loop, shipper_config};
 use crate::admin::status::Status;
-use crate::config::ReplicationMode;
 use crate::repl::convert;
 use crate::repl::handle::Replication;
 use crate::repl::messages::{ShipInput, WriteDone, WriteFailure, WriteReply};
@@ -49,40 +49,6 @@ pub(super) struct Session {
     /// Read barriers for an index not yet reported `Appended` (the read saw a commit whose
     /// report is still on its way), in index order.
     pub(super) pending_reads: Vec<(u64, WriteReply)>,
-}
-
-/// Witness mode's fence on acknowledgements (DESIGN.md §12): a write this node committed alone
-/// (degraded) is acknowledged only once the witness has recorded the peer outdated, so the
-/// witness can never promote a peer that lacks it. Until then its acknowledgement waits; if
-/// this node stops being the active first, the write's outcome is unknown to its client.
-pub(super) struct AckGate {
-    confirmed: watch::Receiver<Option<Instant>>,
-    /// When the shipper degraded (`None` while synchronous).
-    degraded_at: Option<Instant>,
-    /// Write ids acknowledged by the shipper, held here (still in `waiting`).
-    held: Vec<u64>,
-}
-
-impl AckGate {
-    fn new(repl: &Replication) -> Option<AckGate> {
-        let config = &repl.inner.config;
-        (config.witness.is_some() && config.replication.mode == ReplicationMode::Sync).then(|| {
-            AckGate {
-                confirmed: repl.inner.driver.outdated_confirmed.clone(),
-                degraded_at: None,
-                held: Vec::new(),
-            }
-        })
-    }
-
-    /// Degraded, and no renewal sent since then has had the witness record the peer outdated.
-    fn holding(&self) -> bool {
-        self.degraded_at.is_some_and(|degraded_at| {
-            self.confirmed
-                .borrow()
-                .is_none_or(|sent_at| sent_at < degraded_at)
-        })
-    }
 }
 
 impl Session {
@@ -194,48 +160,6 @@ impl Session {
         self.waiting.insert(write_id, (done, reply));
         self.step(ShipperEvent::WriteWaiting { write_id, index })
             .await;
-    }
-
-    /// The shipper degraded (or caught up again): the gate starts (or stops) holding.
-    pub(super) fn note_degraded(&mut self, degraded: bool) {
-        if let Some(gate) = self.ack_gate.as_mut() {
-            if !degraded {
-                gate.degraded_at = None;
-            } else if gate.degraded_at.is_none() {
-                gate.degraded_at = Some(Instant::now());
-            }
-        }
-        self.release_held();
-    }
-
-    /// Acknowledges the held writes, once the gate no longer holds them.
-    pub(super) fn release_held(&mut self) {
-        let Some(gate) = self.ack_gate.as_mut() else {
-            return;
-        };
-        if gate.holding() || gate.held.is_empty() {
-            return;
-        }
-        tracing::info!(
-            writes = gate.held.len(),
-            "the witness recorded the peer outdated: acknowledging the writes committed alone"
-        );
-        for id in gate.held.drain(..) {
-            if let Some((done, reply)) = self.waiting.remove(&id) {
-                let _ = reply.send(Ok(done));
-            }
-        }
-    }
-
-    /// Whether the gate holds `write_ids`' acknowledgements back (it keeps them, if so).
-    pub(super) fn hold(&mut self, write_ids: &[u64]) -> bool {
-        match self.ack_gate.as_mut() {
-            Some(gate) if gate.holding() => {
-                gate.held.extend_from_slice(write_ids);
-                true
-            }
-            _ => false,
-        }
     }
 
     pub(super) fn end(mut self) {
@@ -549,17 +473,6 @@ fn read_done() -> WriteDone {
         log_index: 0,
         replayed: false,
     }
-}
-
-/// The next change of the witness's confirmation; never, without a gate (or once the driver
-/// is gone).
-async fn confirmed_changed(confirmed: &mut Option<watch::Receiver<Option<Instant>>>) {
-    if let Some(receiver) = confirmed
-        && receiver.changed().await.is_ok()
-    {
-        return;
-    }
-    std::future::pending().await
 }
 
 pub(super) fn active_term(status: &Status) -> Option<LogTerm> {
