@@ -98,3 +98,41 @@ pub(super) async fn confirmed_changed(confirmed: &mut Option<watch::Receiver<Opt
     }
     std::future::pending().await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn gate(confirmed: watch::Receiver<Option<Instant>>, degraded_at: Option<Instant>) -> AckGate {
+        AckGate {
+            confirmed,
+            degraded_at,
+            held: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_renewal_sent_after_the_degrade_releases_the_writes_committed_alone() {
+        let (tx, rx) = watch::channel(None);
+        let now = Instant::now();
+        assert!(
+            !gate(rx.clone(), None).holding(),
+            "synchronous: nothing held"
+        );
+        let degraded = gate(rx.clone(), Some(now));
+        assert!(
+            degraded.holding(),
+            "the witness has not recorded the peer outdated"
+        );
+        // A confirmation left over from an earlier degrade does not count.
+        tx.send_replace(Some(now - Duration::from_millis(5)));
+        assert!(degraded.holding());
+        tx.send_replace(Some(now + Duration::from_millis(5)));
+        assert!(!degraded.holding());
+        // A later renewal that said the peer is not outdated withdraws it.
+        tx.send_replace(None);
+        assert!(degraded.holding());
+    }
+}
