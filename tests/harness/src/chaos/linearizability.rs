@@ -12,7 +12,7 @@
 //! The registers' final values are read once more by the run itself after the pair settled, so
 //! a loss that no client happened to read is still seen.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -249,6 +249,7 @@ fn check(
             .into_iter()
             .map(|v| format!("linearizability undecided: {v}")),
     );
+    violations.extend(settled.stamps_backwards.iter().cloned());
     violations.extend(vanished_writes(
         &history.ops,
         &splits,
@@ -302,6 +303,9 @@ struct Settled {
     final_reads: Vec<Op>,
     /// (register, value) of every change in the log.
     applied: HashSet<(usize, i64)>,
+    /// Each place in the surviving log where a register's change carries an older stamp than
+    /// the change before it: an older change (a re-applied orphan) overwrote a newer one.
+    stamps_backwards: Vec<String>,
     /// (register, value) of every losing image in `tandem_conflicts`.
     lost: HashSet<(usize, i64)>,
     /// Where the retained log begins (the stamp of its first client write), in wall-clock
@@ -358,22 +362,41 @@ fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Resul
             });
         }
         let mut applied = HashSet::new();
+        let mut stamps_backwards = Vec::new();
+        let mut newest: HashMap<usize, ((i64, i64, String), i64, i64)> = HashMap::new();
         let mut after = 0i64;
         loop {
             let page = query(
                 &mut client,
                 &format!(
-                    "SELECT idx, new_image FROM _tandem_log WHERE tbl = '{TABLE}' AND idx > {after} \
-                     ORDER BY idx LIMIT 5000"
+                    "SELECT idx, new_image, hlc_ms, hlc_logical, hlc_node FROM _tandem_log \
+                     WHERE tbl = '{TABLE}' AND idx > {after} ORDER BY idx LIMIT 5000"
                 ),
                 true,
             )
             .await?;
             for row in &page {
-                after = after.max(row.first().and_then(as_int).unwrap_or(after));
-                if let Some(pair) = row.get(1).and_then(as_text).and_then(register_of) {
-                    applied.insert(pair);
+                let idx = row.first().and_then(as_int).unwrap_or(after);
+                after = after.max(idx);
+                let Some((key, value)) = row.get(1).and_then(as_text).and_then(register_of) else {
+                    continue;
+                };
+                applied.insert((key, value));
+                let stamp = (
+                    row.get(2).and_then(as_int).unwrap_or(0),
+                    row.get(3).and_then(as_int).unwrap_or(0),
+                    row.get(4).and_then(as_text).unwrap_or("").to_string(),
+                );
+                if let Some((before, before_idx, before_value)) = newest.get(&key)
+                    && stamp < *before
+                {
+                    stamps_backwards.push(format!(
+                        "register {key}: log index {idx} sets {value} stamped {stamp:?}, older \
+                         than {before_value} at index {before_idx} stamped {before:?}: an older \
+                         change overwrote a newer one"
+                    ));
                 }
+                newest.insert(key, (stamp, idx, value));
             }
             if page.len() < 5000 {
                 break;
@@ -425,6 +448,7 @@ fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Resul
         anyhow::Ok(Settled {
             final_reads,
             applied,
+            stamps_backwards,
             lost,
             log_from_us,
         })
