@@ -145,10 +145,16 @@ impl OrphanPlan {
         let Some(active) = active else {
             return Ok(Decision::apply());
         };
-        // A re-applied orphan of the same node's history: this one simply follows it.
+        // A re-applied orphan of the same node's history: a later change of that history simply
+        // follows it, and an earlier one (orphans merged again, or an older episode's) was
+        // already superseded in that history, so it is not applied over it.
         let reapplied = format!("{MERGE_PREFIX}{}:{}", active.origin, active.txid);
         if active.origin == orphan.origin && reads.request_recorded(&reapplied)? {
-            return Ok(Decision::apply());
+            return Ok(if stamp(orphan) > stamp(active) {
+                Decision::apply()
+            } else {
+                Decision::nothing()
+            });
         }
         if active.new_image == orphan.new_image {
             // Both sides made the row the same (both deleted it, say): nothing to merge.
