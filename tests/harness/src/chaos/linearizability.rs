@@ -30,6 +30,9 @@ use crate::lin::workload::{self, RegisterHistory, RegisterWorkload, TABLE};
 use crate::lin::{Op, OpKind};
 use crate::{Binaries, Cluster, ClusterSpec};
 
+/// An HLC stamp as the log stores it: (ms, logical, node).
+type Stamp = (i64, i64, String);
+
 /// Registers the clients share: few, so operations meet on them often.
 const REGISTERS: usize = 5;
 /// How far a role change may be from its event's stamp.
@@ -372,7 +375,8 @@ fn read_settled(cluster: &Cluster, targets: &workload::Targets) -> anyhow::Resul
         }
         let mut applied = HashSet::new();
         let mut stamps_backwards = Vec::new();
-        let mut newest: HashMap<usize, ((i64, i64, String), i64, i64)> = HashMap::new();
+        // Register → (its last change's stamp, log index, value).
+        let mut newest: HashMap<usize, (Stamp, i64, i64)> = HashMap::new();
         let mut after = 0i64;
         loop {
             let page = query(
