@@ -33,6 +33,7 @@ pub mod repl;
 pub mod role;
 pub mod state;
 pub mod tls;
+pub mod watching;
 pub mod witness;
 
 /// The version every heartbeat carries; a mismatch between the nodes raises an event.

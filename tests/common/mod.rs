@@ -141,3 +141,23 @@ pub fn wait_event(
 pub fn log_contains(cluster: &Cluster, name: &str, needle: &str) -> bool {
     std::fs::read_to_string(cluster.log_path(name)).is_ok_and(|log| log.contains(needle))
 }
+
+/// A linearizability-mode chaos run kept its promises: no violation, enough faults, and the
+/// register clients did work.
+pub fn assert_clean_register_run(report: &tandem_harness::chaos::ChaosReport) {
+    assert!(
+        report.violations.is_empty(),
+        "seed {}: {} violations; the first: {}",
+        report.seed,
+        report.violations.len(),
+        report.violations[0]
+    );
+    assert!(report.faults_total() >= 8, "{:?}", report.faults);
+    for kind in ["read_acked", "write_acked"] {
+        assert!(
+            report.operations.get(kind).copied().unwrap_or(0) > 100,
+            "the clients did work: {:?}",
+            report.operations
+        );
+    }
+}

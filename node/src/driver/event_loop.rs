@@ -258,24 +258,8 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = ticker.tick() => self.on_tick().await?,
-                changed = async {
-                    match replication.as_mut() {
-                        Some(replication) => replication.changed().await,
-                        None => std::future::pending().await,
-                    }
-                } => match changed {
-                    Ok(()) => self.update_votes(),
-                    Err(_) => replication = None,
-                },
-                changed = async {
-                    match services.as_mut() {
-                        Some(services) => services.changed().await,
-                        None => std::future::pending().await,
-                    }
-                } => match changed {
-                    Ok(()) => self.publish_status(),
-                    Err(_) => services = None,
-                },
+                true = crate::watching::next_change(&mut replication) => self.update_votes(),
+                true = crate::watching::next_change(&mut services) => self.publish_status(),
                 input = self.inputs.recv() => match input {
                     Some(input) => self.on_input(input).await?,
                     None => break,

@@ -88,17 +88,6 @@ impl Session {
     }
 }
 
-/// The next change of the witness's confirmation; never, without a gate (or once the driver
-/// is gone).
-pub(super) async fn confirmed_changed(confirmed: &mut Option<watch::Receiver<Option<Instant>>>) {
-    if let Some(receiver) = confirmed
-        && receiver.changed().await.is_ok()
-    {
-        return;
-    }
-    std::future::pending().await
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

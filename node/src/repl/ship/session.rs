@@ -10,7 +10,7 @@ use tandem_replication::log::{LogTerm, Shipper, ShipperEvent};
 use tandem_replication::merge::DivergenceSearch;
 use tokio::sync::{mpsc, watch};
 
-use super::ack_gate::{AckGate, confirmed_changed};
+use super::ack_gate::AckGate;
 use super::recent::RecentEntries;
 use super::stream::{connect_loop, shipper_config};
 use crate::admin::status::Status;
@@ -133,7 +133,7 @@ impl Session {
         loop {
             tokio::select! {
                 biased;
-                () = confirmed_changed(&mut confirmed) => self.release_held(),
+                true = crate::watching::next_change(&mut confirmed) => self.release_held(),
                 changed = status.changed() => {
                     if changed.is_err() {
                         return;

@@ -49,22 +49,7 @@ pub fn intervals(
     );
     // Stable: a change and a kill at the same millisecond keep their order.
     all.sort_by_key(|(at, _)| *at);
-    let mut result = Vec::new();
-    let mut since = None;
-    for (at, admits) in all {
-        match (admits, since) {
-            (true, None) => since = Some(at),
-            (false, Some(start)) => {
-                result.push((start, at));
-                since = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(start) = since {
-        result.push((start, until));
-    }
-    result
+    super::check::intervals_of(all, until)
 }
 
 /// Every instant both nodes admitted, as violations.

@@ -440,10 +440,16 @@ pub(crate) fn active_intervals(
             .map(|kill| (kill.at_ms, false)),
     );
     changes.sort();
+    intervals_of(changes, until)
+}
+
+/// The intervals in which a flag held, from its changes (Unix ms, in order); one still open
+/// ends at `until`.
+pub(crate) fn intervals_of(changes: Vec<(i64, bool)>, until: i64) -> Vec<(i64, i64)> {
     let mut intervals = Vec::new();
     let mut since = None;
-    for (at, active) in changes {
-        match (active, since) {
+    for (at, on) in changes {
+        match (on, since) {
             (true, None) => since = Some(at),
             (false, Some(start)) => {
                 intervals.push((start, at));
