@@ -216,9 +216,118 @@ fn a_chaos_run_in_linearizability_mode_is_linearizable_but_for_the_splits() -> a
         callers: 0,
         linearizability: true,
         witness: false,
+        etcd: false,
     };
     let report = chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");
     assert_clean_register_run(&report);
+    Ok(())
+}
+
+/// Large orphan rows a writes during the split: more than one orphans message (16 MiB each).
+const LARGE_ORPHANS: usize = 20;
+
+#[test]
+fn an_orphan_in_a_later_orphans_message_is_decided_against_every_change_since_the_divergence()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
+        .set_all("replication.sync_timeout", "300ms");
+    let cluster = Cluster::start(spec, &bins())?;
+    wait_steady(&cluster, "a")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let one = |sql: &str| vec![statement(sql, vec![])];
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        execute_retrying(
+            &mut a,
+            "base",
+            one("INSERT INTO notes (id, body) VALUES ('k1', 'base')"),
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+    wait_in_sync(&cluster, "a")?;
+
+    phase("cut the link: b takes over while a stays active");
+    set_link(&cluster, Mode::Blackhole)?;
+    wait_serving(&cluster, "b")?;
+
+    phase("a writes large rows, then k1; b writes k1 after, first thing after the divergence");
+    runtime.block_on(async {
+        let mut a = client(&cluster, "a").await?;
+        let large = "x".repeat(1 << 20);
+        for n in 0..LARGE_ORPHANS {
+            execute_retrying(
+                &mut a,
+                &format!("large-{n}"),
+                vec![statement(
+                    "INSERT INTO notes (id, body) VALUES (?, ?)",
+                    vec![text(&format!("large-{n:02}")), text(&large)],
+                )],
+            )
+            .await?;
+        }
+        execute_retrying(
+            &mut a,
+            "k1-split",
+            one("UPDATE notes SET body = 'older-on-a' WHERE id = 'k1'"),
+        )
+        .await?;
+        let mut b = client(&cluster, "b").await?;
+        execute_retrying(
+            &mut b,
+            "k1-b",
+            one("UPDATE notes SET body = 'newer-on-b' WHERE id = 'k1'"),
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+
+    phase("heal: a's orphans reach b in two messages; k1's is in the second");
+    set_link(&cluster, Mode::Pass)?;
+    wait_event(&cluster, "b", "merge", "merge-back")?;
+    runtime.block_on(async {
+        for node in ["b", "a"] {
+            let mut client = client(&cluster, node).await?;
+            let deadline = std::time::Instant::now() + WAIT * 2;
+            loop {
+                let merged = count(&mut client, "notes").await?;
+                if merged == LARGE_ORPHANS as i64 + 1 {
+                    break;
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{node} holds {merged} notes, not every merged orphan"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                value_of(&mut client, "k1").await?,
+                "newer-on-b",
+                "{node} keeps b's newer write of k1, not a's older orphan"
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    wait_in_sync(&cluster, "b")?;
+    let text = cluster.ctl_ok("b", &["conflicts", "--json"])?;
+    let conflicts: serde_json::Value = serde_json::from_str(&text)?;
+    let k1: Vec<&serde_json::Value> = conflicts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| row["primary_key"] == r#"{"id":"k1"}"#)
+        .collect();
+    assert_eq!(k1.len(), 1, "a's older k1 is one conflict: {text}");
+    assert!(
+        k1[0]["losing_image"]
+            .as_str()
+            .unwrap_or("")
+            .contains("older-on-a"),
+        "{}",
+        k1[0]
+    );
     Ok(())
 }

@@ -141,6 +141,22 @@ impl Replication {
         std::mem::replace(&mut *live, store)
     }
 
+    /// Moves this node's clock past every stamp in the live log, so each stamp it issues is
+    /// newer whatever its wall clock says after a restart or a snapshot (`newest` merges compare
+    /// stamps).
+    pub(crate) async fn follow_log_stamps(&self) -> Result<(), StoreError> {
+        let Some((ms, logical, node)) = self.store().newest_stamp().await? else {
+            return Ok(());
+        };
+        let newest = tandem_replication::log::Hlc::new(ms, logical, node);
+        let mut clock = match self.inner.hlc.lock() {
+            Ok(clock) => clock,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        clock.observe(&newest, Self::wall_ms());
+        Ok(())
+    }
+
     pub fn status(&self) -> watch::Receiver<ReplicationStatus> {
         self.inner.status.subscribe()
     }

@@ -97,8 +97,11 @@ pub fn reapply_local(repl: &Replication) {
             }
         };
         let _merging = repl.inner.merge_lock.lock().await;
-        let entries: Vec<LogEntry> = orphans.into_iter().map(|(_, entry)| entry).collect();
-        let txids: Vec<u64> = entries.iter().map(|entry| entry.txid).collect();
+        let txids: Vec<u64> = orphans.iter().map(|orphan| orphan.entry.txid).collect();
+        let entries = orphans
+            .into_iter()
+            .map(|orphan| (orphan.entry, orphan.diverged_after))
+            .collect();
         let mut counts = Counts::default();
         let result = merge_entries(&repl, entries, &mut counts).await;
         let mut message = format!(
@@ -134,20 +137,35 @@ async fn merge(
         checksum: 0,
     };
     let batch = super::convert::batch_from_pb(wire)?;
-    let entries = batch
+    let entries: Vec<LogEntry> = batch
         .entries
         .iter()
         .map(tandem_replication::bridge::stored_of)
         .collect();
-    merge_entries(repl, entries, counts).await
+    let diverged_after = if orphans.diverged_after.len() == entries.len() {
+        orphans.diverged_after
+    } else {
+        // A sender from before the field: the latest the divergence can have been.
+        let oldest = entries.iter().map(|e| e.idx).min().unwrap_or(0);
+        vec![oldest.saturating_sub(1); entries.len()]
+    };
+    merge_entries(
+        repl,
+        entries.into_iter().zip(diverged_after).collect(),
+        counts,
+    )
+    .await
 }
 
+/// Merges orphans, each with the last index its log had in common with this one.
 async fn merge_entries(
     repl: &Replication,
-    entries: Vec<LogEntry>,
+    entries: Vec<(LogEntry, u64)>,
     counts: &mut Counts,
 ) -> Result<(), String> {
-    let since = entries.iter().map(|e| e.idx).min().unwrap_or(0);
+    // Orphans kept from several rewinds (or left by a merge that stopped) diverged at different
+    // indexes: each is decided against the changes after its own.
+    let since = entries.iter().map(|(_, d)| *d).min().unwrap_or(0);
     // Changes of the active after this index were made while the merge ran.
     let merge_start = repl
         .store()
@@ -155,13 +173,19 @@ async fn merge_entries(
         .await
         .map_err(|error| error.to_string())?
         .idx;
-    let rows = RowIndex::after(since.saturating_sub(1));
-    // Transactions in log order; entries of one transaction are consecutive.
-    let mut transactions: Vec<(u64, String, Vec<LogEntry>)> = Vec::new();
-    for entry in entries {
+    let rows = RowIndex::after(since);
+    // Transactions in log order; entries of one transaction are consecutive (and were rewound
+    // together).
+    let mut transactions: Vec<(u64, String, u64, Vec<LogEntry>)> = Vec::new();
+    for (entry, diverged_after) in entries {
         match transactions.last_mut() {
-            Some((txid, _, entries)) if *txid == entry.txid => entries.push(entry),
-            _ => transactions.push((entry.txid, entry.origin.clone(), vec![entry])),
+            Some((txid, _, _, entries)) if *txid == entry.txid => entries.push(entry),
+            _ => transactions.push((
+                entry.txid,
+                entry.origin.clone(),
+                diverged_after,
+                vec![entry],
+            )),
         }
     }
     // Several merge writes in flight, as clients' writes are: the writer still runs them (and
@@ -170,7 +194,7 @@ async fn merge_entries(
     let mut transactions = transactions.into_iter();
     loop {
         while in_flight.len() < MERGE_IN_FLIGHT {
-            let Some((txid, origin, entries)) = transactions.next() else {
+            let Some((txid, origin, diverged_after, entries)) = transactions.next() else {
                 break;
             };
             counts.transactions += 1;
@@ -180,6 +204,7 @@ async fn merge_entries(
                 repl: repl.clone(),
                 entries: entries.clone(),
                 rows: rows.clone(),
+                diverged_after,
                 merge_start,
                 planned: planned.clone(),
             };

@@ -77,6 +77,9 @@ pub struct OrphanPlan {
     pub repl: Replication,
     pub entries: Vec<LogEntry>,
     pub rows: Arc<Mutex<RowIndex>>,
+    /// The last index the orphan's log had in common with this one: only the changes after it
+    /// are the active's side of the divergence.
+    pub diverged_after: u64,
     /// The active's last log index when the merge began: a change after it was made during the
     /// merge.
     pub merge_start: u64,
@@ -116,8 +119,8 @@ impl OrphanPlan {
                 continue;
             }
             let active = match rows.newest(&entry.table, &entry.pk) {
-                Some(idx) => reads.entry_at(idx)?,
-                None => None,
+                Some(idx) if idx > self.diverged_after => reads.entry_at(idx)?,
+                _ => None,
             };
             let decision = self.decide(reads, entry, active.as_ref())?;
             if let Some(conflict) = decision.conflict {

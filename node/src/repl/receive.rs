@@ -264,7 +264,11 @@ impl Stream {
 
     /// HLC stamps from the active move our clock; a stamp too far ahead is clamped and alerted.
     async fn observe_stamps(&mut self, entries: &[tandem_replication::log::HashedEntry]) {
-        let Some(last) = entries.last() else {
+        // The newest stamp, not the last: a re-applied orphan keeps its older one.
+        let Some(last) = entries
+            .iter()
+            .max_by(|a, b| a.content.hlc.cmp(&b.content.hlc))
+        else {
             return;
         };
         let observed = match self.repl.inner.hlc.lock() {
@@ -461,6 +465,9 @@ impl Stream {
             .map_err(|error| format!("cannot open the installed snapshot: {error}"))?;
         let old = self.repl.replace_store(store);
         old.close().await;
+        if let Err(error) = self.repl.follow_log_stamps().await {
+            tracing::warn!(%error, "cannot read the installed log's newest stamp");
+        }
         if let Err(error) = cleanup_old_generations(&data_dir) {
             tracing::warn!(%error, "cannot remove the old generation");
         }
@@ -550,20 +557,27 @@ impl Stream {
         };
         let repl = &self.repl;
         let mut chunk = Vec::new();
+        let mut diverged_after = Vec::new();
         let mut bytes = 0usize;
         let mut previous_txid = None;
-        for (_, entry) in &orphans {
+        for orphan in &orphans {
+            let entry = &orphan.entry;
             // Chunks end only between transactions: the active merges a transaction whole.
             if bytes > ORPHAN_CHUNK_BYTES && previous_txid != Some(entry.txid) {
-                self.send_orphan_chunk(std::mem::take(&mut chunk)).await?;
+                self.send_orphan_chunk(
+                    std::mem::take(&mut chunk),
+                    std::mem::take(&mut diverged_after),
+                )
+                .await?;
                 bytes = 0;
             }
             bytes += entry.approx_size_bytes();
             previous_txid = Some(entry.txid);
             chunk.push(hashed_of(entry, |node| repl.priority_of(node)));
+            diverged_after.push(orphan.diverged_after);
         }
         if !chunk.is_empty() {
-            self.send_orphan_chunk(chunk).await?;
+            self.send_orphan_chunk(chunk, diverged_after).await?;
         }
         Ok(())
     }
@@ -571,6 +585,7 @@ impl Stream {
     async fn send_orphan_chunk(
         &self,
         entries: Vec<tandem_replication::log::HashedEntry>,
+        diverged_after: Vec<u64>,
     ) -> Result<(), String> {
         let batch = tandem_replication::log::Batch {
             term: LogTerm::new(0, "orphans", 0),
@@ -578,8 +593,11 @@ impl Stream {
             entries,
         };
         let entries = convert::batch_to_pb(&batch).entries;
-        self.send(pb::ship_reply::Body::Orphans(pb::OrphanBatch { entries }))
-            .await
+        self.send(pb::ship_reply::Body::Orphans(pb::OrphanBatch {
+            entries,
+            diverged_after,
+        }))
+        .await
     }
 }
 

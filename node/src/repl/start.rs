@@ -80,6 +80,7 @@ impl Replication {
                 damaged: damaged.clone(),
             }),
         };
+        replication.follow_log_stamps().await?;
         replication.refresh_counts().await;
         tokio::spawn(writer::run(replication.clone(), write_rx));
         tokio::spawn(ship::run(replication.clone(), ship_rx));

@@ -73,6 +73,7 @@ impl Store {
             .await
             .map_err(open_error)?;
         writer.execute(SCHEMA).await.map_err(open_error)?;
+        super::schema::upgrade(&writer).await.map_err(open_error)?;
         let owned = OwnedDb::open(&path, options.busy_timeout).map_err(|failure| {
             open_error(sqlx::Error::Protocol(format!(
                 "opening the store's writer connection: {failure}"

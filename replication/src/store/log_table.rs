@@ -81,6 +81,29 @@ impl Store {
         last_position(&mut connection).await
     }
 
+    /// The newest HLC stamp in the log as (ms, logical, node), or `None` for an empty log. Not
+    /// always the last entry's: a re-applied orphan keeps its older stamp. One scan of the log.
+    pub async fn newest_stamp(&self) -> Result<Option<(u64, u32, String)>, StoreError> {
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT hlc_ms, hlc_logical, hlc_node FROM _tandem_log \
+             WHERE hlc_ms = (SELECT max(hlc_ms) FROM _tandem_log) \
+             ORDER BY hlc_logical DESC, hlc_node DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(ms, logical, node)| {
+            Ok((
+                from_sql_int("_tandem_log.hlc_ms", ms)?,
+                u32::try_from(logical).map_err(|_| StoreError::Corrupt {
+                    what: "_tandem_log.hlc_logical",
+                    detail: logical.to_string(),
+                })?,
+                node,
+            ))
+        })
+        .transpose()
+    }
+
     /// The first index still held, or `None` for an empty log.
     pub async fn first_log_idx(&self) -> Result<Option<u64>, StoreError> {
         let first: Option<i64> = sqlx::query_scalar("SELECT min(idx) FROM _tandem_log")

@@ -64,6 +64,7 @@ pub use log_table::LogPosition;
 pub use migrations::MigrationFile;
 pub use options::StoreOptions;
 pub use pending_write::PendingWrite;
+pub use rewind::KeptOrphan;
 pub use row_hash::{RowHashes, TableHash};
 pub use table_shape::TableShape;
 pub use transaction_reads::TransactionReads;

@@ -15,6 +15,16 @@ use super::writer_transaction::{WriterTransaction, write_turn};
 use crate::data_api::Value;
 use crate::raw_sqlite::RawDb;
 
+/// An entry kept in the orphans table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptOrphan {
+    pub id: i64,
+    pub entry: LogEntry,
+    /// The last index the rewound log had in common with the active's: the orphan is decided
+    /// against the active's changes after it.
+    pub diverged_after: u64,
+}
+
 impl Store {
     /// Moves the entries after `idx` to the orphans table and undoes their changes. Returns the
     /// orphans, oldest first, and the log's new last position (at `idx`).
@@ -36,7 +46,7 @@ impl Store {
             statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
             set_applying(&mut statements, true)?;
             for entry in &orphans {
-                keep_orphan(&mut statements, entry)?;
+                keep_orphan(&mut statements, entry, idx)?;
             }
             for entry in orphans.iter().rev() {
                 apply_change(&mut statements, &inverse(entry))?;
@@ -53,18 +63,37 @@ impl Store {
     }
 
     /// The orphans still kept, oldest first.
-    pub async fn orphans(&self) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+    pub async fn orphans(&self) -> Result<Vec<KeptOrphan>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT id, {ENTRY_COLUMNS} FROM _tandem_orphans ORDER BY id"
+            "SELECT id, diverged_after, {ENTRY_COLUMNS} FROM _tandem_orphans ORDER BY id"
         ))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
+        let read = rows
+            .iter()
             .map(|row| {
                 let id: i64 = sqlx::Row::try_get(row, "id")?;
-                Ok((id, entry_from_row(row, true)?))
+                let diverged_after: Option<i64> = sqlx::Row::try_get(row, "diverged_after")?;
+                Ok((id, diverged_after, entry_from_row(row, true)?))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Kept by a version that did not record it: the oldest such orphan's index less one is
+        // the latest the divergence can have been.
+        let unrecorded = read
+            .iter()
+            .filter(|(_, diverged_after, _)| diverged_after.is_none())
+            .map(|(_, _, entry)| entry.idx.saturating_sub(1))
+            .min()
+            .unwrap_or(0);
+        let kept = read
+            .into_iter()
+            .map(|(id, diverged_after, entry)| KeptOrphan {
+                id,
+                entry,
+                diverged_after: diverged_after.map_or(unrecorded, |idx| idx.max(0) as u64),
+            })
+            .collect();
+        Ok(kept)
     }
 
     /// Forgets the orphans of these transactions: the active re-applied them (or recorded them
@@ -106,13 +135,19 @@ impl Store {
     }
 }
 
-fn keep_orphan(statements: &mut Statements<'_>, entry: &LogEntry) -> Result<(), StoreError> {
+fn keep_orphan(
+    statements: &mut Statements<'_>,
+    entry: &LogEntry,
+    diverged_after: u64,
+) -> Result<(), StoreError> {
+    let mut values = entry_values(entry)?;
+    values.push(Value::Integer(to_sql_int("idx", diverged_after)?));
     statements.run(
         "INSERT INTO _tandem_orphans (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
-         old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, rewound_at_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, diverged_after, rewound_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
          CAST(unixepoch('subsec') * 1000 AS INTEGER))",
-        &entry_values(entry)?,
+        &values,
     )?;
     Ok(())
 }

@@ -56,10 +56,29 @@ CREATE TABLE IF NOT EXISTS _tandem_orphans (
     hlc_node TEXT NOT NULL,
     origin TEXT NOT NULL,
     hash INTEGER,
-    rewound_at_ms INTEGER NOT NULL
+    rewound_at_ms INTEGER NOT NULL,
+    -- The last index the rewound log had in common with the active's: the orphan is decided
+    -- against the active's changes after it. NULL in a file from before this column.
+    diverged_after INTEGER
 );
 -- Both are only ever set inside a transaction that resets them; this repairs a file that a
 -- foreign tool left flagged.
 UPDATE _tandem_applying SET flag = 0 WHERE flag <> 0;
 UPDATE _tandem_capture_ctx SET txid = NULL WHERE txid IS NOT NULL;
 ";
+
+/// Brings the store's own tables of a file made by an older version up to `SCHEMA` (which
+/// `CREATE TABLE IF NOT EXISTS` leaves as they were).
+pub(super) async fn upgrade(writer: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+    let has_divergence: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('_tandem_orphans') WHERE name = 'diverged_after'",
+    )
+    .fetch_one(writer)
+    .await?;
+    if has_divergence == 0 {
+        sqlx::query("ALTER TABLE _tandem_orphans ADD COLUMN diverged_after INTEGER")
+            .execute(writer)
+            .await?;
+    }
+    Ok(())
+}

@@ -55,7 +55,13 @@ async fn a_rewind_keeps_every_orphan_and_leaves_the_rows_as_at_the_common_index(
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, e)| e)
+        .map(|orphan| {
+            assert_eq!(
+                orphan.diverged_after, common.idx,
+                "each orphan knows where its log diverged"
+            );
+            orphan.entry
+        })
         .collect();
     assert_eq!(kept, suffix, "the orphans table holds them durably");
     assert_eq!(all_entries(&a.store).await, all_entries(&b.store).await);
@@ -68,4 +74,48 @@ async fn a_rewind_keeps_every_orphan_and_leaves_the_rows_as_at_the_common_index(
         Some(common.hash)
     );
     assert_eq!(a.store.hash_at(common.idx + 1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn orphans_kept_by_a_version_without_their_divergence_point_are_read_after_an_upgrade() {
+    let a = node().await;
+    write_sql(&a.store, 1, "INSERT INTO items (id, name, qty) VALUES (1, 'one', 1)")
+        .await
+        .unwrap();
+    write_sql(&a.store, 2, "INSERT INTO items (id, name, qty) VALUES (2, 'two', 2)")
+        .await
+        .unwrap();
+    let (orphans, _) = a.store.rewind_after(1).await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    let dir = a.dir;
+    a.store.close().await;
+
+    // The file as an older version left it: the orphans table without the column.
+    {
+        let path = dir.path().join("data.db");
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+            "sqlite://{}",
+            path.display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("ALTER TABLE _tandem_orphans DROP COLUMN diverged_after")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::Connection::close(db).await.unwrap();
+    }
+
+    let tables = vec!["items".to_string()];
+    let store = crate::store::Store::open(dir.path(), crate::store::StoreOptions::new(tables))
+        .await
+        .expect("an older file opens and gains the column");
+    let kept = store.orphans().await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept[0].diverged_after,
+        kept[0].entry.idx - 1,
+        "the latest the divergence can have been"
+    );
+    store.close().await;
 }
