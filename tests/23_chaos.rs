@@ -24,6 +24,7 @@ fn a_short_chaos_run_keeps_every_promise() -> anyhow::Result<()> {
         callers: 2,
         linearizability: false,
         witness: false,
+        etcd: false,
     };
     let report = chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");

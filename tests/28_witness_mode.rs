@@ -6,6 +6,9 @@
 //!   both nodes' own `admission` events, and the other node takes over.
 //! - Killing the witness: the pair keeps serving, `witness_lost` is mailed, and a failover
 //!   does not happen while it is down; status and events say why.
+//!
+//! The first three run twice: with `tandemd witness`, and with a real etcd (`[witness] etcd`)
+//! as the witness. A crash is replaced through the witness's fast path, or after the etcd lease.
 
 mod common;
 
@@ -13,8 +16,21 @@ use anyhow::anyhow;
 use common::*;
 use tandem_harness::{Cluster, ClusterSpec, Mode, SmtpSink};
 
-fn start_pair(sink: Option<&SmtpSink>) -> anyhow::Result<Cluster> {
-    let mut spec = ClusterSpec::new().with_proxies(true).with_witness(true);
+/// Which witness the pair asks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    /// `tandemd witness`.
+    Witness,
+    /// A one-member etcd cluster.
+    Etcd,
+}
+
+fn start_pair(backend: Backend, sink: Option<&SmtpSink>) -> anyhow::Result<Cluster> {
+    let mut spec = ClusterSpec::new().with_proxies(true);
+    spec = match backend {
+        Backend::Witness => spec.with_witness(true),
+        Backend::Etcd => spec.with_etcd_witness(),
+    };
     if let Some(sink) = sink {
         for node in ["a", "b"] {
             spec = spec.extra_toml(
@@ -47,8 +63,8 @@ fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
 }
 
 /// A witness-mode pair with a active, b passive, and both seeing the witness.
-fn start_steady_pair() -> anyhow::Result<Cluster> {
-    let cluster = start_pair(None)?;
+fn start_steady_pair(backend: Backend) -> anyhow::Result<Cluster> {
+    let cluster = start_pair(backend, None)?;
     wait_steady(&cluster, "a")?;
     wait_witness_ok(&cluster, "a")?;
     wait_witness_ok(&cluster, "b")?;
@@ -58,8 +74,23 @@ fn start_steady_pair() -> anyhow::Result<Cluster> {
 #[test]
 fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 -> anyhow::Result<()> {
+    cut_peer_link(Backend::Witness)
+}
+
+#[test]
+fn with_etcd_a_cut_peer_link_leaves_the_active_where_it_was() -> anyhow::Result<()> {
+    cut_peer_link(Backend::Etcd)
+}
+
+fn cut_peer_link(backend: Backend) -> anyhow::Result<()> {
     let _serial = serial();
-    let cluster = &start_steady_pair()?;
+    let cluster = &start_steady_pair(backend)?;
+    let kind = cluster.status("a")?["witness"]["kind"].clone();
+    let expected = match backend {
+        Backend::Witness => "witness",
+        Backend::Etcd => "etcd",
+    };
+    assert_eq!(kind, expected, "status.witness.kind");
 
     phase("cut the peer link both ways; both nodes still see the witness");
     cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
@@ -119,8 +150,17 @@ fn a_cut_peer_link_leaves_the_active_where_it_was_and_the_passive_never_admits()
 #[test]
 fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_starts()
 -> anyhow::Result<()> {
+    cut_off_active(Backend::Witness)
+}
+
+#[test]
+fn with_etcd_an_active_cut_off_stops_admitting_before_the_other_starts() -> anyhow::Result<()> {
+    cut_off_active(Backend::Etcd)
+}
+
+fn cut_off_active(backend: Backend) -> anyhow::Result<()> {
     let _serial = serial();
-    let cluster = &start_steady_pair()?;
+    let cluster = &start_steady_pair(backend)?;
 
     phase("cut a off from b and from the witness");
     cluster.witness_proxy("a").set_mode(Mode::Blackhole)?;
@@ -153,10 +193,19 @@ fn an_active_cut_off_from_peer_and_witness_stops_admitting_before_the_other_star
 
 #[test]
 fn without_the_witness_the_pair_serves_and_no_failover_happens() -> anyhow::Result<()> {
+    witness_down(Backend::Witness)
+}
+
+#[test]
+fn without_etcd_the_pair_serves_and_no_failover_happens() -> anyhow::Result<()> {
+    witness_down(Backend::Etcd)
+}
+
+fn witness_down(backend: Backend) -> anyhow::Result<()> {
     let _serial = serial();
     let sink = SmtpSink::start()?;
     let mails = sink.store();
-    let mut cluster = start_pair(Some(&sink))?;
+    let mut cluster = start_pair(backend, Some(&sink))?;
     wait_steady(&cluster, "a")?;
     wait_witness_ok(&cluster, "a")?;
 
@@ -208,7 +257,7 @@ fn without_the_witness_the_pair_serves_and_no_failover_happens() -> anyhow::Resu
 fn a_crashed_active_is_replaced_through_the_fast_path_and_a_switchover_still_works()
 -> anyhow::Result<()> {
     let _serial = serial();
-    let mut cluster = start_pair(None)?;
+    let mut cluster = start_pair(Backend::Witness, None)?;
     wait_steady(&cluster, "a")?;
     wait_witness_ok(&cluster, "b")?;
 
@@ -256,9 +305,107 @@ fn a_chaos_run_with_the_witness_never_admits_on_both_nodes_and_is_linearizable()
         callers: 0,
         linearizability: true,
         witness: true,
+        etcd: false,
     };
     let report = tandem_harness::chaos::run(&spec, &bins())?;
     eprintln!("{report:#?}");
     assert_clean_register_run(&report);
+    Ok(())
+}
+
+#[test]
+fn with_etcd_a_crashed_active_is_replaced_once_its_etcd_lease_runs_out() -> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = start_steady_pair(Backend::Etcd)?;
+
+    phase("SIGKILL of a: b is given the vote once a's etcd lease has run out");
+    cluster.node_mut("a").kill()?;
+    wait_serving(&cluster, "b")?;
+    wait_event(&cluster, "b", "witness", "gave this node the vote")?;
+
+    phase("a starts again and follows b's newer term");
+    cluster.start_node("a")?;
+    wait_steady(&cluster, "b")?;
+    wait_witness_ok(&cluster, "a")?;
+    Ok(())
+}
+
+#[test]
+fn a_node_of_another_ca_gets_no_vote_from_etcd() -> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = Cluster::prepare(
+        ClusterSpec::new().with_proxies(true).with_etcd_witness(),
+        &bins(),
+    )?;
+    let other = cluster.dir().join("other-ca");
+    let made = std::process::Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(&other)
+        .args(["--nodes", "a,b"])
+        .output()?;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    phase("b's certificates (its CA, its own) are of another CA than etcd's and a's");
+    cluster.update_config("b", |config| {
+        config.set("tls.ca", other.join("ca.pem").display().to_string());
+        config.set("tls.cert", other.join("b.pem").display().to_string());
+        config.set("tls.key", other.join("b.key").display().to_string());
+    })?;
+    cluster.start_node("a")?;
+    cluster.start_node("b")?;
+    wait_witness_ok(&cluster, "a")?;
+    let lost = wait_event(&cluster, "b", "witness_lost", "lost")?;
+    assert!(lost.contains("certificate"), "b: {lost}");
+    let b = cluster.status("b")?;
+    assert_eq!(b["witness"]["state"], "lost", "{}", b["witness"]);
+    assert_eq!(b["node"]["admitting"], false, "b: {}", brief(&b));
+    Ok(())
+}
+
+#[test]
+fn with_etcd_a_restart_of_etcd_during_a_takeover_never_leaves_two_nodes_admitting()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let mut cluster = start_steady_pair(Backend::Etcd)?;
+
+    phase("cut a off from b and from etcd, and kill etcd: b's takeover finds no witness");
+    cluster.witness_proxy("a").set_mode(Mode::Blackhole)?;
+    cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
+    cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
+    cluster.witness().kill()?;
+    cluster.wait_until(WAIT, "b to lose etcd", |c| {
+        Ok((c.status("b")?["witness"]["state"] == "lost").then_some(()))
+    })?;
+    assert_eq!(
+        role(&cluster.status("b")?),
+        "passive",
+        "b took over without etcd"
+    );
+
+    phase("etcd starts again from its files: b gets the vote once a's lease has run out");
+    cluster.witness().restart()?;
+    wait_serving(&cluster, "b")?;
+    let a_stopped = cluster.wait_until(WAIT, "a's admission to end", |c| {
+        let last = admissions(c, "a")?.last().copied();
+        Ok(last.and_then(|(admitting, at)| (!admitting).then_some(at)))
+    })?;
+    let b_started = admissions(&cluster, "b")?
+        .into_iter()
+        .find(|(admitting, _)| *admitting)
+        .map(|(_, at)| at)
+        .ok_or_else(|| anyhow!("b serves but recorded no admission"))?;
+    assert!(
+        a_stopped < b_started,
+        "a admitted until {a_stopped}, b from {b_started}: the timelines overlap"
+    );
+
+    phase("heal: a follows b");
+    cluster.witness_proxy("a").set_mode(Mode::Pass)?;
+    cluster.proxy("a", "b").set_mode(Mode::Pass)?;
+    cluster.proxy("b", "a").set_mode(Mode::Pass)?;
+    wait_steady(&cluster, "b")?;
     Ok(())
 }

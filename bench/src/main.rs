@@ -45,6 +45,10 @@ struct Args {
     /// for splits, and check that no instant had both nodes admitting.
     #[arg(long)]
     witness: bool,
+    /// chaos (with --witness): the witness is a one-member etcd cluster (Debian's etcd-server)
+    /// instead of `tandemd witness`.
+    #[arg(long)]
+    etcd: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -69,9 +73,13 @@ fn chaos(
     duration: Duration,
     linearizability: bool,
     witness: bool,
+    etcd: bool,
 ) -> anyhow::Result<serde_json::Value> {
     if witness && !linearizability {
         anyhow::bail!("chaos --witness runs in linearizability mode: add --linearizability");
+    }
+    if etcd && !witness {
+        anyhow::bail!("chaos --etcd is the etcd witness: add --witness --linearizability");
     }
     let spec = tandem_harness::chaos::ChaosSpec {
         seed,
@@ -81,6 +89,7 @@ fn chaos(
         callers: 2,
         linearizability,
         witness,
+        etcd,
     };
     let report = tandem_harness::chaos::run(&spec, bins)?;
     for violation in &report.violations {
@@ -90,7 +99,7 @@ fn chaos(
         "scenario": "chaos",
         "runs": 1,
         "linearizability": linearizability,
-        "witness": witness,
+        "witness": if etcd { "etcd" } else if witness { "tandemd witness" } else { "none" },
         "seed": report.seed,
         "duration_s": report.duration.as_secs(),
         "faults_total": report.faults_total(),
@@ -143,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             duration,
             args.linearizability,
             args.witness,
+            args.etcd,
         )?,
     };
     println!("{}", stats::table(&result));

@@ -84,7 +84,10 @@ impl Config {
         .join("|");
         // Both nodes must agree on witness mode and its lease; pair mode's digest is unchanged.
         let shared = match &self.witness {
-            Some(witness) => format!("{shared}|witness:{}", millis(witness.lease)),
+            Some(witness) => match &witness.etcd {
+                None => format!("{shared}|witness:{}", millis(witness.lease)),
+                Some(etcd) => format!("{shared}|etcd:{}:{}", millis(witness.lease), etcd.prefix),
+            },
             None => shared,
         };
         let digest = ring::digest::digest(&ring::digest::SHA256, shared.as_bytes());

@@ -57,5 +57,5 @@ pub use node::{ListenConfig, NodeConfig, PeerConfig};
 pub use replication::{ConflictPolicy, ReplicationConfig, ReplicationMode};
 pub use services::{HealthConfig, HealthProbe, RunOn, ServiceConfig};
 pub use timers::Timers;
-pub use witness::WitnessSettings;
+pub use witness::{ETCD_LEASE_MIN, EtcdSettings, WitnessSettings};
 pub use witness_file::{LEASE_MAX, LEASE_MIN, WitnessConfig, WitnessPair};

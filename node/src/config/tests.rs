@@ -375,3 +375,93 @@ fn sizes_and_policies_parse() {
             .contains("too large")
     );
 }
+
+fn with_witness(section: &str) -> Vec<(&'static str, String)> {
+    vec![("[tls]\n", format!("{section}\n[tls]\n"))]
+}
+
+fn load_with(section: &str) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let replace = with_witness(section);
+    let replace: Vec<(&str, &str)> = replace.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    Config::load(&write_config(dir.path(), &replace)).map_err(|error| error.to_string())
+}
+
+#[test]
+fn the_witness_is_tandemd_witness_or_etcd_with_their_defaults() {
+    let config = load_with("[witness]\naddress = \"10.0.0.9:7400\"").unwrap();
+    let witness = config.witness.unwrap();
+    assert_eq!(witness.kind(), "witness");
+    assert_eq!(witness.server_name, "tandem-witness");
+    assert_eq!(witness.lease, Duration::from_secs(1));
+    assert!(witness.etcd.is_none());
+
+    let config =
+        load_with("[witness]\netcd = [\"https://10.0.0.7:2379\", \"https://10.0.0.8:2379\"]")
+            .unwrap();
+    let witness = config.witness.unwrap();
+    assert_eq!(witness.kind(), "etcd");
+    assert_eq!(witness.lease, Duration::from_secs(2), "etcd's minimum");
+    let etcd = witness.etcd.unwrap();
+    assert_eq!(etcd.prefix, "/tandem");
+    assert_eq!(etcd.endpoints.len(), 2);
+    assert_eq!(etcd.server_name, None, "each endpoint's host is verified");
+}
+
+#[test]
+fn bad_witness_settings_name_their_key() {
+    for (section, key, words) in [
+        (
+            "[witness]\nlease = \"1s\"",
+            "witness.address",
+            "is required",
+        ),
+        (
+            "[witness]\naddress = \"10.0.0.9:7400\"\netcd = [\"https://10.0.0.7:2379\"]",
+            "witness.etcd",
+            "not both",
+        ),
+        ("[witness]\netcd = []", "witness.etcd", "names no endpoint"),
+        (
+            "[witness]\netcd = [\"http://10.0.0.7:2379\"]",
+            "witness.etcd",
+            "mutual TLS",
+        ),
+        (
+            "[witness]\netcd = [\"https://10.0.0.7\"]",
+            "witness.etcd",
+            "https://10.0.0.7",
+        ),
+        (
+            "[witness]\netcd = [\"https://10.0.0.7:2379\"]\netcd_prefix = \"tandem/\"",
+            "witness.etcd_prefix",
+            "is not a key prefix",
+        ),
+        (
+            "[witness]\naddress = \"10.0.0.9:7400\"\netcd_prefix = \"/tandem\"",
+            "witness.etcd_prefix",
+            "set witness.etcd too",
+        ),
+        (
+            "[witness]\netcd = [\"https://10.0.0.7:2379\"]\nlease = \"1s\"",
+            "witness.lease",
+            "at least 2s with etcd",
+        ),
+    ] {
+        let error = load_with(section).unwrap_err();
+        assert!(
+            error.contains(key) && error.contains(words),
+            "{section}: {error}"
+        );
+    }
+}
+
+#[test]
+fn the_digest_tells_the_etcd_witness_from_tandemd_witness() {
+    let witness = load_with("[witness]\naddress = \"10.0.0.9:7400\"\nlease = \"2s\"").unwrap();
+    let etcd = load_with("[witness]\netcd = [\"https://10.0.0.7:2379\"]").unwrap();
+    let other_prefix =
+        load_with("[witness]\netcd = [\"https://10.0.0.7:2379\"]\netcd_prefix = \"/pbx\"").unwrap();
+    assert_ne!(witness.digest(), etcd.digest());
+    assert_ne!(etcd.digest(), other_prefix.digest());
+}

@@ -95,7 +95,7 @@ impl Driver {
             return crate::admin::status::WitnessStatus::default();
         };
         crate::admin::status::WitnessStatus {
-            kind: "witness".into(),
+            kind: quorum.settings.kind().into(),
             address: quorum.settings.address.clone(),
             state: if quorum.link_down.is_some() {
                 "lost"

@@ -26,6 +26,7 @@ use crate::role::{DiskState, Role};
 use crate::witness::client::{
     PromoteRequest, RenewTerm, WitnessClient, WitnessReport, WitnessTarget,
 };
+use crate::witness::etcd::EtcdTarget;
 use crate::witness::grantor::{Answer, Disk, WitnessTerm};
 
 /// A fast-path promotion the witness cannot grant yet (its own proof of the active's end is
@@ -71,7 +72,10 @@ impl Quorum {
         inputs: tokio::sync::mpsc::WeakSender<Input>,
     ) -> Option<Quorum> {
         let settings = config.witness.clone()?;
+        // A PEM file that cannot be read now shows as the witness link down, with why.
+        let etcd = settings.etcd.as_ref().map(|etcd| etcd_target(config, etcd));
         let target = WitnessTarget {
+            etcd,
             address: settings.address.clone(),
             server_name: settings.server_name.clone(),
             tls,
@@ -112,6 +116,29 @@ impl Quorum {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// What the etcd backend needs: the node's PEM files, read now.
+fn etcd_target(
+    config: &crate::config::Config,
+    etcd: &crate::config::EtcdSettings,
+) -> Result<EtcdTarget, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    };
+    Ok(EtcdTarget {
+        settings: etcd.clone(),
+        ca_pem: read(&config.tls.ca)?,
+        cert_pem: read(&config.tls.cert)?,
+        key_pem: read(&config.tls.key)?,
+        cluster: config.cluster.clone(),
+        node: config.node.name.clone(),
+        nodes: vec![config.node.name.clone(), config.peer.name.clone()],
+        lease: config
+            .witness
+            .as_ref()
+            .map_or(crate::config::ETCD_LEASE_MIN, |w| w.lease),
+    })
 }
 
 fn disk(disk: DiskState) -> Disk {

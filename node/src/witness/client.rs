@@ -1,5 +1,5 @@
 //! A node's side of the witness (DESIGN.md §12): one task that keeps a `Vote` stream open to
-//! `[witness] address`, renews the term the driver hands it (every quarter lease while there is
+//! `[witness] address` (or a connection to the etcd cluster of `[witness] etcd`, `etcd`), renews the term the driver hands it (every quarter lease while there is
 //! one), asks for a promotion when the driver wants one, and reports every answer with the
 //! instant its request was sent: a vote counts from the send on the holder's clock, so it ends
 //! before the grantor's side of it.
@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::grantor::{Answer, Disk, WitnessTerm};
+use super::etcd::{EtcdSession, EtcdTarget};
+use super::grantor::{Answer, Disk, Request, WitnessTerm};
 
 /// A redial after a failed dial or a lost stream waits this long.
 const REDIAL_PAUSE: Duration = Duration::from_millis(500);
@@ -63,6 +64,8 @@ pub struct PromoteRequest {
 /// Where the task dials, and as whom.
 #[derive(Clone)]
 pub struct WitnessTarget {
+    /// The etcd backend instead of `tandemd witness` at `address` (or why it cannot be used).
+    pub etcd: Option<Result<EtcdTarget, String>>,
     pub address: String,
     pub server_name: String,
     pub tls: Arc<rustls::ClientConfig>,
@@ -122,8 +125,8 @@ async fn run(
         if renew.has_changed().is_err() {
             return;
         }
-        let mut stream = match open(&target).await {
-            Ok(stream) => stream,
+        let mut link = match open(&target).await {
+            Ok(link) => link,
             Err(why) => {
                 link_down(&target, why, &mut reported_down, &report);
                 tokio::time::sleep(REDIAL_PAUSE).await;
@@ -133,9 +136,7 @@ async fn run(
         reported_down = None;
         tracing::info!(address = %target.address, "witness link up");
         report(WitnessReport::Link(None));
-        let why = stream
-            .serve(&target, &mut renew, &mut promote, &report)
-            .await;
+        let why = link.serve(&target, &mut renew, &mut promote, &report).await;
         link_down(&target, why, &mut reported_down, &report);
         tokio::time::sleep(REDIAL_PAUSE).await;
     }
@@ -155,13 +156,30 @@ fn link_down(
     }
 }
 
+/// The `Vote` stream to `tandemd witness`, or a connection to the etcd cluster.
+enum Link {
+    Witness(Stream),
+    Etcd(Box<EtcdSession>),
+}
+
 struct Stream {
     requests: mpsc::Sender<pb::VoteRequest>,
     replies: Streaming<pb::VoteReply>,
     seq: u64,
 }
 
-async fn open(target: &WitnessTarget) -> Result<Stream, String> {
+async fn open(target: &WitnessTarget) -> Result<Link, String> {
+    match &target.etcd {
+        Some(Err(why)) => Err(why.clone()),
+        Some(Ok(etcd)) => tokio::time::timeout(target.lease * 2, EtcdSession::open(etcd))
+            .await
+            .map_err(|_| format!("etcd at {} did not answer", target.address))?
+            .map(|session| Link::Etcd(Box::new(session))),
+        None => open_stream(target).await.map(Link::Witness),
+    }
+}
+
+async fn open_stream(target: &WitnessTarget) -> Result<Stream, String> {
     let channel = crate::tls::connect(
         &target.address,
         &target.server_name,
@@ -200,8 +218,8 @@ async fn open(target: &WitnessTarget) -> Result<Stream, String> {
     })
 }
 
-impl Stream {
-    /// Renews and promotes on this stream until it fails; returns why.
+impl Link {
+    /// Renews and promotes on this link until it fails; returns why.
     async fn serve(
         &mut self,
         target: &WitnessTarget,
@@ -215,12 +233,12 @@ impl Stream {
             tokio::select! {
                 _ = ticker.tick() => {
                     let Some(term) = renew.borrow_and_update().clone() else { continue };
-                    let body = pb::vote_request::Body::Renew(pb::Renew {
-                        term: Some(term_to_wire(&term.term)),
+                    let request = Request::Renew {
+                        term: term.term.clone(),
                         peer_outdated: term.peer_outdated,
-                        disk: disk_to_wire(term.disk) as i32,
-                    });
-                    match self.ask(body, target.lease).await {
+                        disk: term.disk,
+                    };
+                    match self.ask(request, target.lease).await {
                         Ok((sent_at, answer)) => report(WitnessReport::Renewed {
                             sent_at,
                             peer_outdated: term.peer_outdated,
@@ -248,15 +266,15 @@ impl Stream {
                         report(WitnessReport::Promoted { sent_at: Instant::now(), answer });
                         continue;
                     }
-                    let body = pb::vote_request::Body::Promote(pb::Promote {
+                    let request = Request::Promote {
                         epoch: request.epoch,
                         priority: request.priority,
-                        disk: disk_to_wire(request.disk) as i32,
+                        disk: request.disk,
                         max_epoch_seen: request.max_epoch_seen,
                         fast_path: request.fast_path,
                         force: request.force,
-                    });
-                    match self.ask(body, target.lease).await {
+                    };
+                    match self.ask(request, target.lease).await {
                         Ok((sent_at, answer)) => report(WitnessReport::Promoted { sent_at, answer }),
                         Err(why) => {
                             let answer = Answer::Refused {
@@ -274,6 +292,29 @@ impl Stream {
         }
     }
 
+    /// Sends one request and waits (at most `timeout`) for its answer; returns the instant it
+    /// was sent with the answer.
+    async fn ask(
+        &mut self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<(Instant, Answer), String> {
+        match self {
+            Link::Witness(stream) => stream.ask(request_to_wire(request), timeout).await,
+            Link::Etcd(session) => {
+                let sent_at = Instant::now();
+                let answer = tokio::time::timeout(timeout, session.ask(request))
+                    .await
+                    .map_err(|_| {
+                        format!("etcd gave no answer within {} ms", timeout.as_millis())
+                    })??;
+                Ok((sent_at, answer))
+            }
+        }
+    }
+}
+
+impl Stream {
     /// Sends one request and waits (at most `timeout`) for its answer.
     async fn ask(
         &mut self,
@@ -328,6 +369,35 @@ impl Stream {
             )),
             None => Err("an answer without a body".into()),
         }
+    }
+}
+
+fn request_to_wire(request: Request) -> pb::vote_request::Body {
+    match request {
+        Request::Renew {
+            term,
+            peer_outdated,
+            disk,
+        } => pb::vote_request::Body::Renew(pb::Renew {
+            term: Some(term_to_wire(&term)),
+            peer_outdated,
+            disk: disk_to_wire(disk) as i32,
+        }),
+        Request::Promote {
+            epoch,
+            priority,
+            disk,
+            max_epoch_seen,
+            fast_path,
+            force,
+        } => pb::vote_request::Body::Promote(pb::Promote {
+            epoch,
+            priority,
+            disk: disk_to_wire(disk) as i32,
+            max_epoch_seen,
+            fast_path,
+            force,
+        }),
     }
 }
 

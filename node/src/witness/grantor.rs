@@ -167,6 +167,30 @@ impl Grantor {
         }
     }
 
+    /// A grantor for one pair whose holder's lease is kept elsewhere (an etcd lease with
+    /// `lease_left_ms` to run), asked at `now_ms` = 0. Both nodes count as connected: nothing
+    /// here proves a process gone, so only the lease's end frees the vote.
+    pub fn with_lease_left(
+        lease_ms: u64,
+        cluster: &str,
+        nodes: &[String],
+        record: PairRecord,
+        lease_left_ms: u64,
+    ) -> Grantor {
+        let pair = Pair {
+            nodes: nodes.to_vec(),
+            record,
+            lease_until_ms: lease_left_ms,
+            connected: nodes.iter().cloned().collect(),
+            holder_gone: false,
+        };
+        Grantor {
+            lease_ms,
+            restart_margin_ms: 0,
+            pairs: BTreeMap::from([(cluster.to_string(), pair)]),
+        }
+    }
+
     /// Whether `node` is a node of `cluster`, a pair this witness serves.
     pub fn serves(&self, cluster: &str, node: &str) -> bool {
         self.pairs

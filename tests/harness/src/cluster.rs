@@ -52,6 +52,8 @@ pub struct Cluster {
     /// Witness mode: the witness process, and each node's proxy to it.
     witness: Option<NodeProcess>,
     witness_proxies: HashMap<String, FaultProxy>,
+    /// How the witness process is started: `tandemd witness`, or `etcd` (program, arguments).
+    witness_command: Option<(PathBuf, Vec<PathBuf>)>,
     /// How long one `tandemctl` call may run before it is killed.
     pub(crate) ctl_timeout: Duration,
     /// Certificates, configs, data and logs of both nodes.
@@ -63,6 +65,9 @@ pub struct Cluster {
 
 /// The witness's certificate name in witness mode (the nodes' default `server_name`).
 const WITNESS_NAME: &str = "tandem-witness";
+
+/// The etcd witness's certificate name.
+const ETCD_NAME: &str = "etcd";
 
 impl Cluster {
     /// Prepares the pair and starts both nodes, in the spec's order.
@@ -87,6 +92,7 @@ impl Cluster {
             proxies: HashMap::new(),
             witness: None,
             witness_proxies: HashMap::new(),
+            witness_command: None,
             ctl_timeout: spec.ctl_timeout,
             dir,
             failed: AtomicBool::new(false),
@@ -131,7 +137,9 @@ impl Cluster {
         if spec.proxies {
             self.start_proxies(&names, &addrs)?;
         }
-        if spec.witness {
+        if spec.witness && spec.etcd {
+            self.prepare_etcd(&names)?;
+        } else if spec.witness {
             self.prepare_witness(&spec.cluster_name, &names)?;
         }
         for (index, node) in spec.nodes.iter().enumerate() {
@@ -153,10 +161,11 @@ impl Cluster {
             };
             let mut config = NodeConfig::generate(&inputs);
             if let Some(proxy) = self.witness_proxies.get(&node.name) {
-                config.append_toml(&format!(
-                    "[witness]\naddress = \"{}\"\n",
-                    proxy.listen_addr()
-                ));
+                config.append_toml(&if spec.etcd {
+                    format!("[witness]\netcd = [\"https://{}\"]\n", proxy.listen_addr())
+                } else {
+                    format!("[witness]\naddress = \"{}\"\n", proxy.listen_addr())
+                });
             }
             let cluster_node = ClusterNode {
                 name: node.name.clone(),
@@ -237,16 +246,72 @@ impl Cluster {
         Ok(())
     }
 
+    /// The etcd witness: its certificate (`etcd`, from the cluster CA, for 127.0.0.1), a
+    /// one-member cluster's command line that requires client certificates of the cluster CA,
+    /// and a proxy per node to its client port. Each node names its proxy in `[witness] etcd`.
+    fn prepare_etcd(&mut self, names: &[&str]) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.bins.tandemctl);
+        command
+            .args(["certs", "init", "--dir"])
+            .arg(self.certs_dir())
+            .args(["--witness", ETCD_NAME]);
+        let output = output_with_timeout(command, CERTS_TIMEOUT)?;
+        if !output.status.success() {
+            bail!(
+                "tandemctl certs init --witness {ETCD_NAME} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let client = crate::ports::free_addr()?;
+        let peer = crate::ports::free_addr()?;
+        let dir = self.dir.path().join("witness");
+        std::fs::create_dir_all(&dir)?;
+        let certs = self.certs_dir();
+        let args: Vec<String> = vec![
+            "--name=witness".into(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls=https://{client}"),
+            format!("--advertise-client-urls=https://{client}"),
+            format!("--listen-peer-urls=http://{peer}"),
+            format!("--initial-advertise-peer-urls=http://{peer}"),
+            format!("--initial-cluster=witness=http://{peer}"),
+            format!(
+                "--cert-file={}",
+                certs.join(format!("{ETCD_NAME}.pem")).display()
+            ),
+            format!(
+                "--key-file={}",
+                certs.join(format!("{ETCD_NAME}.key")).display()
+            ),
+            format!("--trusted-ca-file={}", certs.join("ca.pem").display()),
+            "--client-cert-auth".into(),
+        ];
+        self.witness_command = Some((
+            PathBuf::from("etcd"),
+            args.into_iter().map(PathBuf::from).collect(),
+        ));
+        for name in names {
+            let proxy = FaultProxy::start(client).context("start an etcd proxy")?;
+            self.witness_proxies.insert((*name).to_owned(), proxy);
+        }
+        Ok(())
+    }
+
     fn start_witness(&mut self) -> anyhow::Result<()> {
         let dir = self.dir.path().join("witness");
-        let args = [
-            PathBuf::from("witness"),
-            PathBuf::from("--config"),
-            dir.join("witness.toml"),
-        ];
+        let (program, args) = self.witness_command.clone().unwrap_or_else(|| {
+            (
+                self.bins.tandemd.clone(),
+                vec![
+                    PathBuf::from("witness"),
+                    PathBuf::from("--config"),
+                    dir.join("witness.toml"),
+                ],
+            )
+        });
         self.witness = Some(NodeProcess::start(
             "witness",
-            self.bins.tandemd.clone(),
+            program,
             args,
             dir.join("witness.log"),
         )?);

@@ -20,6 +20,9 @@ pub struct ClusterSpec {
     /// Whether the pair runs in witness mode: a `tandemd witness` of its own, which each node
     /// reaches through a fault proxy of its own.
     pub(crate) witness: bool,
+    /// With `witness`: the witness is a one-member etcd cluster (the `etcd` of Debian's
+    /// `etcd-server`), not `tandemd witness`.
+    pub(crate) etcd: bool,
     /// `[timers]` for both nodes.
     pub(crate) timers: Timers,
     /// `max_clock_offset` for both nodes.
@@ -63,6 +66,7 @@ impl Default for ClusterSpec {
             nodes: vec![NodeSpec::new("a", 100), NodeSpec::new("b", 50)],
             proxies: false,
             witness: false,
+            etcd: false,
             timers: Timers::default(),
             max_clock_offset: Duration::from_millis(500),
             ctl_timeout: Duration::from_secs(3),
@@ -85,6 +89,15 @@ impl ClusterSpec {
     /// and each node dials it through its own proxy (`Cluster::witness_proxy`).
     pub fn with_witness(mut self, witness: bool) -> ClusterSpec {
         self.witness = witness;
+        self
+    }
+
+    /// Witness mode with an etcd cluster as the witness (`[witness] etcd`): the cluster starts a
+    /// one-member etcd with mTLS from the cluster CA, which `Cluster::witness` and
+    /// `Cluster::witness_proxy` then stand for.
+    pub fn with_etcd_witness(mut self) -> ClusterSpec {
+        self.witness = true;
+        self.etcd = true;
         self
     }
 

@@ -79,12 +79,20 @@ async fn a_rewind_keeps_every_orphan_and_leaves_the_rows_as_at_the_common_index(
 #[tokio::test]
 async fn orphans_kept_by_a_version_without_their_divergence_point_are_read_after_an_upgrade() {
     let a = node().await;
-    write_sql(&a.store, 1, "INSERT INTO items (id, name, qty) VALUES (1, 'one', 1)")
-        .await
-        .unwrap();
-    write_sql(&a.store, 2, "INSERT INTO items (id, name, qty) VALUES (2, 'two', 2)")
-        .await
-        .unwrap();
+    write_sql(
+        &a.store,
+        1,
+        "INSERT INTO items (id, name, qty) VALUES (1, 'one', 1)",
+    )
+    .await
+    .unwrap();
+    write_sql(
+        &a.store,
+        2,
+        "INSERT INTO items (id, name, qty) VALUES (2, 'two', 2)",
+    )
+    .await
+    .unwrap();
     let (orphans, _) = a.store.rewind_after(1).await.unwrap();
     assert_eq!(orphans.len(), 1);
     let dir = a.dir;

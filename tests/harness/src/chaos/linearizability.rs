@@ -51,9 +51,13 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     let migrations = root.path().join("migrations");
     std::fs::create_dir_all(&migrations)?;
     std::fs::write(migrations.join("001_registers.sql"), workload::MIGRATION)?;
-    let cluster_spec = ClusterSpec::new()
-        .with_proxies(true)
-        .with_witness(spec.witness)
+    let mut cluster_spec = ClusterSpec::new().with_proxies(true);
+    cluster_spec = if spec.etcd {
+        cluster_spec.with_etcd_witness()
+    } else {
+        cluster_spec.with_witness(spec.witness)
+    };
+    let cluster_spec = cluster_spec
         .ctl_timeout(Duration::from_secs(40))
         .set_all("replication.migrations", migrations.display().to_string())
         .set_all("replication.tables", toml::Value::Array(vec![TABLE.into()]));

@@ -108,6 +108,9 @@ pub struct ChaosSpec {
     /// the faults of [`WITNESS_FAULTS`], no relaxation of the linearizability check for any
     /// split, and no instant at which both nodes admit clients (by their `admission` events).
     pub witness: bool,
+    /// With `witness`: the witness is a one-member etcd cluster (`[witness] etcd`), which the
+    /// witness's faults kill, stop and cut off.
+    pub etcd: bool,
 }
 
 /// What a run did and found.
