@@ -158,7 +158,7 @@ fn link_down(
 
 /// The `Vote` stream to `tandemd witness`, or a connection to the etcd cluster.
 enum Link {
-    Witness(Stream),
+    Witness(Box<Stream>),
     Etcd(Box<EtcdSession>),
 }
 
@@ -175,7 +175,9 @@ async fn open(target: &WitnessTarget) -> Result<Link, String> {
             .await
             .map_err(|_| format!("etcd at {} did not answer", target.address))?
             .map(|session| Link::Etcd(Box::new(session))),
-        None => open_stream(target).await.map(Link::Witness),
+        None => open_stream(target)
+            .await
+            .map(|stream| Link::Witness(Box::new(stream))),
     }
 }
 
