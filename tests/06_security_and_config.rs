@@ -9,21 +9,6 @@ use std::process::Command;
 use common::*;
 use tandem_harness::{Cluster, ClusterSpec};
 
-fn other_ca(cluster: &Cluster) -> anyhow::Result<std::path::PathBuf> {
-    let dir = cluster.dir().join("other-ca");
-    let status = Command::new(bins().tandemctl)
-        .args(["certs", "init", "--dir"])
-        .arg(&dir)
-        .args(["--nodes", "a,b"])
-        .output()?;
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    Ok(dir)
-}
-
 #[test]
 fn a_peer_from_another_ca_is_refused_and_logged() -> anyhow::Result<()> {
     let _serial = serial();

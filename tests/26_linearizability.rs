@@ -41,23 +41,23 @@ async fn value_of(
     }
 }
 
-#[test]
-fn a_write_acknowledged_while_the_merge_runs_is_not_overwritten_by_an_older_orphan()
--> anyhow::Result<()> {
-    let _serial = serial();
-    let dir = tempfile::tempdir()?;
-    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
+/// A pair with the notes schema and row k1 = 'base' on both nodes, then the peer link cut: b
+/// takes over while a stays active.
+fn split_after_k1(dir: &std::path::Path) -> anyhow::Result<(Cluster, tokio::runtime::Runtime)> {
+    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir)
         .set_all("replication.sync_timeout", "300ms");
     let cluster = Cluster::start(spec, &bins())?;
     wait_steady(&cluster, "a")?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let one = |sql: &str| vec![statement(sql, vec![])];
     runtime.block_on(async {
         let mut a = client(&cluster, "a").await?;
         execute_retrying(
             &mut a,
             "base",
-            one("INSERT INTO notes (id, body) VALUES ('k1', 'base')"),
+            vec![statement(
+                "INSERT INTO notes (id, body) VALUES ('k1', 'base')",
+                vec![],
+            )],
         )
         .await?;
         anyhow::Ok(())
@@ -67,6 +67,16 @@ fn a_write_acknowledged_while_the_merge_runs_is_not_overwritten_by_an_older_orph
     phase("cut the link: b takes over while a stays active");
     set_link(&cluster, Mode::Blackhole)?;
     wait_serving(&cluster, "b")?;
+    Ok((cluster, runtime))
+}
+
+#[test]
+fn a_write_acknowledged_while_the_merge_runs_is_not_overwritten_by_an_older_orphan()
+-> anyhow::Result<()> {
+    let _serial = serial();
+    let dir = tempfile::tempdir()?;
+    let (cluster, runtime) = split_after_k1(dir.path())?;
+    let one = |sql: &str| vec![statement(sql, vec![])];
 
     phase("a writes many transactions during the split, and k1 last");
     runtime.block_on(async {
@@ -232,27 +242,8 @@ fn an_orphan_in_a_later_orphans_message_is_decided_against_every_change_since_th
 -> anyhow::Result<()> {
     let _serial = serial();
     let dir = tempfile::tempdir()?;
-    let spec = with_schema(ClusterSpec::new().with_proxies(true), dir.path())
-        .set_all("replication.sync_timeout", "300ms");
-    let cluster = Cluster::start(spec, &bins())?;
-    wait_steady(&cluster, "a")?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let (cluster, runtime) = split_after_k1(dir.path())?;
     let one = |sql: &str| vec![statement(sql, vec![])];
-    runtime.block_on(async {
-        let mut a = client(&cluster, "a").await?;
-        execute_retrying(
-            &mut a,
-            "base",
-            one("INSERT INTO notes (id, body) VALUES ('k1', 'base')"),
-        )
-        .await?;
-        anyhow::Ok(())
-    })?;
-    wait_in_sync(&cluster, "a")?;
-
-    phase("cut the link: b takes over while a stays active");
-    set_link(&cluster, Mode::Blackhole)?;
-    wait_serving(&cluster, "b")?;
 
     phase("a writes large rows, then k1; b writes k1 after, first thing after the divergence");
     runtime.block_on(async {

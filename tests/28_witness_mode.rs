@@ -62,6 +62,24 @@ fn wait_witness_ok(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Both nodes' `admission` events: a's last admission ended before b's first began.
+fn assert_a_stopped_before_b_started(cluster: &Cluster) -> anyhow::Result<()> {
+    let a_stopped = cluster.wait_until(WAIT, "a's admission to end", |c| {
+        let last = admissions(c, "a")?.last().copied();
+        Ok(last.and_then(|(admitting, at)| (!admitting).then_some(at)))
+    })?;
+    let b_started = admissions(cluster, "b")?
+        .into_iter()
+        .find(|(admitting, _)| *admitting)
+        .map(|(_, at)| at)
+        .ok_or_else(|| anyhow!("b serves but recorded no admission"))?;
+    assert!(
+        a_stopped < b_started,
+        "a admitted until {a_stopped}, b from {b_started}: the timelines overlap"
+    );
+    Ok(())
+}
+
 /// A witness-mode pair with a active, b passive, and both seeing the witness.
 fn start_steady_pair(backend: Backend) -> anyhow::Result<Cluster> {
     let cluster = start_pair(backend, None)?;
@@ -167,19 +185,7 @@ fn cut_off_active(backend: Backend) -> anyhow::Result<()> {
     cluster.proxy("a", "b").set_mode(Mode::Blackhole)?;
     cluster.proxy("b", "a").set_mode(Mode::Blackhole)?;
     wait_serving(cluster, "b")?;
-    let a_stopped = cluster.wait_until(WAIT, "a's admission to end", |c| {
-        let last = admissions(c, "a")?.last().copied();
-        Ok(last.and_then(|(admitting, at)| (!admitting).then_some(at)))
-    })?;
-    let b_started = admissions(cluster, "b")?
-        .into_iter()
-        .find(|(admitting, _)| *admitting)
-        .map(|(_, at)| at)
-        .ok_or_else(|| anyhow!("b serves but recorded no admission"))?;
-    assert!(
-        a_stopped < b_started,
-        "a admitted until {a_stopped}, b from {b_started}: the timelines overlap"
-    );
+    assert_a_stopped_before_b_started(cluster)?;
     let a = cluster.status("a")?;
     assert_eq!(a["node"]["admitting"], false, "a: {}", brief(&a));
 
@@ -337,17 +343,7 @@ fn a_node_of_another_ca_gets_no_vote_from_etcd() -> anyhow::Result<()> {
         ClusterSpec::new().with_proxies(true).with_etcd_witness(),
         &bins(),
     )?;
-    let other = cluster.dir().join("other-ca");
-    let made = std::process::Command::new(bins().tandemctl)
-        .args(["certs", "init", "--dir"])
-        .arg(&other)
-        .args(["--nodes", "a,b"])
-        .output()?;
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let other = other_ca(&cluster)?;
     phase("b's certificates (its CA, its own) are of another CA than etcd's and a's");
     cluster.update_config("b", |config| {
         config.set("tls.ca", other.join("ca.pem").display().to_string());
@@ -388,19 +384,7 @@ fn with_etcd_a_restart_of_etcd_during_a_takeover_never_leaves_two_nodes_admittin
     phase("etcd starts again from its files: b gets the vote once a's lease has run out");
     cluster.witness().restart()?;
     wait_serving(&cluster, "b")?;
-    let a_stopped = cluster.wait_until(WAIT, "a's admission to end", |c| {
-        let last = admissions(c, "a")?.last().copied();
-        Ok(last.and_then(|(admitting, at)| (!admitting).then_some(at)))
-    })?;
-    let b_started = admissions(&cluster, "b")?
-        .into_iter()
-        .find(|(admitting, _)| *admitting)
-        .map(|(_, at)| at)
-        .ok_or_else(|| anyhow!("b serves but recorded no admission"))?;
-    assert!(
-        a_stopped < b_started,
-        "a admitted until {a_stopped}, b from {b_started}: the timelines overlap"
-    );
+    assert_a_stopped_before_b_started(&cluster)?;
 
     phase("heal: a follows b");
     cluster.witness_proxy("a").set_mode(Mode::Pass)?;

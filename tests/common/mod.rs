@@ -161,3 +161,19 @@ pub fn assert_clean_register_run(report: &tandem_harness::chaos::ChaosReport) {
         );
     }
 }
+
+/// A second CA with certificates for a and b, in the cluster's directory: a foreign one.
+pub fn other_ca(cluster: &Cluster) -> anyhow::Result<std::path::PathBuf> {
+    let dir = cluster.dir().join("other-ca");
+    let status = std::process::Command::new(bins().tandemctl)
+        .args(["certs", "init", "--dir"])
+        .arg(&dir)
+        .args(["--nodes", "a,b"])
+        .output()?;
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    Ok(dir)
+}
