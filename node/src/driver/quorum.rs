@@ -54,6 +54,9 @@ pub(super) struct Quorum {
     /// The fast path proved the peer's process gone (both ports refused) since the last stream
     /// end: the promise to it no longer binds.
     pub(super) peer_gone: bool,
+    /// A fast-path takeover asks again every `FAST_PATH_RETRY` until then (one lease after it
+    /// first asked): the witness may learn of the holder's end after this node did.
+    pub(super) fast_until: Option<Instant>,
     /// Whether the gate admitted when last looked at, for the `admission` events.
     pub(super) admitted: bool,
     /// This takeover already asked again once its refusal's lease had run out: a holder that
@@ -103,6 +106,7 @@ impl Quorum {
             last_refusal: None,
             vote: "none yet".into(),
             peer_gone: false,
+            fast_until: None,
             admitted: false,
             retried: false,
             opened_wall: None,
@@ -242,6 +246,7 @@ impl Driver {
         }
         quorum.seeking = true;
         let fast_path = quorum.peer_gone;
+        quorum.fast_until = fast_path.then(|| Instant::now() + quorum.settings.lease);
         let wait = if fast_path {
             Duration::ZERO
         } else {
@@ -365,11 +370,19 @@ impl Driver {
                     holder_lease_left_ms,
                     ..
                 } => {
+                    // This node proved the holder's process gone; the witness may not have yet:
+                    // its proof is still running, or the holder's stream has not ended on its
+                    // side yet (it still counts the holder connected and its lease live). Ask
+                    // again shortly, for one lease. etcd proves nothing: there the lease is
+                    // waited out below.
+                    let proof_pending = reason.contains("not proven gone yet")
+                        || (holder_lease_left_ms > 0 && quorum.settings.etcd.is_none());
                     if quorum.peer_gone
-                        && reason.contains("not proven gone yet")
-                        && sent_at.elapsed() < quorum.settings.lease
+                        && proof_pending
+                        && quorum
+                            .fast_until
+                            .is_some_and(|until| Instant::now() < until)
                     {
-                        // The witness's own proof is still on its way: ask again shortly.
                         let client = quorum.client.clone();
                         let request = self.promote_request(true);
                         tokio::spawn(async move {
