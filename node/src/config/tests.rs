@@ -387,6 +387,7 @@ fn load_with(section: &str) -> Result<Config, String> {
     Config::load(&write_config(dir.path(), &replace)).map_err(|error| error.to_string())
 }
 
+#[cfg(feature = "etcd")]
 #[test]
 fn the_witness_is_tandemd_witness_or_etcd_with_their_defaults() {
     let config = load_with("[witness]\naddress = \"10.0.0.9:7400\"").unwrap();
@@ -408,6 +409,7 @@ fn the_witness_is_tandemd_witness_or_etcd_with_their_defaults() {
     assert_eq!(etcd.server_name, None, "each endpoint's host is verified");
 }
 
+#[cfg(feature = "etcd")]
 #[test]
 fn bad_witness_settings_name_their_key() {
     for (section, key, words) in [
@@ -456,6 +458,17 @@ fn bad_witness_settings_name_their_key() {
     }
 }
 
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn a_build_without_the_etcd_feature_refuses_the_etcd_witness_by_name() {
+    let error = load_with("[witness]\netcd = [\"https://10.0.0.7:2379\"]").unwrap_err();
+    assert!(
+        error.contains("witness.etcd") && error.contains("without the etcd witness backend"),
+        "{error}"
+    );
+}
+
+#[cfg(feature = "etcd")]
 #[test]
 fn the_digest_tells_the_etcd_witness_from_tandemd_witness() {
     let witness = load_with("[witness]\naddress = \"10.0.0.9:7400\"\nlease = \"2s\"").unwrap();

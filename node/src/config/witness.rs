@@ -120,6 +120,9 @@ impl Validator<'_> {
                 max_drift,
             });
         };
+        if !cfg!(feature = "etcd") {
+            return Err(self.invalid("witness.etcd", crate::witness::client::NO_ETCD));
+        }
         if raw.address.is_some() {
             return Err(self.invalid(
                 "witness.etcd",

@@ -24,9 +24,8 @@ use super::handle::Input;
 use crate::config::WitnessSettings;
 use crate::role::{DiskState, Role};
 use crate::witness::client::{
-    PromoteRequest, RenewTerm, WitnessClient, WitnessReport, WitnessTarget,
+    EtcdTarget, PromoteRequest, RenewTerm, WitnessClient, WitnessReport, WitnessTarget,
 };
-use crate::witness::etcd::EtcdTarget;
 use crate::witness::grantor::{Answer, Disk, WitnessTerm};
 
 /// A fast-path promotion the witness cannot grant yet (its own proof of the active's end is

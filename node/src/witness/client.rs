@@ -15,8 +15,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::etcd::{EtcdSession, EtcdTarget};
+#[cfg(feature = "etcd")]
+use super::etcd::EtcdSession;
 use super::grantor::{Answer, Disk, Request, WitnessTerm};
+
+/// Why a build without the `etcd` feature cannot use `[witness] etcd` (config refuses it first).
+pub const NO_ETCD: &str = "this tandemd was built without the etcd witness backend (cargo feature \
+                           `etcd`); build it with default features, or use `tandemd witness`";
 
 /// A redial after a failed dial or a lost stream waits this long.
 const REDIAL_PAUSE: Duration = Duration::from_millis(500);
@@ -59,6 +64,22 @@ pub struct PromoteRequest {
     /// When the driver asked: a request that waited a lease for the link is dropped, since the
     /// takeover it was for has been given up by then.
     pub asked_at: Instant,
+}
+
+/// Where the etcd backend connects, and as whom.
+#[derive(Clone)]
+pub struct EtcdTarget {
+    pub settings: crate::config::EtcdSettings,
+    /// PEM files of the node: the cluster CA (which must have issued the members'
+    /// certificates), the node's certificate and key (which the members must trust).
+    pub ca_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub cluster: String,
+    pub node: String,
+    /// Both nodes of the pair.
+    pub nodes: Vec<String>,
+    pub lease: Duration,
 }
 
 /// Where the task dials, and as whom.
@@ -159,6 +180,7 @@ fn link_down(
 /// The `Vote` stream to `tandemd witness`, or a connection to the etcd cluster.
 enum Link {
     Witness(Box<Stream>),
+    #[cfg(feature = "etcd")]
     Etcd(Box<EtcdSession>),
 }
 
@@ -171,10 +193,13 @@ struct Stream {
 async fn open(target: &WitnessTarget) -> Result<Link, String> {
     match &target.etcd {
         Some(Err(why)) => Err(why.clone()),
+        #[cfg(feature = "etcd")]
         Some(Ok(etcd)) => tokio::time::timeout(target.lease * 2, EtcdSession::open(etcd))
             .await
             .map_err(|_| format!("etcd at {} did not answer", target.address))?
             .map(|session| Link::Etcd(Box::new(session))),
+        #[cfg(not(feature = "etcd"))]
+        Some(Ok(_)) => Err(NO_ETCD.into()),
         None => open_stream(target)
             .await
             .map(|stream| Link::Witness(Box::new(stream))),
@@ -303,6 +328,7 @@ impl Link {
     ) -> Result<(Instant, Answer), String> {
         match self {
             Link::Witness(stream) => stream.ask(request_to_wire(request), timeout).await,
+            #[cfg(feature = "etcd")]
             Link::Etcd(session) => {
                 let sent_at = Instant::now();
                 let answer = tokio::time::timeout(timeout, session.ask(request))

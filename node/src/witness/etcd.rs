@@ -17,7 +17,6 @@
 //! (at least 2 s).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, Identity, KeyValue, PutOptions,
@@ -25,27 +24,11 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::client::EtcdTarget;
 use super::grantor::{Answer, Grantor, PairRecord, Request, WitnessTerm};
-use crate::config::EtcdSettings;
 
 /// Decisions retried when the keys changed between the read and the write.
 const ATTEMPTS: usize = 3;
-
-/// Where the etcd backend connects, and as whom.
-#[derive(Clone)]
-pub struct EtcdTarget {
-    pub settings: EtcdSettings,
-    /// PEM files of the node: the cluster CA (which must have issued the members'
-    /// certificates), the node's certificate and key (which the members must trust).
-    pub ca_pem: Vec<u8>,
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-    pub cluster: String,
-    pub node: String,
-    /// Both nodes of the pair.
-    pub nodes: Vec<String>,
-    pub lease: Duration,
-}
 
 /// The record key's JSON.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -15,6 +15,7 @@
 //! of the pair may still count on a lease it gave, or answer a grant before it is on disk.
 
 pub mod client;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod grantor;
 pub mod server;
