@@ -46,7 +46,8 @@ struct Args {
     #[arg(long)]
     witness: bool,
     /// chaos (with --witness): the witness is a one-member etcd cluster (Debian's etcd-server)
-    /// instead of `tandemd witness`.
+    /// instead of `tandemd witness`. failover-crash, failover-freeze (with --witness): also run
+    /// with etcd as the witness, and print its figures beside the others.
     #[arg(long)]
     etcd: bool,
 }
@@ -131,12 +132,14 @@ fn main() -> anyhow::Result<()> {
             args.runs,
             libc::SIGKILL,
             args.witness,
+            args.etcd,
         ))?,
         Scenario::FailoverFreeze => runtime.block_on(scenarios::failover_modes(
             &bins,
             args.runs,
             libc::SIGSTOP,
             args.witness,
+            args.etcd,
         ))?,
         Scenario::Switchover => runtime.block_on(scenarios::switchover(&bins, args.runs))?,
         Scenario::FalseFailovers => {

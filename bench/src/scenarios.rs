@@ -175,9 +175,14 @@ pub async fn failover(
     bins: &Binaries,
     runs: usize,
     signal: libc::c_int,
-    witness: bool,
+    mode: Mode,
 ) -> anyhow::Result<Value> {
-    let mut pair = Pair::start_with(bins, ClusterSpec::new().with_witness(witness))?;
+    let spec = match mode {
+        Mode::Pair => ClusterSpec::new(),
+        Mode::Witness => ClusterSpec::new().with_witness(true),
+        Mode::Etcd => ClusterSpec::new().with_etcd_witness(),
+    };
+    let mut pair = Pair::start_with(bins, spec)?;
     let active = pair.steady().await?;
     crate::clients::add_user(&pair.cluster, active, "phone")?;
     let mut first = crate::clients::connect(&pair.cluster, active).await?;
@@ -232,25 +237,48 @@ pub async fn failover(
     ))
 }
 
-/// [`failover`] in pair mode and, with `witness`, then in witness mode: the witness mode's
-/// figures with the pair mode's beside them (`pair_p50_ms`, ...), from the same invocation.
+/// How the pair under [`failover`] runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Pair,
+    /// With `tandemd witness` (lease 1 s).
+    Witness,
+    /// With a one-member etcd as the witness (lease 2 s).
+    Etcd,
+}
+
+/// [`failover`] in pair mode and, with `witness`, then in witness mode (and with `etcd`, then
+/// with etcd as the witness): the witness mode's figures with the pair mode's (`pair_p50_ms`,
+/// ...) and etcd's (`etcd_p50_ms`, ...) beside them, from the same invocation.
 pub async fn failover_modes(
     bins: &Binaries,
     runs: usize,
     signal: libc::c_int,
     witness: bool,
+    etcd: bool,
 ) -> anyhow::Result<Value> {
-    let pair_mode = failover(bins, runs, signal, false).await?;
+    let pair_mode = failover(bins, runs, signal, Mode::Pair).await?;
     if !witness {
         return Ok(pair_mode);
     }
     eprintln!("witness mode:");
-    let mut result = failover(bins, runs, signal, true).await?;
-    if let (Value::Object(map), Value::Object(pair)) = (&mut result, pair_mode) {
+    let mut result = failover(bins, runs, signal, Mode::Witness).await?;
+    let etcd_mode = if etcd {
+        eprintln!("etcd as the witness:");
+        Some(failover(bins, runs, signal, Mode::Etcd).await?)
+    } else {
+        None
+    };
+    if let Value::Object(map) = &mut result {
         map.insert("mode".into(), json!("witness (lease 1s)"));
-        for key in ["p50_ms", "p95_ms", "max_ms", "served_p50_ms"] {
-            if let Some(value) = pair.get(key) {
-                map.insert(format!("pair_{key}"), value.clone());
+        for (prefix, other) in [("pair", Some(pair_mode)), ("etcd", etcd_mode)] {
+            let Some(Value::Object(other)) = other else {
+                continue;
+            };
+            for key in ["p50_ms", "p95_ms", "max_ms", "served_p50_ms"] {
+                if let Some(value) = other.get(key) {
+                    map.insert(format!("{prefix}_{key}"), value.clone());
+                }
             }
         }
     }
