@@ -407,6 +407,13 @@ fn the_witness_is_tandemd_witness_or_etcd_with_their_defaults() {
     assert_eq!(etcd.prefix, "/tandem");
     assert_eq!(etcd.endpoints.len(), 2);
     assert_eq!(etcd.server_name, None, "each endpoint's host is verified");
+
+    let config = load_with(
+        "[witness]\netcd = [\"https://10.0.0.7:2379\"]\nserver_name = \"etcd.example.com\"",
+    )
+    .unwrap();
+    let etcd = config.witness.unwrap().etcd.unwrap();
+    assert_eq!(etcd.server_name.as_deref(), Some("etcd.example.com"));
 }
 
 #[cfg(feature = "etcd")]
@@ -448,6 +455,11 @@ fn bad_witness_settings_name_their_key() {
             "[witness]\netcd = [\"https://10.0.0.7:2379\"]\nlease = \"1s\"",
             "witness.lease",
             "at least 2s with etcd",
+        ),
+        (
+            "[witness]\netcd = [\"https://10.0.0.7:2379\"]\nserver_name = \"etcd..x\"",
+            "witness.server_name",
+            "is not a DNS name",
         ),
     ] {
         let error = load_with(section).unwrap_err();

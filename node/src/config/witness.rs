@@ -90,8 +90,24 @@ impl Validator<'_> {
         }
         let max_drift = self.drift("witness.max_drift", &raw.max_drift)?;
         if let Some(server_name) = &raw.server_name {
-            crate::tls::certs::check_witness_name(server_name)
-                .map_err(|error| self.invalid("witness.server_name", error.to_string()))?;
+            if raw.etcd.is_some() {
+                // An etcd member's certificate name: any DNS name.
+                let plain = !server_name.is_empty()
+                    && server_name.len() <= 253
+                    && server_name.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    });
+                if !plain {
+                    return Err(self.invalid(
+                        "witness.server_name",
+                        format!("{server_name:?} is not a DNS name like \"etcd.example.com\""),
+                    ));
+                }
+            } else {
+                crate::tls::certs::check_witness_name(server_name)
+                    .map_err(|error| self.invalid("witness.server_name", error.to_string()))?;
+            }
         }
         let Some(endpoints) = raw.etcd else {
             if raw.etcd_prefix.is_some() {

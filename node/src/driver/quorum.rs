@@ -366,6 +366,7 @@ impl Driver {
                 }
                 Answer::Refused {
                     reason,
+                    holder,
                     holder_lease_left_ms,
                     ..
                 } => {
@@ -374,8 +375,13 @@ impl Driver {
                     // side yet (it still counts the holder connected and its lease live). Ask
                     // again shortly, for one lease. etcd proves nothing: there the lease is
                     // waited out below.
+                    let held_by_peer = holder
+                        .as_ref()
+                        .is_some_and(|holder| holder.node != self.config.node.name);
                     let proof_pending = reason.contains("not proven gone yet")
-                        || (holder_lease_left_ms > 0 && quorum.settings.etcd.is_none());
+                        || (holder_lease_left_ms > 0
+                            && held_by_peer
+                            && quorum.settings.etcd.is_none());
                     if quorum.peer_gone
                         && proof_pending
                         && quorum

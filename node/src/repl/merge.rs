@@ -145,16 +145,28 @@ async fn merge(
     let diverged_after = if orphans.diverged_after.len() == entries.len() {
         orphans.diverged_after
     } else {
-        // A sender from before the field: the latest the divergence can have been.
+        // A sender from before the field (or a malformed message): each message falls back to
+        // its oldest orphan's index less one, as merges did before the field.
+        if !orphans.diverged_after.is_empty() {
+            tracing::warn!(
+                entries = entries.len(),
+                points = orphans.diverged_after.len(),
+                "an orphans message whose divergence points do not match its entries"
+            );
+        }
         let oldest = entries.iter().map(|e| e.idx).min().unwrap_or(0);
         vec![oldest.saturating_sub(1); entries.len()]
     };
-    merge_entries(
-        repl,
-        entries.into_iter().zip(diverged_after).collect(),
-        counts,
-    )
-    .await
+    // An orphan diverged before itself: a larger point would hide the active's changes from it.
+    let entries = entries
+        .into_iter()
+        .zip(diverged_after)
+        .map(|(entry, point)| {
+            let point = point.min(entry.idx.saturating_sub(1));
+            (entry, point)
+        })
+        .collect();
+    merge_entries(repl, entries, counts).await
 }
 
 /// Merges orphans, each with the last index its log had in common with this one.

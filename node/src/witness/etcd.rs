@@ -102,9 +102,12 @@ impl EtcdSession {
         for _ in 0..ATTEMPTS {
             let state = self.read().await?;
             let left_ms = match &state.leader {
-                Some(leader) => self.lease_left_ms(leader.lease).await?,
-                None => 0,
+                Some(leader) if leader.lease != 0 => self.lease_left_ms(leader.lease).await?,
+                _ => 0,
             };
+            if let Some(refusal) = self.foreign_leader(&state, left_ms) {
+                return Ok(refusal);
+            }
             let mut grantor = Grantor::with_lease_left(
                 self.target.lease.as_millis() as u64,
                 &self.target.cluster,
@@ -193,48 +196,60 @@ impl EtcdSession {
         })
     }
 
-    /// What is left of an etcd lease, rounded up to the next whole second (etcd reports whole
-    /// seconds, truncated); 0 once it has run out.
-    async fn lease_left_ms(&mut self, lease: i64) -> Result<u64, String> {
-        if lease == 0 {
-            // A leader key without a lease (written by hand): it never runs out by itself.
-            return Ok(u64::MAX);
+    /// A leader key of another node that the record does not name as the holder, or that is
+    /// bound to no etcd lease (both only by a hand edit): no vote until it is removed, since the
+    /// rules cannot tell how long it still counts.
+    fn foreign_leader(&self, state: &State, left_ms: u64) -> Option<Answer> {
+        let leader = state.leader.as_ref()?;
+        if leader.node == self.target.node {
+            return None;
         }
+        let holder = state.record.holder.as_ref();
+        let why = if leader.lease == 0 {
+            "is bound to no etcd lease, so it never runs out"
+        } else if holder.is_none_or(|holder| holder.node != leader.node) {
+            "names a node the record does not name as the holder"
+        } else {
+            return None;
+        };
+        Some(Answer::Refused {
+            reason: format!(
+                "etcd: {} ({}) {why}; no vote is given until it is removed",
+                self.leader_key, leader.node
+            ),
+            holder: holder.cloned(),
+            holder_lease_left_ms: left_ms,
+            superseded: false,
+        })
+    }
+
+    /// What is left of an etcd lease, rounded up to the next whole second: etcd reports whole
+    /// seconds, truncated, so 0 means less than one second is left (and -1 that the lease is
+    /// gone).
+    async fn lease_left_ms(&mut self, lease: i64) -> Result<u64, String> {
         let left = self
             .client
             .lease_time_to_live(lease, None)
             .await
             .map_err(|error| format!("etcd: cannot read the holder's lease: {error}"))?
             .ttl();
-        Ok(if left <= 0 {
-            0
-        } else {
-            (left as u64 + 1) * 1000
-        })
+        Ok(left_ms_of_ttl(left))
     }
 
     /// The etcd lease this node's leader key is bound to: its current one, refreshed, if the
-    /// key is this node's and the lease still runs; else a new one (`true`).
+    /// key is this node's and the lease still runs; else a new one (`true`). A lease that
+    /// cannot be refreshed (etcd answers "lease not found" once it has run out) is replaced.
     async fn own_lease(&mut self, state: &State) -> Result<(i64, bool), String> {
         if let Some(leader) = &state.leader
             && leader.node == self.target.node
             && leader.lease != 0
         {
-            let (mut keeper, mut stream) = self
-                .client
-                .lease_keep_alive(leader.lease)
-                .await
-                .map_err(|error| format!("etcd: cannot renew this node's lease: {error}"))?;
-            keeper
-                .keep_alive()
-                .await
-                .map_err(|error| format!("etcd: cannot renew this node's lease: {error}"))?;
-            let renewed = stream
-                .message()
-                .await
-                .map_err(|error| format!("etcd: cannot renew this node's lease: {error}"))?;
-            if renewed.is_some_and(|renewed| renewed.ttl() > 0) {
-                return Ok((leader.lease, false));
+            match self.refresh(leader.lease).await {
+                Ok(true) => return Ok((leader.lease, false)),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::info!("etcd: this node's lease is not refreshed ({error}); a new one");
+                }
             }
         }
         let ttl = self.target.lease.as_secs_f64().ceil() as i64;
@@ -244,6 +259,14 @@ impl EtcdSession {
             .await
             .map_err(|error| format!("etcd: cannot grant this node a lease: {error}"))?;
         Ok((granted.id(), true))
+    }
+
+    /// Refreshes an etcd lease once; whether it still ran.
+    async fn refresh(&mut self, lease: i64) -> Result<bool, etcd_client::Error> {
+        let (mut keeper, mut stream) = self.client.lease_keep_alive(lease).await?;
+        keeper.keep_alive().await?;
+        let renewed = stream.message().await?;
+        Ok(renewed.is_some_and(|renewed| renewed.ttl() > 0))
     }
 
     /// Writes the grant, if neither key changed since `state` was read. Returns whether it did.
@@ -293,5 +316,28 @@ impl EtcdSession {
             .await
             .map_err(|error| format!("etcd: cannot write the vote: {error}"))?;
         Ok(response.succeeded())
+    }
+}
+
+/// etcd's time-to-live of a lease (whole seconds, truncated; -1 once it is gone) as an upper
+/// bound in milliseconds: 0 only for a lease that is gone.
+fn left_ms_of_ttl(ttl: i64) -> u64 {
+    u64::try_from(ttl).map_or(0, |left| left.saturating_add(1).saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_ms_of_ttl;
+
+    #[test]
+    fn a_lease_with_less_than_a_second_left_still_runs() {
+        assert_eq!(left_ms_of_ttl(-1), 0, "gone");
+        assert_eq!(
+            left_ms_of_ttl(0),
+            1000,
+            "under one second left is not expired"
+        );
+        assert_eq!(left_ms_of_ttl(2), 3000);
+        assert_eq!(left_ms_of_ttl(i64::MAX), u64::MAX);
     }
 }

@@ -81,13 +81,18 @@ impl Store {
         last_position(&mut connection).await
     }
 
-    /// The newest HLC stamp in the log as (ms, logical, node), or `None` for an empty log. Not
-    /// always the last entry's: a re-applied orphan keeps its older stamp. One scan of the log.
+    /// The newest HLC stamp in the log and the kept orphans as (ms, logical, node), or `None`
+    /// when both are empty. Not always the last entry's: a re-applied orphan keeps its older
+    /// stamp. One scan of each.
     pub async fn newest_stamp(&self) -> Result<Option<(u64, u32, String)>, StoreError> {
         let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "SELECT hlc_ms, hlc_logical, hlc_node FROM _tandem_log \
-             WHERE hlc_ms = (SELECT max(hlc_ms) FROM _tandem_log) \
-             ORDER BY hlc_logical DESC, hlc_node DESC LIMIT 1",
+            "SELECT hlc_ms, hlc_logical, hlc_node FROM ( \
+                 SELECT hlc_ms, hlc_logical, hlc_node FROM _tandem_log \
+                 WHERE hlc_ms = (SELECT max(hlc_ms) FROM _tandem_log) \
+                 UNION ALL \
+                 SELECT hlc_ms, hlc_logical, hlc_node FROM _tandem_orphans \
+                 WHERE hlc_ms = (SELECT max(hlc_ms) FROM _tandem_orphans)) \
+             ORDER BY hlc_ms DESC, hlc_logical DESC, hlc_node DESC LIMIT 1",
         )
         .fetch_optional(&self.reader)
         .await?;

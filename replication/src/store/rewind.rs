@@ -45,6 +45,13 @@ impl Store {
             let mut statements = Statements::new(RawDb::new(&mut handle));
             statements.run("PRAGMA defer_foreign_keys = ON", &[])?;
             set_applying(&mut statements, true)?;
+            // Orphans kept from an earlier rewind parted from the active's log no later than
+            // this one did.
+            let point = Value::Integer(to_sql_int("diverged_after", idx)?);
+            statements.run(
+                "UPDATE _tandem_orphans SET diverged_after = ? WHERE diverged_after > ?",
+                &[point.clone(), point],
+            )?;
             for entry in &orphans {
                 keep_orphan(&mut statements, entry, idx)?;
             }
@@ -77,8 +84,8 @@ impl Store {
                 Ok((id, diverged_after, entry_from_row(row, true)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        // Kept by a version that did not record it: the oldest such orphan's index less one is
-        // the latest the divergence can have been.
+        // Kept by a version that did not record it: the oldest such orphan's index less one,
+        // as merges did before the column.
         let unrecorded = read
             .iter()
             .filter(|(_, diverged_after, _)| diverged_after.is_none())
@@ -141,7 +148,10 @@ fn keep_orphan(
     diverged_after: u64,
 ) -> Result<(), StoreError> {
     let mut values = entry_values(entry)?;
-    values.push(Value::Integer(to_sql_int("idx", diverged_after)?));
+    values.push(Value::Integer(to_sql_int(
+        "diverged_after",
+        diverged_after,
+    )?));
     statements.run(
         "INSERT INTO _tandem_orphans (idx, term_epoch, term_node, txid, tbl, pk, op, new_image, \
          old_image, hlc_ms, hlc_logical, hlc_node, origin, hash, diverged_after, rewound_at_ms) \

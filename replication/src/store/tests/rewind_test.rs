@@ -127,3 +127,28 @@ async fn orphans_kept_by_a_version_without_their_divergence_point_are_read_after
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_later_rewind_below_a_kept_orphan_moves_its_divergence_point_back() {
+    let a = node().await;
+    for id in 1..=3 {
+        write_sql(
+            &a.store,
+            id,
+            &format!("INSERT INTO items (id, name, qty) VALUES ({id}, 'n', {id})"),
+        )
+        .await
+        .unwrap();
+    }
+    let last = a.store.last_log_position().await.unwrap().idx;
+    let (first, _) = a.store.rewind_after(last - 1).await.unwrap();
+    let (second, _) = a.store.rewind_after(1).await.unwrap();
+    assert!(!first.is_empty() && !second.is_empty());
+    let kept = a.store.orphans().await.unwrap();
+    assert_eq!(kept.len(), first.len() + second.len());
+    assert!(
+        kept.iter().all(|orphan| orphan.diverged_after == 1),
+        "every kept orphan parted from the log no later than index 1: {:?}",
+        kept.iter().map(|o| o.diverged_after).collect::<Vec<_>>()
+    );
+}
