@@ -60,7 +60,11 @@ pub fn run(spec: &ChaosSpec, bins: &Binaries) -> anyhow::Result<ChaosReport> {
     let cluster_spec = cluster_spec
         .ctl_timeout(Duration::from_secs(40))
         .set_all("replication.migrations", migrations.display().to_string())
-        .set_all("replication.tables", toml::Value::Array(vec![TABLE.into()]));
+        .set_all("replication.tables", toml::Value::Array(vec![TABLE.into()]))
+        // The whole log stays, so the stamp check reads every change of the run (retention
+        // pruned the first minutes of a 30-minute run, and the check was blind there).
+        .set_all("replication.log_retention.entries", 10_000_000)
+        .set_all("replication.log_retention.bytes", "16GiB");
     let mut cluster = Cluster::start(cluster_spec, bins)?;
     super::wait_healthy(&cluster).context("the pair to start")?;
     if spec.witness {
