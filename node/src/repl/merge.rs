@@ -115,7 +115,12 @@ pub fn reapply_local(repl: &Replication) {
                     tracing::warn!(%error, "cannot drop merged orphans");
                 }
             }
-            Err(reason) => message.push_str(&format!("; stopped: {reason}")),
+            Err(reason) => {
+                message.push_str(&format!("; stopped: {reason}"));
+                // Those merged before it stopped are in this log now, and would never come
+                // back through replication: drop them here.
+                drop_already_merged(&repl).await;
+            }
         }
         repl.record("merge", &message).await;
         repl.refresh_counts().await;
@@ -306,6 +311,33 @@ async fn submit(
     super::writer::submit(repl, request_id, statements, Mode::Node, Some(write))
         .await
         .map(|done| done.replayed)
+}
+
+/// Drops the kept orphans whose merge is already in this node's log, however it got there
+/// (this node merged some of its own while active, say, and then stopped being the active: the
+/// active then answers them "already merged", and no new entry would ever bring their request
+/// ids back). Returns how many were dropped.
+pub async fn drop_already_merged(repl: &Replication) -> u64 {
+    let store = repl.store();
+    let merged = match store.orphans_already_merged().await {
+        Ok(merged) if !merged.is_empty() => merged,
+        Ok(_) => return 0,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read which orphans are already merged");
+            return 0;
+        }
+    };
+    match store.drop_orphan_transactions(&merged).await {
+        Ok(dropped) => {
+            tracing::info!(dropped, "orphans already merged in this log dropped");
+            repl.refresh_counts().await;
+            dropped
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot drop merged orphans");
+            0
+        }
+    }
 }
 
 /// On the passive, after a batch is applied: orphans whose merge came back are dropped.

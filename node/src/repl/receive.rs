@@ -546,8 +546,10 @@ impl Stream {
         Ok(kept)
     }
 
-    /// Hands every kept orphan to the active, oldest first, in messages of bounded size.
+    /// Hands every kept orphan to the active, oldest first, in messages of bounded size; those
+    /// whose merge is already in this log are dropped instead.
     async fn send_orphans(&self) -> Result<(), String> {
+        super::merge::drop_already_merged(&self.repl).await;
         let orphans = match self.repl.store().orphans().await {
             Ok(orphans) => orphans,
             Err(error) => {

@@ -103,6 +103,29 @@ impl Store {
         Ok(kept)
     }
 
+    /// The transactions among the kept orphans whose merge is already in this database: their
+    /// request id `merge:<origin>:<txid>` is in `tandem_requests` (a merge write records it in
+    /// its own transaction). Such orphans are done, wherever the merge ran: on the active, whose
+    /// write came back through replication, or on this node itself while it was active. Empty
+    /// if `tandem_requests` does not exist yet.
+    pub async fn orphans_already_merged(&self) -> Result<Vec<u64>, StoreError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tandem_requests'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let txids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT o.txid FROM _tandem_orphans o JOIN tandem_requests r \
+             ON r.request_id = 'merge:' || o.origin || ':' || o.txid",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(txids.into_iter().map(|txid| txid as u64).collect())
+    }
+
     /// Forgets the orphans of these transactions: the active re-applied them (or recorded them
     /// as conflicts) and that came back through replication. Returns how many were dropped.
     pub async fn drop_orphan_transactions(&self, txids: &[u64]) -> Result<u64, StoreError> {

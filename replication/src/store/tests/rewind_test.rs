@@ -152,3 +152,34 @@ async fn a_later_rewind_below_a_kept_orphan_moves_its_divergence_point_back() {
         kept.iter().map(|o| o.diverged_after).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn orphans_whose_merge_request_is_recorded_are_found_as_already_merged() {
+    let a = node().await;
+    assert!(
+        a.store.orphans_already_merged().await.unwrap().is_empty(),
+        "no tandem_requests table yet: nothing is merged"
+    );
+    write_sql(&a.store, 1, "INSERT INTO items (id, name, qty) VALUES (1, 'n', 1)")
+        .await
+        .unwrap();
+    write_sql(&a.store, 2, "INSERT INTO items (id, name, qty) VALUES (2, 'n', 2)")
+        .await
+        .unwrap();
+    let (orphans, _) = a.store.rewind_after(0).await.unwrap();
+    let merged = &orphans[0];
+    sqlx::query("CREATE TABLE tandem_requests (request_id TEXT PRIMARY KEY)")
+        .execute(&a.store.writer)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tandem_requests (request_id) VALUES (?)")
+        .bind(format!("merge:{}:{}", merged.origin, merged.txid))
+        .execute(&a.store.writer)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.store.orphans_already_merged().await.unwrap(),
+        vec![merged.txid],
+        "the orphan whose merge is recorded, and only it"
+    );
+}
