@@ -160,12 +160,20 @@ async fn orphans_whose_merge_request_is_recorded_are_found_as_already_merged() {
         a.store.orphans_already_merged().await.unwrap().is_empty(),
         "no tandem_requests table yet: nothing is merged"
     );
-    write_sql(&a.store, 1, "INSERT INTO items (id, name, qty) VALUES (1, 'n', 1)")
-        .await
-        .unwrap();
-    write_sql(&a.store, 2, "INSERT INTO items (id, name, qty) VALUES (2, 'n', 2)")
-        .await
-        .unwrap();
+    write_sql(
+        &a.store,
+        1,
+        "INSERT INTO items (id, name, qty) VALUES (1, 'n', 1)",
+    )
+    .await
+    .unwrap();
+    write_sql(
+        &a.store,
+        2,
+        "INSERT INTO items (id, name, qty) VALUES (2, 'n', 2)",
+    )
+    .await
+    .unwrap();
     let (orphans, _) = a.store.rewind_after(0).await.unwrap();
     let merged = &orphans[0];
     sqlx::query("CREATE TABLE tandem_requests (request_id TEXT PRIMARY KEY)")
