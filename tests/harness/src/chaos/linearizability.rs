@@ -551,7 +551,37 @@ fn split_windows(
     };
     // The loser's rewind of its suffix, and a merge-back that ran to its end.
     let rewinds = of_kind("rewound");
-    let merges = of_kind("merge-back");
+    // Each complete merge-back: when, on which node, and whether of that node's own orphans.
+    let mut merges: Vec<(i64, &str, bool)> = [("a", &a_events), ("b", &b_events)]
+        .into_iter()
+        .flat_map(|(node, events)| {
+            events
+                .iter()
+                .filter(|(_, kind, message)| {
+                    kind == "merge"
+                        && message.starts_with("merge-back")
+                        && !message.contains("stopped")
+                })
+                .map(move |(at, _, message)| {
+                    (
+                        *at,
+                        node,
+                        message.starts_with("merge-back of this node's own"),
+                    )
+                })
+        })
+        .collect();
+    merges.sort();
+    // Which node each rewind was on.
+    let rewound_on: std::collections::HashMap<i64, &str> = [("a", &a_events), ("b", &b_events)]
+        .into_iter()
+        .flat_map(|(node, events)| {
+            events
+                .iter()
+                .filter(|(_, kind, message)| kind == "merge" && message.starts_with("rewound"))
+                .map(move |(at, _, _)| (*at, node))
+        })
+        .collect();
     // (start, end, the rewind whose merge-back ends it, if any yet).
     let mut splits: Vec<(i64, i64, Option<i64>)> = Vec::new();
     for (a_start, a_end) in &a {
@@ -605,10 +635,25 @@ fn split_windows(
     splits.sort();
     let mut result = Vec::new();
     for (start, end, rewind) in &splits {
-        // The merge that ends the window: the first complete merge-back after its rewind.
+        // The merge that ends the window: the first complete merge-back of that rewind's
+        // orphans after it, by the other node (orphans "from the peer") or by the rewound node
+        // itself once active (its "own orphans"). A merge of other orphans in between does not
+        // end it: reads while the right one runs may see its half-applied state.
         let merged = rewind
-            .and_then(|rewind| merges.iter().find(|at| **at >= rewind))
-            .map_or(*end, |at| (*at).max(*end));
+            .and_then(|rewind| {
+                let node = rewound_on.get(&rewind).copied();
+                merges
+                    .iter()
+                    .find(|(at, on, own)| {
+                        *at >= rewind
+                            && match node {
+                                Some(node) => (*on == node) == *own,
+                                None => true,
+                            }
+                    })
+                    .map(|(at, _, _)| *at)
+            })
+            .map_or(*end, |at| at.max(*end));
         // Milliseconds to microseconds, widened each way: events are stamped in whole
         // milliseconds, just after the role changed.
         result.push(SplitWindow {
