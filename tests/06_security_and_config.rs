@@ -15,11 +15,7 @@ fn a_peer_from_another_ca_is_refused_and_logged() -> anyhow::Result<()> {
     let mut cluster = Cluster::prepare(ClusterSpec::new(), &bins())?;
     let other = other_ca(&cluster)?;
     phase("b presents a certificate named b, but from another CA");
-    cluster.update_config("b", |config| {
-        config.set("tls.ca", other.join("ca.pem").display().to_string());
-        config.set("tls.cert", other.join("b.pem").display().to_string());
-        config.set("tls.key", other.join("b.key").display().to_string());
-    })?;
+    use_foreign_ca(&mut cluster, "b", &other)?;
     cluster.start_node("a")?;
     cluster.start_node("b")?;
     cluster.wait_until(WAIT, "a to log the refused handshake", |c| {

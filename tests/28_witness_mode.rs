@@ -345,11 +345,7 @@ fn a_node_of_another_ca_gets_no_vote_from_etcd() -> anyhow::Result<()> {
     )?;
     let other = other_ca(&cluster)?;
     phase("b's certificates (its CA, its own) are of another CA than etcd's and a's");
-    cluster.update_config("b", |config| {
-        config.set("tls.ca", other.join("ca.pem").display().to_string());
-        config.set("tls.cert", other.join("b.pem").display().to_string());
-        config.set("tls.key", other.join("b.key").display().to_string());
-    })?;
+    use_foreign_ca(&mut cluster, "b", &other)?;
     cluster.start_node("a")?;
     cluster.start_node("b")?;
     wait_witness_ok(&cluster, "a")?;

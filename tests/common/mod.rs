@@ -177,3 +177,22 @@ pub fn other_ca(cluster: &Cluster) -> anyhow::Result<std::path::PathBuf> {
     );
     Ok(dir)
 }
+
+/// Gives `node` the CA and its own certificate from the foreign CA in `other` (`other_ca`).
+pub fn use_foreign_ca(
+    cluster: &mut tandem_harness::Cluster,
+    node: &str,
+    other: &std::path::Path,
+) -> anyhow::Result<()> {
+    cluster.update_config(node, |config| {
+        config.set("tls.ca", other.join("ca.pem").display().to_string());
+        config.set(
+            "tls.cert",
+            other.join(format!("{node}.pem")).display().to_string(),
+        );
+        config.set(
+            "tls.key",
+            other.join(format!("{node}.key")).display().to_string(),
+        );
+    })
+}
